@@ -1,0 +1,2 @@
+"""labkit.viz (being built; see docs/architecture.md for its public names)."""
+__all__: list[str] = []
