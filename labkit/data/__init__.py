@@ -1,2 +1,39 @@
-"""labkit.data (being built; see docs/architecture.md for its public names)."""
-__all__: list[str] = []
+"""labkit.data: offline corpora, tokenizers (HF tokenizers), datasets, collators and augmentations."""
+from labkit._lazy import lazy_exports
+
+_EXPORTS = {
+    # corpora.py
+    "Corpus": "corpora",
+    "CorpusInfo": "corpora",
+    "load_corpus": "corpora",
+    "list_corpora": "corpora",
+    "fetch_corpus": "corpora",
+    # synthetic.py
+    "copy_task": "synthetic",
+    "reverse_task": "synthetic",
+    "modular_arithmetic": "synthetic",
+    # tokenizer.py
+    "Tokenizer": "tokenizer",
+    "TokenInfo": "tokenizer",
+    "train_tokenizer": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    # datasets.py
+    "LMBlocks": "datasets",
+    "RandomBlockBatches": "datasets",
+    "ClassificationDataset": "datasets",
+    "Seq2SeqDataset": "datasets",
+    "Batches": "datasets",
+    "train_val_split": "datasets",
+    # collators.py
+    "PadCollator": "collators",
+    "MLMCollator": "collators",
+    "mask_tokens": "collators",
+    # augment.py
+    "Compose": "augment",
+    "RandomInsertion": "augment",
+    "RandomDeletion": "augment",
+    "RandomSwap": "augment",
+    "RandomReplacement": "augment",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,2 +1,17 @@
-"""labkit.generation (being built; see docs/architecture.md for its public names)."""
-__all__: list[str] = []
+"""labkit.generation: sampling functions over logits, generate(), stream(), beam search with the KV cache."""
+from labkit._lazy import lazy_exports
+
+_EXPORTS = {
+    "generate": "generate",
+    "stream": "generate",
+    "GenerationResult": "generate",
+    "greedy": "sampling",
+    "sample": "sampling",
+    "apply_temperature": "sampling",
+    "top_k_filter": "sampling",
+    "top_p_filter": "sampling",
+    "apply_repetition_penalty": "sampling",
+    "beam_search": "beam",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

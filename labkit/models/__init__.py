@@ -1,2 +1,22 @@
-"""labkit.models (being built; see docs/architecture.md for its public names)."""
-__all__: list[str] = []
+"""labkit.models: GPT, Encoder (BERT-style), Seq2Seq, LSTMLM; hook points, activation caches, KV cache, HF interop."""
+from labkit._lazy import lazy_exports
+
+_EXPORTS = {
+    "HookPoint": "hooks",
+    "HookedModel": "hooks",
+    "ActivationCache": "hooks",
+    "ModelOutput": "outputs",
+    "KVCache": "kv_cache",
+    "GPT": "gpt",
+    "GPTConfig": "gpt",
+    "Encoder": "encoder",
+    "EncoderConfig": "encoder",
+    "Seq2Seq": "seq2seq",
+    "Seq2SeqConfig": "seq2seq",
+    "LSTMLM": "lstm",
+    "LSTMConfig": "lstm",
+    "summary": "summary",
+    "ModelSummary": "summary",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

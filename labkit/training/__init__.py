@@ -1,2 +1,19 @@
-"""labkit.training (being built; see docs/architecture.md for its public names)."""
-__all__: list[str] = []
+"""labkit.training: the train loop, callbacks, optimizers and schedules, checkpoints, LoRA (PEFT), distributed."""
+from labkit._lazy import lazy_exports
+
+_EXPORTS = {
+    "train": "trainer",
+    "Trainer": "trainer",
+    "History": "history",
+    "Callback": "callbacks",
+    "ProgressBar": "callbacks",
+    "make_optimizer": "optim",
+    "make_schedule": "optim",
+    "save_checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "lr_find": "lr_finder",
+    "LRFinderResult": "lr_finder",
+    "lora": "lora",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
