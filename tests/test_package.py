@@ -1,0 +1,105 @@
+"""Package-level contracts: light imports, the one-way dependency rule, the CLI entry point."""
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import labkit
+
+ROOT = Path(labkit.__file__).resolve().parent
+CORE = ("data", "models", "training", "generation", "evaluation", "viz")
+WIDGET_LIBS = ("ipywidgets", "anywidget", "traitlets", "IPython")
+HEAVY_OPTIONAL = ("transformers", "peft", "sklearn", "sacrebleu", "rouge_score", "datasets", "dask", "umap")
+# Lower layers must not import higher ones: data <- models <- {training, generation, evaluation} <- viz <- widgets.
+LAYER = {"data": 0, "models": 1, "training": 2, "generation": 2, "evaluation": 2, "viz": 3, "widgets": 4}
+
+
+def _core_modules() -> list[str]:
+    names = []
+    for pkg in CORE:
+        names.append(f"labkit.{pkg}")
+        for info in pkgutil.iter_modules([str(ROOT / pkg)]):
+            names.append(f"labkit.{pkg}.{info.name}")
+    return names
+
+
+def _imports(path: Path) -> list[tuple[str, int, bool]]:
+    """(imported module, line, at module top level?) for every import in a file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno, id(node) in top) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.module, node.lineno, id(node) in top))
+    return found
+
+
+def test_core_never_imports_widget_libraries_anywhere():
+    offenders = []
+    for pkg in CORE:
+        for path in (ROOT / pkg).rglob("*.py"):
+            for name, line, _ in _imports(path):
+                if name.split(".")[0] in WIDGET_LIBS:
+                    offenders.append(f"{path.relative_to(ROOT.parent)}:{line} imports {name}")
+    assert not offenders, "core packages must not import widget libraries:\n" + "\n".join(offenders)
+
+
+def test_heavy_optional_libraries_are_imported_lazily():
+    offenders = []
+    for path in ROOT.rglob("*.py"):
+        for name, line, top in _imports(path):
+            if top and name.split(".")[0] in HEAVY_OPTIONAL:
+                offenders.append(f"{path.relative_to(ROOT.parent)}:{line} imports {name} at module level")
+    assert not offenders, "import these inside the function that needs them:\n" + "\n".join(offenders)
+
+
+def test_dependencies_point_one_way():
+    offenders = []
+    for pkg, level in LAYER.items():
+        for path in (ROOT / pkg).rglob("*.py"):
+            for name, line, _ in _imports(path):
+                parts = name.split(".")
+                if parts[0] == "labkit" and len(parts) > 1 and parts[1] in LAYER:
+                    if LAYER[parts[1]] > level or (LAYER[parts[1]] == level and parts[1] != pkg):
+                        offenders.append(f"{path.relative_to(ROOT.parent)}:{line} ({pkg}) imports {name}")
+    assert not offenders, "a lower layer imports a higher or sibling one:\n" + "\n".join(offenders)
+
+
+def test_importing_every_core_module_loads_no_widget_or_heavy_library():
+    modules = _core_modules() + ["labkit", "labkit.cli", "labkit.notebooks"]
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(m for m in {WIDGET_LIBS + HEAVY_OPTIONAL!r} if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_import_labkit_does_not_import_torch():
+    code = "import sys, labkit; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cli_version_and_help():
+    out = subprocess.run([sys.executable, "-m", "labkit", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"labkit {labkit.__version__}"
+    out = subprocess.run([sys.executable, "-m", "labkit", "--help"], capture_output=True, text=True, check=True)
+    for command in ("run", "data"):
+        assert command in out.stdout
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    try:
+        labkit.not_a_subpackage  # noqa: B018
+    except AttributeError as exc:
+        assert "not_a_subpackage" in str(exc)
+    else:
+        raise AssertionError("labkit.not_a_subpackage should raise AttributeError")
