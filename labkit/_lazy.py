@@ -18,9 +18,13 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
         if module_name is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         module = importlib.import_module(f"{package}.{module_name}")
-        value = getattr(module, name)
-        importlib.import_module(package).__dict__[name] = value
-        return value
+        namespace = importlib.import_module(package).__dict__
+        # Bind every export of that module at once, so a later direct import of
+        # the submodule cannot shadow a re-exported name with the module object.
+        for export, source in exports.items():
+            if source == module_name:
+                namespace[export] = getattr(module, export)
+        return namespace[name]
 
     def __dir__() -> list[str]:
         return sorted(exports)

@@ -15,8 +15,12 @@ _EXPORTS = {
     "Seq2SeqConfig": "seq2seq",
     "LSTMLM": "lstm",
     "LSTMConfig": "lstm",
-    "summary": "summary",
-    "ModelSummary": "summary",
+    "Seq2SeqCache": "seq2seq",
+    "summary": "model_summary",
+    "ModelSummary": "model_summary",
+    "load_gguf": "hf_gpt",
+    "smollm2_gguf_path": "hf_gpt",
+    "encode_sentences": "encoder",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
