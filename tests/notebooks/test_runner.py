@@ -1,0 +1,140 @@
+"""`labkit run` and `run_notebook` with real papermill runs on tiny notebooks written into tmp_path."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit.errors import InvalidInputError, UnknownNameError
+from labkit.notebooks import RunResult, export_html, run_notebook
+
+LABKIT = [sys.executable, "-m", "labkit"]
+PLOTLY_BUNDLE = re.compile(r"\* plotly\.js v\d")
+REMOTE_SOURCE = re.compile(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I)
+
+
+def _write(tmp_path: Path, *cells: str, params: str = "n: int = 3  # how many points\nlabel: str = 'hi'") -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("# A tiny lesson"))
+    cell = nbformat.v4.new_code_cell(params)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells.append(cell)
+    nb.cells.extend(nbformat.v4.new_code_cell(src) for src in cells)
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*LABKIT, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_bad_parameters_fail_fast_with_one_line_and_no_kernel(tmp_path):
+    path = _write(tmp_path, "print(n)")
+    (tmp_path / "bad.yaml").write_text("n: many\n")
+    for args, message in [
+        (["-p", "nn", "3"], "unknown parameter 'nn'; did you mean 'n'?"),
+        (["-p", "n", "abc"], "parameter 'n' expects int, got 'abc'"),
+        (["-f", "missing.yaml"], "parameter file 'missing.yaml' does not exist"),
+        (["-f", "bad.yaml"], "parameter 'n' expects int, got 'many'"),
+    ]:
+        start = time.perf_counter()
+        proc = _cli("run", str(path), *args, "-o", str(tmp_path / "out"), cwd=tmp_path)
+        elapsed = time.perf_counter() - start
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0]
+        assert elapsed < 3.0  # includes interpreter start; the check itself is milliseconds
+        assert not (tmp_path / "out" / "lesson.ipynb").exists()  # no kernel ran, nothing was written
+
+
+def test_library_call_validates_before_running(tmp_path):
+    path = _write(tmp_path, "print(n)")
+    with pytest.raises(UnknownNameError):
+        run_notebook(path, {"label2": "x"}, tmp_path / "out")
+    with pytest.raises(InvalidInputError, match="timeout=0"):
+        run_notebook(path, {}, tmp_path / "out", timeout=0)
+    with pytest.raises(InvalidInputError, match="not a notebook"):
+        run_notebook(tmp_path / "lesson.py", {}, tmp_path / "out")
+
+
+def test_params_command_prints_the_signature(tmp_path):
+    path = _write(tmp_path, "print(n)", params="n: int = 3  # how many points\nmode: Literal['a', 'b'] = 'a'")
+    proc = _cli("params", str(path), cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.splitlines() == ["n: int = 3  # how many points", "mode: Literal['a', 'b'] = 'a'"]
+    described = json.loads(_cli("params", str(path), "--json", cwd=tmp_path).stdout)
+    assert described[1] == {"name": "mode", "type": "Literal['a', 'b']", "default": "a", "help": "", "choices": ["a", "b"]}
+
+
+@pytest.mark.notebook
+def test_successful_run_writes_notebook_and_offline_report_with_one_plotly_bundle(tmp_path):
+    path = _write(
+        tmp_path,
+        "import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=list(range(n)))).show()",
+        "go.Figure(go.Bar(y=[1, 2, n])).show()\nprint('label is', label, 'n squared is', n * n)",
+        "import sys\nprint('kernel python', sys.executable)",
+    )
+    (tmp_path / "params.yaml").write_text("label: hello\nn: 2\n")
+    proc = _cli("run", str(path), "-f", "params.yaml", "-p", "n", "7", "-o", "out", cwd=tmp_path)  # -p overrides -f
+    assert proc.returncode == 0, proc.stderr
+    assert "out/lesson.ipynb" in proc.stdout and "out/lesson.html" in proc.stdout
+    executed = nbformat.read(tmp_path / "out" / "lesson.ipynb", as_version=4)
+    text = json.dumps(executed)
+    assert "label is hello n squared is 49" in text
+    assert f"kernel python {sys.executable}" in text  # the current environment's interpreter ran the cells
+    html = (tmp_path / "out" / "lesson.html").read_text()
+    assert len(PLOTLY_BUNDLE.findall(html)) == 1  # two figures, one inlined plotly.js
+    assert html.count("Plotly.newPlot(") == 2
+    assert not REMOTE_SOURCE.search(html), REMOTE_SOURCE.search(html)
+    assert 'id="labkit-run-header"' in html and "hello" in re.search(r'class="labkit-parameters">(.*?)</table>', html, re.S).group(1)
+    assert 'id="labkit-failure-banner"' not in html
+
+
+@pytest.mark.notebook
+def test_failing_notebook_keeps_the_executed_notebook_and_marks_the_cell(tmp_path):
+    path = _write(tmp_path, "x = n + 1", "raise ValueError(f'bad value {x}')", "print('never reached')")
+    proc = _cli("run", str(path), "-o", "out", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "ValueError: bad value 4" in proc.stderr
+    executed = nbformat.read(tmp_path / "out" / "lesson.ipynb", as_version=4)
+    errors = [c for c in executed.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert len(errors) == 1 and "raise ValueError" in errors[0].source
+    assert "never reached" not in json.dumps([c.get("outputs", []) for c in executed.cells if c.cell_type == "code"])
+    html = (tmp_path / "out" / "lesson.html").read_text()
+    banner = re.search(r'id="labkit-failure-banner">(.*?)</div>', html, re.S).group(1)
+    anchor = re.search(r'href="#([^"]+)"', banner).group(1)
+    assert "ValueError: bad value 4" in banner
+    # the banner links to the failing cell, and that cell carries the highlight class
+    cell_div = re.search(rf'<div[^>]*id="{re.escape(anchor)}"[^>]*>', html).group(0)
+    assert "celltag_labkit-failed" in cell_div and "ValueError" in html[html.index(cell_div):][:3000]
+    assert html.count("celltag_labkit-failed") == 1 + html.count(".celltag_labkit-failed")
+
+
+@pytest.mark.notebook
+def test_whole_run_timeout_stops_the_kernel_and_still_reports(tmp_path):
+    path = _write(tmp_path, "import time\nprint('started')", "time.sleep(60)")
+    start = time.perf_counter()
+    result = run_notebook(path, {}, tmp_path / "out", timeout=8)
+    assert time.perf_counter() - start < 30
+    assert isinstance(result, RunResult) and not result.ok and "timeout=8" in result.error
+    assert result.html_path is not None and 'id="labkit-failure-banner"' in result.html_path.read_text()
+
+
+def test_export_html_refuses_a_missing_notebook(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_html(tmp_path / "nope.ipynb", tmp_path / "nope.html")
+
+
+@pytest.mark.notebook
+def test_cell_timeout_names_the_limit_not_the_interrupt(tmp_path):
+    path = _write(tmp_path, "import time\ntime.sleep(60)")
+    result = run_notebook(path, {}, tmp_path / "out", cell_timeout=2)
+    assert not result.ok and result.error == "TimeoutError: a cell ran longer than cell_timeout=2 s"
+    assert "celltag_labkit-failed" in result.html_path.read_text().split("</style>", 1)[-1].split("</header>", 1)[-1]
