@@ -22,10 +22,17 @@ _SUBPACKAGES = (
     "notebooks",
 )
 
-__all__ = ["__version__", *_SUBPACKAGES]
+# Top-level shortcuts that lessons use: `labkit.record("val_loss", 1.9)`.
+_SHORTCUTS = {"record": "labkit.notebooks.results", "collect": "labkit.notebooks.results"}
+
+__all__ = ["__version__", *_SUBPACKAGES, *_SHORTCUTS]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SHORTCUTS:
+        value = getattr(importlib.import_module(_SHORTCUTS[name]), name)
+        globals()[name] = value
+        return value
     if name in _SUBPACKAGES:
         module = importlib.import_module(f"labkit.{name}")
         globals()[name] = module

@@ -77,6 +77,49 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_collect(args: argparse.Namespace) -> int:
+    from labkit.notebooks import collect
+
+    table = collect(args.directory)
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+        print(f"wrote {args.csv} ({len(table)} runs)")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.max_columns", None, "display.width", 160):
+            print(table.to_string(index=False) if len(table) else "no executed notebooks found")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from labkit.notebooks import sweep
+    from labkit.notebooks.parameters import load_parameter_file
+    from labkit.notebooks.sweep import parse_cli_grid
+
+    if not args.param:
+        raise SystemExit("labkit sweep: give at least one -p NAME VALUES (comma-separated values)")
+    fixed = load_parameter_file(args.param_file) if args.param_file else {}
+    result = sweep(args.notebook, parse_cli_grid(args.param), args.output_dir, fixed=fixed, executor=args.executor,
+                   scheduler=args.scheduler, workers=args.workers, cell_timeout=args.cell_timeout, timeout=args.timeout)
+    print(f"{len(result.run_dirs)} runs in {result.duration_s:.1f} s, {result.failed} failed")
+    print(f"table:  {result.csv_path}")
+    print(f"report: {result.report_path}")
+    return 0 if result.failed == 0 else 1
+
+
+def _cmd_gallery(args: argparse.Namespace) -> int:
+    from labkit.notebooks import build_gallery
+
+    result = build_gallery(args.notebooks, args.output_dir, only=args.only, workers=args.workers, force=args.force,
+                           cell_timeout=args.cell_timeout, timeout=args.timeout)
+    for e in result.entries:
+        state = "ok" if e.ok else f"FAILED ({e.error})"
+        print(f"{e.name:28} {'cached' if e.cached else f'{e.duration_s:5.0f} s':>8}  {e.page_bytes / 1e6:5.1f} MB  {state}")
+    print(f"index: {result.index_path}")
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labkit",
@@ -115,6 +158,34 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller models and fewer repeats (about a minute)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     bench.set_defaults(func=_cmd_bench)
+
+    collect = sub.add_parser("collect", help="one table of parameters and recorded metrics across executed notebooks")
+    collect.add_argument("directory", help="a folder of runs (searched recursively) or one executed notebook")
+    collect.add_argument("--csv", metavar="PATH", help="write the table as CSV instead of printing it")
+    collect.set_defaults(func=_cmd_collect)
+
+    sw = sub.add_parser("sweep", help="run a notebook over a grid of parameter values in parallel and compare")
+    sw.add_argument("notebook", help="path to the notebook (.ipynb)")
+    sw.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUES"),
+                    help="a swept parameter and its comma-separated values, e.g. -p lr 1e-3,3e-4 (repeatable)")
+    sw.add_argument("-f", "--param-file", metavar="PATH", help="YAML/JSON file of parameters fixed for every run")
+    sw.add_argument("-o", "--output-dir", default=None, help="where the runs and the report go (default: sweeps/<notebook>)")
+    sw.add_argument("--executor", default="local", choices=["local", "dask"], help="local processes or a Dask cluster")
+    sw.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
+    sw.add_argument("--workers", type=int, default=None, help="runs at once (default: CPU cores)")
+    sw.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per cell, per run")
+    sw.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per run")
+    sw.set_defaults(func=_cmd_sweep)
+
+    gal = sub.add_parser("gallery", help="execute every lesson with its defaults into offline pages plus an index")
+    gal.add_argument("--notebooks", default="notebooks", help="the lesson folder (default: notebooks)")
+    gal.add_argument("-o", "--output-dir", default="gallery", help="where the pages go (default: gallery)")
+    gal.add_argument("--only", nargs="+", default=None, metavar="LESSON", help="lesson stems or numbers to build")
+    gal.add_argument("--workers", type=int, default=None, help="lessons at once (default: CPU cores)")
+    gal.add_argument("--force", action="store_true", help="re-execute even when the cache says a page is current")
+    gal.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per cell")
+    gal.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per lesson")
+    gal.set_defaults(func=_cmd_gallery)
     return parser
 
 

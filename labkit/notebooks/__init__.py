@@ -1,4 +1,5 @@
-"""labkit.notebooks: the report runner (typed parameters, papermill execution, offline HTML reports)."""
+"""labkit.notebooks: the report runner (typed parameters, papermill execution, offline HTML reports),
+recorded results, sweeps and the gallery."""
 from labkit._lazy import lazy_exports
 
 _EXPORTS = {
@@ -7,6 +8,12 @@ _EXPORTS = {
     "read_parameters": "parameters",
     "Parameter": "parameters",
     "export_html": "report",
+    "record": "results",
+    "collect": "results",
+    "sweep": "sweep",
+    "SweepResult": "sweep",
+    "build_gallery": "gallery",
+    "GalleryResult": "gallery",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

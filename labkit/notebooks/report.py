@@ -21,7 +21,7 @@ _PLOTLY_BUNDLE = re.compile(r"<script[^>]*>\s*/\*\*\s*\*\s*plotly\.js v[\s\S]*?<
 _REMOTE_SRC = re.compile(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//[^>]*>(\s*</script>)?""", re.I)
 
 
-def _failed_cell(nb) -> tuple[int, Any] | None:
+def failed_cell(nb) -> tuple[int, Any] | None:
     """Return (index, cell) of the cell that failed or was still running when the run stopped."""
     for status in ("failed", "running"):
         for i, cell in enumerate(nb.cells):
@@ -83,7 +83,7 @@ def export_html(
         "duration_s": duration_s,
         "error": error,
     }
-    failed = _failed_cell(nb) if error else None
+    failed = failed_cell(nb) if error else None
     if failed is not None:
         index, cell = failed
         cell.setdefault("metadata", {}).setdefault("tags", [])

@@ -118,6 +118,8 @@ def run_notebook(
         env = dict(os.environ)
         env["PLOTLY_RENDERER"] = PLOTLY_RENDERER
         env["PYTHONUNBUFFERED"] = "1"
+        # a private runtime dir per run: parallel runs (sweeps, the gallery) never share connection files
+        env["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
         kernel = kernel_name
         if kernel is None:
             _write_current_kernelspec(Path(tmp))
@@ -155,6 +157,11 @@ def run_notebook(
     ok = error is None
     if not nb_out.is_file():  # papermill failed before writing anything (e.g. no such kernel)
         return RunResult(False, nb_out, None, error or "papermill wrote no notebook", duration, values)
+    from labkit.notebooks.report import FAILED_TAG
+    from labkit.notebooks.results import finalize_executed_notebook
+
+    finalize_executed_notebook(nb_out, notebook=src.stem, parameters=values, ok=ok, duration_s=duration,
+                               error=error, failed_tag=FAILED_TAG)
     export_html(nb_out, html_out, title=title or src.stem, parameters=values,
                 duration_s=duration, error=error)
     return RunResult(ok, nb_out, html_out, error, duration, values)
