@@ -3,6 +3,10 @@ from labkit._lazy import lazy_exports
 
 _EXPORTS = {
     "perplexity": "perplexity",
+    "PerplexityResult": "perplexity",
+    "PrecisionRecallF1": "classification",
+    "BleuResult": "text",
+    "ChrfResult": "text",
     "accuracy": "classification",
     "precision_recall_f1": "classification",
     "confusion_matrix": "classification",

@@ -103,7 +103,9 @@ def run_notebook(
     for name, value in (("cell_timeout", cell_timeout), ("timeout", timeout)):
         if value is not None and value <= 0:
             raise InvalidInputError(f"{name}={value!r} must be a positive number of seconds (or None for no limit)")
-    values = validate_parameters(read_parameters(src), dict(parameters or {}))
+    declared = read_parameters(src)
+    values = validate_parameters(declared, dict(parameters or {}))
+    effective = {**{p.name: p.default for p in declared}, **values}  # what the run actually used
 
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,8 +162,8 @@ def run_notebook(
     from labkit.notebooks.report import FAILED_TAG
     from labkit.notebooks.results import finalize_executed_notebook
 
-    finalize_executed_notebook(nb_out, notebook=src.stem, parameters=values, ok=ok, duration_s=duration,
+    finalize_executed_notebook(nb_out, notebook=src.stem, parameters=effective, ok=ok, duration_s=duration,
                                error=error, failed_tag=FAILED_TAG)
-    export_html(nb_out, html_out, title=title or src.stem, parameters=values,
+    export_html(nb_out, html_out, title=title or src.stem, parameters=effective,
                 duration_s=duration, error=error)
     return RunResult(ok, nb_out, html_out, error, duration, values)
