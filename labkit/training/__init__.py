@@ -14,6 +14,9 @@ _EXPORTS = {
     "lr_find": "lr_finder",
     "LRFinderResult": "lr_finder",
     "lora": "lora",
+    "trainable_parameters": "lora",
+    "save_adapter": "lora",
+    "load_adapter": "lora",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
