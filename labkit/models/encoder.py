@@ -326,7 +326,12 @@ def encode_sentences(model: Encoder, texts: Sequence[str], tokenizer: Any, pooli
 
 def _tokenize(texts: list[str], tokenizer: Any, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Texts in, right-padded (input_ids, attention_mask) long tensors out, for any of the supported tokenizer kinds."""
-    if hasattr(tokenizer, "encode_batch"):  # tokenizers.Tokenizer or labkit's Tokenizer
+    from labkit.data.tokenizer import Tokenizer as LabkitTokenizer
+
+    if isinstance(tokenizer, LabkitTokenizer):  # its encode_batch adds no [CLS]/[SEP] unless asked
+        seqs = tokenizer.encode_batch(texts, add_special_tokens=True)
+        masks = [[1] * len(s) for s in seqs]
+    elif hasattr(tokenizer, "encode_batch"):  # a tokenizers.Tokenizer (its post-processor adds the specials)
         encoded = tokenizer.encode_batch(texts)
         seqs = [list(getattr(e, "ids", e)) for e in encoded]
         masks = [list(getattr(e, "attention_mask", [1] * len(s))) for e, s in zip(encoded, seqs)]

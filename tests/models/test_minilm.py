@@ -59,6 +59,11 @@ def test_encode_sentences_is_sentence_transformers_mean_pooling(models):
 
     fast = Tokenizer.from_file(str(minilm.get_model_path()) + "/tokenizer.json")
     assert (ours.encode_sentences(SENTENCES, fast) - expected).abs().max() <= 1e-5
+    # And through labkit's own tokenizer loaded from the same folder ([CLS]/[SEP] must be added).
+    from labkit.data import load_tokenizer
+
+    labkit_tok = load_tokenizer(minilm.get_model_path())
+    assert (ours.encode_sentences(SENTENCES, labkit_tok) - expected).abs().max() <= 1e-5
     sims = got @ got.T
     assert sims[0, 1] > sims[0, 2] and sims[0, 1] > sims[0, 3]  # paraphrases sit closer than unrelated text
     cls = ours.encode_sentences(SENTENCES, tok, pooling="cls", normalize=False)
