@@ -51,7 +51,7 @@ def _cmd_data_list(args: argparse.Namespace) -> int:
 
     for info in list_corpora():
         status = "installed" if info.installed else "not installed"
-        print(f"{info.name:16} {info.task:26} {info.size:>18}  {info.licence:22} {status}")
+        print(f"{info.name:16} {info.task:34} {info.size:>26}  {info.licence:22} {status}")
     return 0
 
 

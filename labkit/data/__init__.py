@@ -9,6 +9,7 @@ _EXPORTS = {
     "list_corpora": "corpora",
     "fetch_corpus": "corpora",
     # synthetic.py
+    "SyntheticTask": "synthetic",
     "copy_task": "synthetic",
     "reverse_task": "synthetic",
     "modular_arithmetic": "synthetic",
@@ -30,6 +31,7 @@ _EXPORTS = {
     "mask_tokens": "collators",
     # augment.py
     "Compose": "augment",
+    "TextTransform": "augment",
     "RandomInsertion": "augment",
     "RandomDeletion": "augment",
     "RandomSwap": "augment",
