@@ -1,2 +1,9 @@
-"""labkit.widgets (being built; see docs/architecture.md for its public names)."""
-__all__: list[str] = []
+"""labkit.widgets: interactive anywidget views; the only labkit package that imports ipywidgets/anywidget/traitlets/IPython."""
+from labkit._lazy import lazy_exports
+
+_EXPORTS = {
+    # attention.py
+    "AttentionWidget": "attention",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

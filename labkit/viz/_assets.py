@@ -1,0 +1,75 @@
+"""Front-end files (ES modules, CSS) for the views: find them, and turn a module into an inline classic script.
+
+The sources live in the checkout's top-level `widgets/` folder; the build copies them into the installed
+package as `labkit/widgets/static/`. Static HTML inlines them: a classic `<script>` (not `type=module`),
+because every front end we target (JupyterLab 4, Notebook 7, VS Code, nbconvert pages) runs those, and
+its `document.currentScript` tells the code where it sits.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from labkit.errors import InvalidInputError, MissingSourceError
+
+__all__ = ["asset_text", "asset_dirs", "classic_script", "json_for_script"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent / "widgets" / "static"
+_SOURCE_DIR = Path(__file__).resolve().parent.parent.parent / "widgets"
+
+
+def asset_dirs() -> list[Path]:
+    """Return the folders searched for front-end files, in order: installed package, then source checkout."""
+    return [_PACKAGE_DIR, _SOURCE_DIR]
+
+
+@lru_cache(maxsize=None)
+def asset_text(name: str) -> str:
+    """A front-end file name such as "attention.js" in, its text out (package copy first, then the checkout).
+
+    name: a bare file name; raises MissingSourceError naming both folders when neither has it.
+    """
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise InvalidInputError(f"asset name must be a bare file name such as 'attention.js', got {name!r}")
+    for folder in asset_dirs():
+        path = folder / name
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    raise MissingSourceError(
+        f"front-end file {name!r} is in neither {_PACKAGE_DIR} nor {_SOURCE_DIR}; reinstall labkit (pip install .) "
+        "or run from a source checkout that has widgets/"
+    )
+
+
+_EXPORT = re.compile(r"^export\s+(default\s+)?", re.M)
+
+
+@lru_cache(maxsize=None)
+def classic_script(name: str) -> str:
+    """An ES module file name in, the same code as classic-script statements out (exports turned into locals).
+
+    `export function f` becomes `function f`; `export default {...}` becomes `const __default = {...}`.
+    Only those two forms are allowed in our modules; anything else (import, export list) raises, so a
+    change to the module that would break the static pages fails loudly in the tests.
+    """
+    src = asset_text(name)
+    if re.search(r"^\s*import[\s{(*]", src, re.M) or re.search(r"^export\s*\{", src, re.M):
+        raise InvalidInputError(f"{name} must not use import statements or export lists; it is inlined into static HTML")
+    code = _EXPORT.sub(lambda m: "const __default = " if m.group(1) else "", src)
+    if "</script" in code.lower():
+        raise InvalidInputError(f"{name} contains '</script', which would end an inline script; split that string")
+    return code
+
+
+def json_for_script(value: object) -> str:
+    """A JSON-able value in, JSON text that is safe inside an HTML <script> out.
+
+    `<`, `>`, `&` and the JS line separators are written as \\u escapes, so text such as
+    "</script><img ...>" inside a token cannot end the script or be read as markup.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    return text
