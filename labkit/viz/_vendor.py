@@ -1,0 +1,120 @@
+"""Third-party front-end files (require.js, d3, jQuery, the Jupyter widget manager), fetched at set-up time.
+
+labkit commits no third-party JavaScript. The few files that offline pages need
+(bertviz's own UI expects require.js, d3 5.7 and jQuery; static HTML reports need
+the Jupyter widget manager) are downloaded once from the npm registry, at pinned
+versions, into labkit's cache (`$LABKIT_CACHE/vendor`, default
+`~/.cache/labkit/vendor`). `labkit vendor fetch` does it; the set-up script runs
+it on every fresh machine. At run time nothing touches the network.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import MissingSourceError, UnknownNameError, close_matches
+
+
+@dataclass(frozen=True)
+class VendorFile:
+    """One file inside one pinned npm package."""
+
+    name: str  # labkit's name for it
+    package: str  # npm package name
+    version: str  # exact version (pinned: pages must not change under a user's feet)
+    path: str  # path inside the package tarball, below `package/`
+    licence: str
+
+    @property
+    def tarball_url(self) -> str:
+        base = self.package.split("/")[-1]
+        return f"https://registry.npmjs.org/{self.package}/-/{base}-{self.version}.tgz"
+
+
+VENDOR: dict[str, VendorFile] = {
+    f.name: f
+    for f in (
+        VendorFile("require.js", "requirejs", "2.3.7", "require.js", "MIT"),
+        VendorFile("d3.js", "d3", "5.7.0", "dist/d3.min.js", "BSD-3-Clause"),
+        VendorFile("jquery.js", "jquery", "2.2.4", "dist/jquery.min.js", "MIT"),
+        VendorFile("embed-amd.js", "@jupyter-widgets/html-manager", "1.0.15", "dist/embed-amd.js", "BSD-3-Clause"),
+    )
+}
+
+
+def vendor_dir() -> Path:
+    """Return the folder the vendored files live in (`$LABKIT_CACHE/vendor`, default `~/.cache/labkit/vendor`)."""
+    root = Path(os.environ.get("LABKIT_CACHE") or Path.home() / ".cache" / "labkit")
+    return root / "vendor"
+
+
+def _target(spec: VendorFile) -> Path:
+    return vendor_dir() / spec.package.replace("/", "__") / spec.version / Path(spec.path).name
+
+
+def vendor_file(name: str) -> Path:
+    """labkit's name of a vendored file ("require.js", "d3.js", "jquery.js", "embed-amd.js") in, its local path out."""
+    spec = VENDOR.get(name)
+    if spec is None:
+        raise UnknownNameError(f"unknown vendored file {name!r}; {close_matches(name, VENDOR) or 'known: ' + ', '.join(VENDOR)}")
+    path = _target(spec)
+    if not path.is_file():
+        raise MissingSourceError(f"{name} ({spec.package}@{spec.version}) is not on this machine; run: labkit vendor fetch")
+    return path
+
+
+def vendor_text(name: str) -> str:
+    """The contents of a vendored file as text (for inlining into an offline page)."""
+    return vendor_file(name).read_text(encoding="utf-8")
+
+
+def _download(spec: VendorFile) -> bytes:
+    """Return the package tarball: through `npm pack` (which checks the registry's integrity hash) when npm
+    exists, else straight from the registry over HTTPS."""
+    npm = shutil.which("npm")
+    if npm:
+        with tempfile.TemporaryDirectory() as tmp:
+            proc = subprocess.run([npm, "pack", f"{spec.package}@{spec.version}", "--silent", "--pack-destination", tmp],
+                                  capture_output=True, text=True, timeout=300)
+            tarballs = list(Path(tmp).glob("*.tgz"))
+            if proc.returncode == 0 and tarballs:
+                return tarballs[0].read_bytes()
+    with urllib.request.urlopen(spec.tarball_url, timeout=120) as response:  # noqa: S310 (fixed https URL)
+        return response.read()
+
+
+def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Path]:
+    """Download the named vendored files (default: all) unless present; return their paths. Idempotent."""
+    paths = []
+    for name in names or list(VENDOR):
+        spec = VENDOR.get(name)
+        if spec is None:
+            raise UnknownNameError(f"unknown vendored file {name!r}; known: {', '.join(VENDOR)}")
+        target = _target(spec)
+        if not target.is_file():
+            if not quiet:
+                print(f"labkit vendor: fetching {spec.package}@{spec.version} ({spec.path})")
+            try:
+                data = _download(spec)
+            except OSError as exc:
+                raise MissingSourceError(
+                    f"could not download {spec.package}@{spec.version} from the npm registry ({exc}); "
+                    "connect to the network and run: labkit vendor fetch") from None
+            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+                member = tar.extractfile(f"package/{spec.path}")
+                if member is None:
+                    raise MissingSourceError(f"{spec.package}@{spec.version} has no {spec.path}; the pinned version is wrong")
+                content = member.read()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(target.suffix + ".part")
+            tmp.write_bytes(content)
+            os.replace(tmp, target)  # atomic: a half-written file never passes for a good one
+        paths.append(target)
+    return paths
