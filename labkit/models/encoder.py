@@ -16,7 +16,7 @@ from torch import nn
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.layers import Block
-from labkit.models.lstm import check_token_ids
+from labkit.models.lstm import check_token_ids, ids_are_checkable
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["EncoderConfig", "Encoder", "encode_sentences"]
@@ -246,7 +246,7 @@ class Encoder(HookedModel):
                 raise InvalidInputError(f"{name} shape {tuple(value.shape)} must equal input_ids shape {tuple(input_ids.shape)}")
         if token_type_ids is None:
             return torch.zeros_like(input_ids)
-        if token_type_ids.numel() and (token_type_ids.min() < 0 or token_type_ids.max() >= c.type_vocab_size):
+        if token_type_ids.numel() and ids_are_checkable(token_type_ids) and (token_type_ids.min() < 0 or token_type_ids.max() >= c.type_vocab_size):
             raise InvalidInputError(
                 f"token_type_ids must lie in [0, {c.type_vocab_size}), got {int(token_type_ids.max())}; "
                 "use 0 for the first segment and 1 for the second"

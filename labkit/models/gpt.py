@@ -19,6 +19,7 @@ from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, RotaryEmbedding, make_norm
 from labkit.models.outputs import ModelOutput
+from labkit.models.lstm import ids_are_checkable
 
 __all__ = ["GPTConfig", "GPT"]
 
@@ -172,7 +173,7 @@ class GPT(HookedModel):
                 f"sequence of {total_len} tokens is longer than block_size={c.block_size}; truncate the input"
                 + (" or set rope_extrapolate=True" if c.positions == "rotary" else " or use a larger block_size")
             )
-        if input_ids.numel():
+        if input_ids.numel() and ids_are_checkable(input_ids):  # no host sync on GPUs, no graph break when compiled
             hi, lo = int(input_ids.max()), int(input_ids.min())
             if hi >= c.vocab_size:
                 raise InvalidInputError(f"token id {hi} >= vocab_size {c.vocab_size}; build the model with vocab_size >= {hi + 1} or re-encode with its tokenizer")
