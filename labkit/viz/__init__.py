@@ -12,6 +12,23 @@ _EXPORTS = {
     "qk_view": "attention",
     "cross_attention_view": "attention",
     "attention_heatmap": "attention",
+    # tokens.py
+    "token_view": "tokens",
+    "TokenView": "tokens",
+    "TokenRun": "tokens",
+    "tokenize_runs": "tokens",
+    # attention_math.py
+    "attention_steps": "attention_math",
+    "attention_walkthrough": "attention_math",
+    "Step": "attention_math",
+    "AttentionWalkthrough": "attention_math",
+    # lora.py
+    "lora_parameter_table": "lora",
+    "lora_parameter_figure": "lora",
+    "lora_singular_values": "lora",
+    "lora_singular_value_figure": "lora",
+    "LoraTable": "lora",
+    "LoraRow": "lora",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,6 +4,9 @@ from labkit._lazy import lazy_exports
 _EXPORTS = {
     # attention.py
     "AttentionWidget": "attention",
+    "TokenizerExplorer": "tokens",
+    "AttentionMathWidget": "attention_math",
+    "LoraExplorer": "lora",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,117 @@
+"""AttentionMathWidget: the attention walk-through of one head with step/layer/head synced to Python.
+
+Python recomputes the steps (`labkit.viz.attention_math`) when `layer` or `head` changes and sends the escaped
+step panels as HTML; the front end (`widgets/attention_math.js`) only shows one panel at a time.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import anywidget
+import traitlets as t
+
+from labkit.errors import InvalidInputError
+from labkit.viz._assets import asset_text
+from labkit.viz.attention_math import MAX_DIMS, MAX_TOKENS, AttentionWalkthrough, _check_model, attention_walkthrough
+
+__all__ = ["AttentionMathWidget"]
+
+
+class AttentionMathWidget(anywidget.AnyWidget):
+    """Step through one head's attention on your model and prompt: `AttentionMathWidget(model, ids, tokens=...)`.
+
+    Traits `step`, `layer` and `head` are validated against the model; changing layer or head recomputes the
+    steps in Python (the front end never computes model internals).
+    """
+
+    _esm = asset_text("attention_math.js")
+    _css = asset_text("attention_math.css")
+
+    step = t.Int(0, help="index of the step shown").tag(sync=True)
+    layer = t.Int(0, help="which block").tag(sync=True)
+    head = t.Int(0, help="which query head").tag(sync=True)
+    n_layer = t.Int(1, help="number of blocks in the model (read-only)").tag(sync=True)
+    n_head = t.Int(1, help="query heads per block (read-only)").tag(sync=True)
+    step_names = t.List(t.Unicode(), help="the name of every step, in order").tag(sync=True)
+    steps_html = t.Unicode("", help="every step as escaped HTML panels (built in Python)").tag(sync=True)
+    header_html = t.Unicode("", help="layer/head and the check against the model, as escaped HTML").tag(sync=True)
+    max_diff = t.Float(0.0, help="largest |walk-through - model| over the checked steps").tag(sync=True)
+
+    def __init__(self, model: Any, input_ids: Any, tokens: Sequence[str] | None = None, *, layer: int = 0, head: int = 0,
+                 step: int = 0, max_tokens: int = MAX_TOKENS, max_dims: int = MAX_DIMS, title: str = "",
+                 **kwargs: Any) -> None:
+        base, ids = _check_model(model, input_ids)
+        self._model, self._ids, self._tokens = model, ids, tokens
+        self._options = dict(max_tokens=max_tokens, max_dims=max_dims, title=title)
+        self._ready = False
+        super().__init__(**kwargs)
+        with self.hold_trait_notifications():
+            self.n_layer, self.n_head = len(base.blocks), base.blocks[0].attn.n_head
+        self.walkthrough = attention_walkthrough(model, ids, layer, head, tokens, step=step, **self._options)
+        self._publish(step)
+
+    def _publish(self, step: int | None = None) -> None:
+        w = self.walkthrough
+        self._ready = False  # held notifications fire when the block ends; they must not recompute again
+        try:
+            with self.hold_trait_notifications():
+                self.layer, self.head = w.layer, w.head
+                self.step_names = [s.name for s in w.steps]
+                if step is not None or self.step >= len(w.steps):
+                    self.step = min(step if step is not None else self.step, len(w.steps) - 1)
+                self.steps_html, self.header_html, self.max_diff = w.steps_html(), w.header_html(), w.max_diff
+        finally:
+            self._ready = True
+        w.step = self.step
+
+    @t.observe("layer", "head")
+    def _recompute(self, change: dict) -> None:
+        if not self._ready:
+            return
+        name = self.step_names[self.step] if self.step < len(self.step_names) else ""
+        self.walkthrough = attention_walkthrough(self._model, self._ids, self.layer, self.head, self._tokens, **self._options)
+        names = [s.name for s in self.walkthrough.steps]
+        # stay on the same kind of step (e.g. "softmax") when the head changes
+        same = [i for i, n in enumerate(names) if n.split(" (")[0] == name.split(" (")[0]]
+        self._publish(same[0] if same else min(self.step, len(names) - 1))
+
+    @t.observe("step")
+    def _on_step(self, change: dict) -> None:
+        if self._ready:
+            self.walkthrough.step = change["new"]
+
+    @t.validate("layer")
+    def _valid_layer(self, proposal: dict) -> int:
+        return self._in_range(proposal["value"], self.n_layer, "layer", "blocks")
+
+    @t.validate("head")
+    def _valid_head(self, proposal: dict) -> int:
+        return self._in_range(proposal["value"], self.n_head, "head", "heads per block")
+
+    @t.validate("step")
+    def _valid_step(self, proposal: dict) -> int:
+        n = len(self.step_names) if self.step_names else 1
+        return self._in_range(proposal["value"], n, "step", "steps")
+
+    @staticmethod
+    def _in_range(value: int, n: int, what: str, unit: str) -> int:
+        if not 0 <= value < n:
+            raise InvalidInputError(f"{what} {value} is out of range; there are {n} {unit} (0..{n - 1})")
+        return value
+
+    @property
+    def steps(self) -> list:
+        """The current steps (labkit.viz.attention_math.Step), whole matrices included."""
+        return self.walkthrough.steps
+
+    def to_view(self) -> AttentionWalkthrough:
+        """The current state as a static view (HTML page with the slider, SVG, text)."""
+        return self.walkthrough
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return bundle
+        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
+        # hosts without a widget manager show the pattern's SVG and the text summary
+        return {**data, "text/plain": self.walkthrough.summary(), "image/svg+xml": self.walkthrough.to_svg()}, meta
