@@ -29,6 +29,22 @@ _EXPORTS = {
     "lora_singular_value_figure": "lora",
     "LoraTable": "lora",
     "LoraRow": "lora",
+    # bertviz.py
+    "to_bertviz": "bertviz",
+    "BertvizView": "bertviz",
+    "bertviz_head_view": "bertviz",
+    "bertviz_model_view": "bertviz",
+    # projector.py
+    "project": "projector",
+    "ProjectionResult": "projector",
+    "projector_figure": "projector",
+    "nearest_neighbours": "projector",
+    "Neighbour": "projector",
+    "checkpoint_trajectory": "projector",
+    "Trajectory": "projector",
+    "embedding_matrix": "projector",
+    "token_frequencies": "projector",
+    "procrustes": "projector",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,6 +7,7 @@ _EXPORTS = {
     "TokenizerExplorer": "tokens",
     "AttentionMathWidget": "attention_math",
     "LoraExplorer": "lora",
+    "ProjectorWidget": "projector",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
