@@ -2,15 +2,16 @@
 from labkit._lazy import lazy_exports
 
 _EXPORTS = {
-    "generate": "generate",
-    "stream": "generate",
-    "GenerationResult": "generate",
+    "generate": "decoding",
+    "stream": "decoding",
+    "GenerationResult": "decoding",
     "greedy": "sampling",
     "sample": "sampling",
     "apply_temperature": "sampling",
     "top_k_filter": "sampling",
     "top_p_filter": "sampling",
     "apply_repetition_penalty": "sampling",
+    "warp_logits": "sampling",
     "beam_search": "beam",
 }
 __all__ = sorted(_EXPORTS)
