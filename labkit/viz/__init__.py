@@ -45,6 +45,12 @@ _EXPORTS = {
     "embedding_matrix": "projector",
     "token_frequencies": "projector",
     "procrustes": "projector",
+    # curves.py
+    "training_curves": "curves",
+    "curves_svg": "curves",
+    "curves_summary": "curves",
+    "curve_data": "curves",
+    "CurveData": "curves",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -8,6 +8,9 @@ _EXPORTS = {
     "AttentionMathWidget": "attention_math",
     "LoraExplorer": "lora",
     "ProjectorWidget": "projector",
+    "TrainingDashboard": "dashboard",
+    "DashboardCallback": "dashboard",
+    "GenerationPlayground": "playground",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
