@@ -44,6 +44,9 @@ class Callback:
     def on_train_end(self, trainer: "Trainer", history: "History") -> None:
         """Called once at the end, also after an interrupt or an early stop."""
 
+    def on_train_error(self, trainer: "Trainer", error: BaseException) -> None:
+        """Called instead of on_train_end when training stops on an error (e.g. a NaN loss); the error is re-raised."""
+
 
 class CallbackList(Callback):
     """Several callbacks called in order, as one."""
@@ -77,6 +80,13 @@ class CallbackList(Callback):
     def on_train_end(self, trainer: "Trainer", history: "History") -> None:
         for cb in self.callbacks:
             cb.on_train_end(trainer, history)
+
+    def on_train_error(self, trainer: "Trainer", error: BaseException) -> None:
+        for cb in self.callbacks:
+            try:  # a failing listener must not hide the training error
+                cb.on_train_error(trainer, error)
+            except Exception:  # noqa: BLE001
+                pass
 
 
 class LambdaCallback(Callback):
@@ -127,6 +137,11 @@ class ProgressBar(Callback):
     def on_train_end(self, trainer: "Trainer", history: "History") -> None:
         if self.bar is not None:
             self.bar.set_postfix(self._postfix)
+            self.bar.close()
+            self.bar = None
+
+    def on_train_error(self, trainer: "Trainer", error: BaseException) -> None:
+        if self.bar is not None:  # do not leave a bar hanging
             self.bar.close()
             self.bar = None
 

@@ -219,10 +219,8 @@ class Trainer:
             self._flush_logs()
             if self.checkpoint_dir is not None:
                 self._checkpoint()
-        except BaseException:
-            for cb in self.callbacks.callbacks:  # a crash skips on_train_end: do not leave a bar hanging
-                if isinstance(cb, ProgressBar) and cb.bar is not None:
-                    cb.bar.close()
+        except BaseException as error:
+            self.callbacks.on_train_error(self, error)  # listeners (progress bar, dashboard) show the failure
             raise
         finally:
             if previous_handler is not None:

@@ -31,7 +31,7 @@ from labkit.viz.curves import curves_summary, curves_svg
 __all__ = ["DashboardCallback", "TrainingDashboard"]
 
 STOP_REASON = "stopped from the dashboard"
-STATES = ("idle", "running", "stopping", "finished", "stopped", "interrupted")
+STATES = ("idle", "running", "stopping", "finished", "stopped", "interrupted", "failed")
 
 
 def _short(x: Any) -> float | None:
@@ -232,6 +232,12 @@ class DashboardCallback(Callback):
     def on_checkpoint(self, trainer: Any, path: Any) -> None:
         """Show where the checkpoint went, at once."""
         self._set(last_checkpoint=str(path), message=f"saved {path}")
+        self.flush(force=True)
+
+    def on_train_error(self, trainer: Any, error: BaseException) -> None:
+        """Show the failure (e.g. a NaN loss) instead of leaving the dashboard 'running'."""
+        self._read_history(trainer)
+        self._set(status="failed", message=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
         self.flush(force=True)
 
     def on_train_end(self, trainer: Any, history: Any) -> None:

@@ -77,6 +77,16 @@ def test_stop_click_ends_a_real_run_after_that_step_and_checkpoints(tok, tmp_pat
     assert [p[0] for p in dash.points] == [1, 2, 3]
 
 
+def test_a_diverging_run_shows_failed_and_keeps_the_error(tok, tmp_path):
+    from labkit.training import TrainingDivergedError
+
+    dash = TrainingDashboard()
+    with pytest.raises(TrainingDivergedError):
+        train(_model(tok.vocab_size), _batches(tok), steps=50, lr=1e12, log_every=1, checkpoint_dir=tmp_path,
+              callbacks=[dash.callback], **QUIET)
+    assert dash.status == "failed" and "TrainingDivergedError" in dash.message
+
+
 def test_save_click_writes_a_checkpoint_at_that_step_and_training_goes_on(tok, tmp_path):
     dash = TrainingDashboard()
     history = train(_model(tok.vocab_size), _batches(tok), steps=6, log_every=3, checkpoint_dir=tmp_path, keep_last=5,
