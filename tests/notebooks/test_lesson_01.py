@@ -44,8 +44,6 @@ def test_lesson_rejects_a_mistyped_parameter_before_any_kernel(tmp_path):
 
 @pytest.mark.notebook
 def test_lesson_runs_into_an_offline_report_with_every_section(tmp_path):
-    pytest.importorskip("labkit.data.corpora", reason="labkit.data.corpora (load_corpus) is not in this tree yet")
-    pytest.importorskip("labkit.data.tokenizer", reason="labkit.data.tokenizer (train_tokenizer) is not in this tree yet")
     proc = subprocess.run(
         [sys.executable, "-m", "labkit", "run", str(LESSON), "-p", "max_chars", "200000", "-p", "vocab_size", "500",
          "-p", "sample_text", "Wherefore art thou Romeo? 🌹", "-o", str(tmp_path)],
