@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(VENV)/bin/labkit run notebooks/01_tokenization.ipynb -o gallery
 
 test: $(STAMP)
+	@bash scripts/install-browser.sh || echo "make test: no Chromium here; the browser tests will be skipped"
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
