@@ -152,6 +152,8 @@ def to_hf(model: Any) -> Any:
                                n_head=c.n_head, n_inner=c.n_inner, activation_function=c.mlp, layer_norm_epsilon=c.layer_norm_eps,
                                resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
                                tie_word_embeddings=c.tie_embeddings, initializer_range=c.initializer_range)
+        if c.vocab_size <= 50256:  # GPT-2's <|endoftext|> id does not exist in a smaller vocabulary
+            hf_config.bos_token_id = hf_config.eos_token_id = None
         hf = GPT2LMHeadModel(hf_config)
         out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
                "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": sd["ln_f.bias"], "lm_head.weight": sd["lm_head.weight"]}
