@@ -196,12 +196,25 @@ def test_bad_inputs_raise_one_line_errors():
         assert "\n" not in str(info.value)
 
 
-def test_umap_is_optional():
-    try:
-        import umap  # noqa: F401
-    except ImportError:
-        with pytest.raises(MissingSourceError, match="pip install umap-learn"):
-            project(torch.randn(30, 5), "umap")
-        pytest.skip("umap-learn is not installed; the error names the install command")
-    r = project(_clusters()[0], "umap", 3)
-    assert r.coords.shape == (100, 3)
+def test_umap_keeps_clusters_apart(monkeypatch):
+    pytest.importorskip("umap", reason="umap-learn is part of the [viz] extra")
+    x, labels = _clusters()
+    r = project(x, "umap", 3)
+    assert r.coords.shape == (100, 3) and r.method == "umap"
+    d = torch.cdist(r.coords, r.coords).fill_diagonal_(float("inf"))
+    nearest = d.argmin(1)
+    agree = sum(labels[i] == labels[int(j)] for i, j in enumerate(nearest)) / len(labels)
+    assert agree >= 0.95  # neighbours in the picture are neighbours in the data
+    # without the package, the error names the install command
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_umap(name, *args, **kwargs):
+        if name == "umap":
+            raise ImportError("no umap")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_umap)
+    with pytest.raises(MissingSourceError, match="pip install umap-learn"):
+        project(torch.randn(30, 5), "umap")
