@@ -125,7 +125,7 @@ def _build_one(spec: dict[str, Any]) -> dict[str, Any]:
     from labkit.notebooks.runner import run_notebook
 
     result = run_notebook(spec["notebook"], {}, spec["run_dir"], cell_timeout=spec.get("cell_timeout"),
-                          timeout=spec.get("timeout"))
+                          timeout=spec.get("timeout"), threads=spec.get("threads"))
     return {"ok": result.ok, "error": result.error, "duration_s": result.duration_s,
             "html": str(result.html_path) if result.html_path else None, "ipynb": str(result.notebook_path)}
 
@@ -165,6 +165,8 @@ def build_gallery(
         todo.append({"notebook": str(nb), "run_dir": str(out / CACHE_DIR / "runs" / nb.stem), "key": key,
                      "cell_timeout": cell_timeout, "timeout": timeout})
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    for spec in todo:  # split the cores: oversubscribed kernels run many times slower
+        spec["threads"] = max(1, (os.cpu_count() or 1) // workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_build_one, todo))
     for spec, res in zip(todo, results):

@@ -82,6 +82,7 @@ def run_notebook(
     cell_timeout: float | None = None,
     timeout: float | None = None,
     title: str | None = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Notebook path and parameter values in, `RunResult` out (executed .ipynb and HTML report written).
 
@@ -92,6 +93,8 @@ def run_notebook(
     cell_timeout: seconds one cell may run before the run fails.
     timeout: seconds the whole execution may run before it is stopped.
     title: the report's title (default: the notebook's stem).
+    threads: CPU threads the kernel's math libraries may use (OMP_NUM_THREADS); parallel runs (sweeps, the
+        gallery) split the cores between them, since oversubscribed runs are many times slower.
     """
     from labkit.notebooks.report import export_html
 
@@ -120,6 +123,8 @@ def run_notebook(
         env = dict(os.environ)
         env["PLOTLY_RENDERER"] = PLOTLY_RENDERER
         env["PYTHONUNBUFFERED"] = "1"
+        if threads is not None:
+            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(max(1, int(threads)))
         # a private runtime dir per run: parallel runs (sweeps, the gallery) never share connection files
         env["JUPYTER_RUNTIME_DIR"] = str(Path(tmp) / "runtime")
         kernel = kernel_name

@@ -63,7 +63,8 @@ def _run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
     for attempt in range(3):
         result = run_notebook(spec["notebook"], spec["parameters"], spec["output_dir"],
-                              cell_timeout=spec.get("cell_timeout"), timeout=spec.get("timeout"))
+                              cell_timeout=spec.get("cell_timeout"), timeout=spec.get("timeout"),
+                              threads=spec.get("threads"))
         if result.ok or not any(m in (result.error or "") for m in _STARTUP_FAILURES):
             break
         time.sleep(0.5 * (attempt + 1))
@@ -129,7 +130,9 @@ def sweep(
     for i, values in enumerate(runs):
         run_dir = out / f"run-{i:03d}"
         specs.append({"notebook": str(src.resolve()), "parameters": values, "output_dir": str(run_dir.resolve()),
-                      "cell_timeout": cell_timeout, "timeout": timeout})
+                      "cell_timeout": cell_timeout, "timeout": timeout,
+                      # local runs share this machine's cores; Dask workers keep their own settings
+                      "threads": max(1, (os.cpu_count() or 1) // workers) if executor == "local" else None})
     start = time.perf_counter()
     results = _execute(specs, executor, scheduler, workers)
     duration = time.perf_counter() - start

@@ -40,3 +40,36 @@ def test_lesson_is_clean_documented_and_typed(lesson):
     assert title and summary, "the gallery needs a title and a one-line summary"
     source = "\n".join(c.source for c in code)
     assert not re.search(r"https?://", source), "lessons work offline: no hub, no CDN"
+
+
+# The smallest parameters of each lesson: every code path runs, in seconds. (Defaults run under nbval.)
+SMALLEST = {
+    "01_tokenization": {"max_chars": 50_000, "vocab_size": 300, "compare_pretrained": False},
+    "02_attention_from_scratch": {"n_embd": 8, "n_head": 2, "head": 0, "text": "a b a"},
+    "03_train_gpt_shakespeare": {"preset": "gpt-nano", "steps": 20, "eval_every": 10, "sample_chars": 20, "block_size": 32},
+    "04_generation_and_sampling": {"max_new_tokens": 4, "num_beams": 2},
+    "05_bert_mlm_and_sentiment": {"preset": "encoder-tiny", "vocab_size": 500, "mlm_steps": 5, "finetune_steps": 5,
+                                  "max_length": 16, "minilm_baseline": False},
+    "06_lora_fine_tuning": {"pretrain_steps": 5, "finetune_steps": 5, "ranks": "[1, 2]"},
+    "07_translation": {"steps": 5, "n_test": 3, "num_beams": 2, "max_chars": 40, "vocab_size": 300},
+    "08_embeddings": {"n_texts": 20, "max_chars": 80},
+    "09_inside_a_pretrained_model": {"load_smollm2": False},
+    "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
+}
+
+
+def test_every_lesson_has_a_smallest_parameter_set():
+    assert set(SMALLEST) == {p.stem for p in LESSONS}
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lesson_runs_under_labkit_run_at_its_smallest_parameters(lesson, tmp_path):
+    from labkit.notebooks import run_notebook
+
+    result = run_notebook(lesson, {k: str(v) for k, v in SMALLEST[lesson.stem].items()}, tmp_path, timeout=600)
+    assert result.ok, result.error
+    html = result.html_path.read_text(encoding="utf-8")
+    assert not re.search(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
+    assert result.html_path.stat().st_size <= 10 * 1024 * 1024  # the gallery's page limit
