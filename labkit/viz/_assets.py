@@ -8,8 +8,10 @@ its `document.currentScript` tells the code where it sits.
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
+from typing import Any
 from pathlib import Path
 
 from labkit.errors import InvalidInputError, MissingSourceError
@@ -73,3 +75,38 @@ def json_for_script(value: object) -> str:
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)
     return text
+
+
+def mount_script(name: str, element_id: str) -> str:
+    """A front-end module and an element id in, the inline <script> that mounts the module's static view there.
+
+    The module runs as a classic script inside its own function scope (see `classic_script`), so several views on
+    one page never share globals, and `mountStatic` finds its data next to the script.
+    """
+    js = classic_script(name)
+    return f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{element_id}");}})();</script>'
+
+
+class HtmlView:
+    """Base of labkit's static views: subclasses give `to_html()`, `to_svg()`, `summary()` and `_page_title()`.
+
+    Adds what every view shares: the notebook display bundle (HTML, an SVG fallback for hosts and reports that
+    cannot run scripts, and a plain-text summary) and `save_html`, a standalone page that works offline.
+    """
+
+    def _page_title(self) -> str:
+        return "labkit view"
+
+    def save_html(self, path: "str | os.PathLike[str]") -> Path:
+        """Write a full standalone HTML page (works offline, from disk) and return its path."""
+        import html
+
+        path = Path(path)
+        title = html.escape(self._page_title())
+        path.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
+                        f"<body>{self.to_html()}</body></html>\n", encoding="utf-8")  # type: ignore[attr-defined]
+        return path
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": self.summary(), "text/html": self.to_html(),  # type: ignore[attr-defined]
+                "image/svg+xml": self.to_svg()}  # type: ignore[attr-defined]

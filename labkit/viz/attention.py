@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text, classic_script, json_for_script
+from labkit.viz._assets import HtmlView, asset_text, json_for_script, mount_script
 from labkit.viz._payload import auto_top_k, pack_arrays, png_bytes, to_base64, weight_colors
 
 __all__ = ["AttentionPayload", "AttentionView", "attention_payload", "attention_tensor", "head_view", "model_view",
@@ -168,7 +168,7 @@ def _plain(token: str) -> str:
 
 
 @dataclass
-class AttentionView:
+class AttentionView(HtmlView):
     """A rendered attention view; display it in a notebook, `save_html(path)` it, or `to_figure()` it (plotly)."""
 
     kind: str  # "head" | "model" | "qk" | "cross" | "heatmap"
@@ -259,22 +259,13 @@ class AttentionView:
         """A self-contained HTML fragment: CSS, the SVG fallback, the base64 payload and the inlined script."""
         vid = "labkit-attn-" + uuid.uuid4().hex
         data = json_for_script({**self.spec(), "b64": to_base64(self.payload.data)})
-        js = classic_script("attention.js")
         return (f'<div class="labkit-attn" id="{vid}"><style>{asset_text("attention.css")}</style>'
                 f'<div class="labkit-attn-static">{self.to_svg(standalone=False)}</div><div class="labkit-attn-live"></div>'
                 f'<script type="application/json" class="labkit-attn-data">{data}</script>'
-                f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{vid}");}})();</script></div>')
+                + mount_script("attention.js", vid) + '</div>')
 
-    def save_html(self, path: str | Path) -> Path:
-        """Write a full standalone HTML page (works offline, from disk) and return its path."""
-        path = Path(path)
-        title = html.escape(self.title or f"labkit {self.kind} view")
-        path.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-                        f"<body>{self.to_html()}</body></html>\n", encoding="utf-8")
-        return path
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.summary(), "text/html": self.to_html(), "image/svg+xml": self.to_svg()}
+    def _page_title(self) -> str:
+        return self.title or f"labkit {self.kind} view"
 
     def to_figure(self) -> Any:
         """A plotly heatmap of the selected layer/head (mean over heads when none is selected)."""

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text, classic_script
+from labkit.viz._assets import HtmlView, asset_text, mount_script
 from labkit.viz.attention import _plain, attention_heatmap
 
 __all__ = ["Step", "attention_steps", "AttentionWalkthrough", "attention_walkthrough", "step_table_html"]
@@ -266,7 +266,7 @@ def step_table_html(step: Step, max_tokens: int = MAX_TOKENS, max_dims: int = MA
 
 
 @dataclass
-class AttentionWalkthrough:
+class AttentionWalkthrough(HtmlView):
     """The rendered walk-through: display it, `save_html(path)` it, or read `steps` and `max_diff`."""
 
     steps: list[Step]
@@ -334,21 +334,12 @@ class AttentionWalkthrough:
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, every step (visible without JavaScript), and the slider script."""
         vid = "labkit-am-" + uuid.uuid4().hex
-        js = classic_script("attention_math.js")
         return (f'<div class="labkit-am" id="{vid}" data-step="{self.step}"><style>{asset_text("attention_math.css")}</style>'
                 f'{self.header_html()}<div class="lk-am-bar"></div><div class="lk-am-steps">{self.steps_html()}</div>'
-                f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{vid}");}})();</script></div>')
+                + mount_script("attention_math.js", vid) + '</div>')
 
-    def save_html(self, path: str | Path) -> Path:
-        """Write a full standalone HTML page (works offline, from disk) and return its path."""
-        path = Path(path)
-        title = html.escape(self.title or f"labkit attention walk-through, layer {self.layer}, head {self.head}")
-        path.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-                        f"<body>{self.to_html()}</body></html>\n", encoding="utf-8")
-        return path
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.summary(), "text/html": self.to_html(), "image/svg+xml": self.to_svg()}
+    def _page_title(self) -> str:
+        return self.title or f"labkit attention walk-through, layer {self.layer}, head {self.head}"
 
 
 def attention_walkthrough(model: Any, input_ids: Any, layer: int = 0, head: int = 0, tokens: Sequence[str] | None = None,

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from labkit.errors import InvalidInputError
+from labkit.viz._assets import HtmlView
 
 __all__ = ["LoraRow", "LoraTable", "lora_layer_shapes", "lora_parameter_table", "lora_parameter_figure",
            "lora_singular_values", "lora_singular_value_figure", "DEFAULT_RANKS"]
@@ -73,7 +74,7 @@ class LoraRow:
 
 
 @dataclass
-class LoraTable:
+class LoraTable(HtmlView):
     """`lora_parameter_table`'s result: a row per rank plus the adapted layers; displays as a table."""
 
     rows: list[LoraRow]
@@ -129,8 +130,8 @@ class LoraTable:
         out.append("</svg>")
         return "".join(out)
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.summary(), "text/html": self.to_html(), "image/svg+xml": self.to_svg()}
+    def _page_title(self) -> str:
+        return "labkit LoRA parameter counts"
 
     def to_figure(self) -> Any:
         """A plotly figure: trainable parameters per rank (bars, log axis) and the trainable share (line)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text, classic_script, json_for_script
+from labkit.viz._assets import HtmlView, asset_text, json_for_script, mount_script
 from labkit.viz.attention import _plain
 
 __all__ = ["TokenRun", "TokenView", "tokenize_runs", "token_view", "named_tokenizers", "visible_whitespace", "MAX_TOKENS"]
@@ -105,7 +105,7 @@ def _shown(record: dict) -> str:
 
 
 @dataclass
-class TokenView:
+class TokenView(HtmlView):
     """A rendered tokenizer comparison; display it in a notebook, `save_html(path)` it, or read `runs`."""
 
     text: str
@@ -176,22 +176,13 @@ class TokenView:
         """A self-contained HTML fragment: CSS, the SVG fallback, the token data and the inlined script."""
         vid = "labkit-tok-" + uuid.uuid4().hex
         data = json_for_script(self.spec())
-        js = classic_script("tokens.js")
         return (f'<div class="labkit-tok" id="{vid}"><style>{asset_text("tokens.css")}</style>'
                 f'<div class="labkit-tok-static">{self.to_svg(standalone=False)}</div><div class="labkit-tok-live"></div>'
                 f'<script type="application/json" class="labkit-tok-data">{data}</script>'
-                f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{vid}");}})();</script></div>')
+                + mount_script("tokens.js", vid) + '</div>')
 
-    def save_html(self, path: str | Path) -> Path:
-        """Write a full standalone HTML page (works offline, from disk) and return its path."""
-        path = Path(path)
-        title = html.escape(self.title or "labkit tokenizer explorer")
-        path.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-                        f"<body>{self.to_html()}</body></html>\n", encoding="utf-8")
-        return path
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.summary(), "text/html": self.to_html(), "image/svg+xml": self.to_svg()}
+    def _page_title(self) -> str:
+        return self.title or "labkit tokenizer explorer"
 
 
 def token_view(tokenizer: Any, text: str, *, compare: Any = None, add_special_tokens: bool = False,
