@@ -59,13 +59,27 @@ def _failure_summary(nb_path: Path) -> str | None:
 
     if not nb_path.is_file():
         return None
-    nb = nbformat.read(nb_path, as_version=4)
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:  # noqa: BLE001 (papermill died while writing it: the stderr line says why)
+        return None
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 first = str(out.get("evalue", "")).strip().splitlines()
                 return f"{out.get('ename', 'Error')}: {first[0] if first else ''}".rstrip(": ")
     return None
+
+
+def _readable_notebook(path: Path) -> bool:
+    """True when `path` holds a notebook papermill finished writing (an aborted write leaves an empty file)."""
+    import nbformat
+
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001
+        return False
+    return True
 
 
 def _last_line(text: str) -> str:
@@ -132,8 +146,12 @@ def run_notebook(
             _write_current_kernelspec(Path(tmp))
             env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, env.get("JUPYTER_PATH")]))
             kernel = CURRENT_KERNEL
+        # a UTF-8 parameter file (JSON is YAML): escaped astral characters on the command line would reach
+        # papermill's YAML reader as lone surrogates, which cannot be written back into the notebook
+        params_file = Path(tmp) / "parameters.yaml"
+        params_file.write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
         cmd = [sys.executable, "-m", "papermill", str(src), str(nb_out),
-               "-k", kernel, "--language", "python", "-y", json.dumps(values), "--cwd", str(src.parent.resolve()),
+               "-k", kernel, "--language", "python", "-f", str(params_file), "--cwd", str(src.parent.resolve()),
                "--no-progress-bar", "--no-log-output"]
         if cell_timeout is not None:
             cmd += ["--execution-timeout", str(int(max(1, round(cell_timeout))))]
@@ -162,7 +180,7 @@ def run_notebook(
     elif proc.returncode != 0:
         error = _failure_summary(nb_out) or _last_line(stderr or "")
     ok = error is None
-    if not nb_out.is_file():  # papermill failed before writing anything (e.g. no such kernel)
+    if not _readable_notebook(nb_out):  # papermill failed before writing a notebook (e.g. no such kernel)
         return RunResult(False, nb_out, None, error or "papermill wrote no notebook", duration, values)
     from labkit.notebooks.report import FAILED_TAG
     from labkit.notebooks.results import finalize_executed_notebook

@@ -430,3 +430,16 @@ def static_notebook(chromium_browser, static_report, case_notebook):
     watch.page.goto(static_report.as_uri(), wait_until="load")
     yield RenderedNotebook("static", watch, case_notebook, cell_errors)
     watch.context.close()
+
+
+@pytest.fixture(scope="session")
+def watched_page(chromium_browser):
+    """A factory: `watched_page()` opens a new network-blocked, error-recording page (close its `.context`)."""
+    return lambda: open_watched_page(chromium_browser)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where screenshots go (kept as test artifacts, ignored by git)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -135,3 +135,19 @@ def test_cell_timeout_names_the_limit_not_the_interrupt(tmp_path):
     result = run_notebook(path, {}, tmp_path / "out", cell_timeout=2)
     assert not result.ok and result.error == "TimeoutError: a cell ran longer than cell_timeout=2 s"
     assert "celltag_labkit-failed" in result.html_path.read_text().split("</style>", 1)[-1].split("</header>", 1)[-1]
+
+
+def test_astral_unicode_parameters_reach_the_kernel_intact(tmp_path):
+    path = _write(tmp_path, "print(label[::-1])")
+    result = run_notebook(path, {"label": "Romeo 🌹 é"}, tmp_path / "out")
+    assert result.ok, result.error
+    executed = nbformat.read(result.notebook_path, as_version=4)
+    printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "é 🌹 oemoR" in printed
+
+
+def test_a_kernel_that_cannot_start_is_one_line_not_a_crash(tmp_path):
+    path = _write(tmp_path, "print(n)")
+    result = run_notebook(path, {}, tmp_path / "out", kernel_name="no-such-kernel-here")
+    assert not result.ok
+    assert "no-such-kernel-here" in result.error and "\n" not in result.error
