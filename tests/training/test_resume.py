@@ -12,12 +12,7 @@ OPTIONS = dict(steps=N, lr=3e-3, schedule="cosine", warmup=2, optimizer="adamw",
                progress=False, device="cpu", precision="fp32", seed=7)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ShuffledBatches:

@@ -21,12 +21,7 @@ from labkit.training.trainer import Trainer
 QUIET = dict(progress=False, device="cpu", precision="fp32")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only contend on a shared CPU
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _gpt(seed=0, vocab=32):

@@ -23,12 +23,7 @@ HOSTILE = "</script><img src=x onerror=alert(1)>"
 TEXT = "the cat sat on the mat. the dog ate the bone. " * 10
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
