@@ -105,14 +105,18 @@ def attention_tensor(attention: Any, *, stack: str | None = None, cross: bool = 
     return t.clamp(0.0, 1.0)
 
 
-def _tokens(tokens: Sequence[str] | None, n: int, what: str) -> list[str]:
+def _tokens(tokens: Sequence[str] | None, n: int, what: str, source: str = "the attention") -> list[str]:
+    """Token strings for `n` positions (their indices when None), or one clear error when they do not fit.
+
+    what: "key", "query" or "input" (names the positions in the error); source: what has the n positions.
+    """
     if tokens is None:
         return [str(i) for i in range(n)]
     if isinstance(tokens, str):
         raise InvalidInputError(f"{what} tokens must be a list of strings, got one string {tokens[:30]!r}; split it into tokens")
     out = [str(t) for t in tokens]
     if len(out) != n:
-        raise InvalidInputError(f"got {len(out)} {what} tokens but the attention has {n} {what} positions; pass one token per position")
+        raise InvalidInputError(f"got {len(out)} {what} tokens but {source} has {n} {what} positions; pass one token per position")
     return out
 
 

@@ -20,7 +20,7 @@ import torch
 
 from labkit.errors import InvalidInputError
 from labkit.viz._assets import HtmlView, asset_text, mount_script
-from labkit.viz.attention import _plain, attention_heatmap
+from labkit.viz.attention import _plain, _tokens, attention_heatmap
 
 __all__ = ["Step", "attention_steps", "AttentionWalkthrough", "attention_walkthrough", "step_table_html"]
 
@@ -71,17 +71,6 @@ def _check_model(model: Any, input_ids: Any) -> tuple[Any, torch.Tensor]:
     return base, ids.to(next(base.parameters()).device)
 
 
-def _labels(tokens: Sequence[str] | None, n: int) -> list[str]:
-    if tokens is None:
-        return [str(i) for i in range(n)]
-    if isinstance(tokens, str):
-        raise InvalidInputError(f"tokens must be a list of strings, got one string {tokens[:30]!r}; pass one string per token")
-    out = [str(t) for t in tokens]
-    if len(out) != n:
-        raise InvalidInputError(f"got {len(out)} tokens for {n} input ids; pass one token string per id")
-    return out
-
-
 def _diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.float() - b.float()).abs().max())
 
@@ -116,7 +105,7 @@ def attention_steps(model: Any, input_ids: Any, layer: int = 0, head: int = 0,
     H, KV, d = attn.n_head, attn.n_kv_head, attn.d_head
     head = _int(head, "head", H)
     T = ids.shape[1]
-    labels = _labels(tokens, T)
+    labels = _tokens(tokens, T, "input", source="input_ids")
     p = f"blocks.{layer}."
     names = [p + "hook_resid_pre", p + "hook_attn_out"] + [p + "attn." + s for s in
                                                           ("hook_q", "hook_k", "hook_v", "hook_scores", "hook_pattern", "hook_z")]

@@ -143,7 +143,7 @@ def test_hostile_tokens_stay_text_in_html_svg_and_plain(tmp_path):
     (lambda m, ids: attention_steps(m, ids, layer=2), "layer 2 is out of range; the model has 2 layers"),
     (lambda m, ids: attention_steps(m, ids, head=4), "head 4 is out of range; the model has 4 heads"),
     (lambda m, ids: attention_steps(m, ids.repeat(2, 1)), r"one sequence of token ids.*got shape \(2, 9\)"),
-    (lambda m, ids: attention_steps(m, ids, tokens=["a"]), "got 1 tokens for 9 input ids"),
+    (lambda m, ids: attention_steps(m, ids, tokens=["a"]), "got 1 input tokens but input_ids has 9 input positions"),
     (lambda m, ids: attention_steps(torch.nn.Linear(2, 2), ids), "needs a labkit GPT or Encoder, got Linear"),
     (lambda m, ids: attention_walkthrough(m, ids, step=99), "step 99 is out of range; this walk-through has 11 steps"),
     (lambda m, ids: attention_walkthrough(m, ids, max_tokens=0), "max_tokens must be a positive int"),
