@@ -15,6 +15,7 @@ import torch
 from labkit.errors import InvalidInputError
 from labkit.generation.sampling import apply_repetition_penalty, check_sampling_args, warp_logits
 from labkit.models.kv_cache import KVCache
+from labkit.models.weight_layout import relayout_for_decoding
 
 __all__ = ["GenerationResult", "generate", "stream"]
 
@@ -215,6 +216,11 @@ class Decoder:
                  output_attentions: bool = False) -> None:
         self.model, self.use_cache, self.sliding_window = model, use_cache, sliding_window
         self.kind = model_kind(model)
+        if not model.training and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            # CPUs stream tall weights 2-3x faster column-major (values unchanged). Only in eval mode, so samples
+            # drawn during training (a dashboard, a callback) never change the layout a run trains in; never
+            # under DDP, whose gradient buckets follow the parameters' strides.
+            relayout_for_decoding(model)
         self.output_attentions = output_attentions and self.kind != "lstm"
         c = model.config
         unlimited = self.kind == "lstm" or (getattr(c, "positions", "") == "rotary" and getattr(c, "rope_extrapolate", False))
@@ -438,6 +444,9 @@ def generate(model: torch.nn.Module, input_ids: Any, max_new_tokens: int = 32, *
     sliding_window: go past the context by re-feeding the last block_size tokens (without it, prompt +
         max_new_tokens > block_size is an error). return_details: per-step top candidates, scores, log-probs.
     top_candidates: how many candidates each step records. output_attentions: also record each step's attention.
+
+    A model in eval mode on the CPU has its tall weights stored column-major first (same values; see
+    `labkit.models.relayout_for_decoding`): one-token steps read them 2-3x faster. `train()` undoes it.
     """
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise InvalidInputError(f"num_beams must be an integer >= 1, got {num_beams!r}")

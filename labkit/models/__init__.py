@@ -21,6 +21,8 @@ _EXPORTS = {
     "load_gguf": "hf_gpt",
     "smollm2_gguf_path": "hf_gpt",
     "encode_sentences": "encoder",
+    "relayout_for_decoding": "weight_layout",
+    "relayout_for_training": "weight_layout",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -234,17 +234,21 @@ class GPT(HookedModel):
 
     def save_pretrained(self, path: str | os.PathLike) -> None:
         """Write `config.json` and `model.safetensors` (no pickle) into the folder `path`."""
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file
 
         os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, "config.json"), "w", encoding="utf-8") as fh:
             json.dump(asdict(self.config), fh, indent=2)
-        save_model(self, os.path.join(path, "model.safetensors"))
+        # contiguous copies: generate() may have stored weights column-major, which safetensors cannot write
+        tensors = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        if self.config.tie_embeddings:
+            tensors.pop("lm_head.weight", None)  # the same tensor as wte.weight
+        save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "GPT":
-        """A folder written by `save_pretrained` in, the GPT with those weights out."""
-        from safetensors.torch import load_model
+        """A folder written by `save_pretrained` in, the GPT with those weights (on `map_location`) out."""
+        from safetensors.torch import load_file
 
         config_file = os.path.join(path, "config.json")
         if not os.path.isfile(config_file):
@@ -256,8 +260,17 @@ class GPT(HookedModel):
         if "model_type" in raw:
             raise InvalidInputError(f"{os.fspath(path)!r} is a Hugging Face checkpoint ({raw['model_type']}); use GPT.from_hf(path)")
         model = cls(GPTConfig(**raw))
-        load_model(model, os.path.join(path, "model.safetensors"), device=str(map_location))
-        return model
+        tensors = load_file(os.path.join(path, "model.safetensors"))
+        if model.config.tie_embeddings:  # one copy of the shared matrix is stored, under either name
+            shared = tensors.pop("lm_head.weight", None)
+            if shared is not None:
+                tensors.setdefault("wte.weight", shared)
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        missing = [k for k in missing if not (model.config.tie_embeddings and k == "lm_head.weight")]
+        if missing or unexpected:
+            raise InvalidInputError(f"{os.fspath(path)!r} does not fit its config.json: missing {missing[:3]}, unexpected {unexpected[:3]}; "
+                                    "save it again with GPT.save_pretrained()")
+        return model.to(map_location)
 
     @classmethod
     def from_hf(cls, model_or_path: Any) -> "GPT":

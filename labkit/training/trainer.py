@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from labkit.errors import InvalidInputError
+from labkit.models.weight_layout import relayout_for_training
 from labkit.training import distributed as dist_utils
 from labkit.training._device import autocast, flops_per_token, peak_flops, resolve_device, resolve_precision
 from labkit.training.callbacks import Callback, CallbackList, ProgressBar
@@ -151,6 +152,9 @@ class Trainer:
         self.resume = resume
         self.stream = _BatchStream(local)
         self.model = model.to(self.device)  # the plain model: checkpoints, eval and the caller use this one
+        # generate() may have stored tall weights column-major for fast decoding; training always starts from the
+        # standard layout, so a run's numbers do not depend on whether the model generated text before it
+        relayout_for_training(self.model)
         self._fwd_model = torch.compile(self.model) if compile else self.model
         self._train_model = dist_utils.wrap_model(self._fwd_model, self.device)
         self.optimizer = make_optimizer(self.model, optimizer, lr=lr, weight_decay=weight_decay, betas=betas, momentum=momentum)
