@@ -81,6 +81,19 @@ def _group(name: str) -> str:
     return parts[0]
 
 
+def compute_parameters(model: nn.Module) -> int:
+    """A model in, its distinct parameters minus lookup-only tables (position and untied token embeddings) out.
+
+    This is the N of the "6N FLOPs per token" estimate: an embedding table costs a lookup, not a matrix product,
+    unless it is shared with a linear layer (a tied LM head), in which case it counts once.
+    """
+    shared_with_linear = {id(getattr(m, "weight", None)) for m in model.modules() if not isinstance(m, nn.Embedding)}
+    distinct = {id(p): p for p in model.parameters()}
+    lookups = {id(m.weight): m.weight for m in model.modules()
+               if isinstance(m, nn.Embedding) and id(m.weight) not in shared_with_linear and id(m.weight) in distinct}
+    return sum(p.numel() for i, p in distinct.items() if i not in lookups)
+
+
 def summary(model: nn.Module | Any, batch_size: int = 1, seq_len: int | None = None, dtype: torch.dtype = torch.float32) -> ModelSummary:
     """A model (or a model config, built on the meta device) in, a ModelSummary out.
 
@@ -93,19 +106,17 @@ def summary(model: nn.Module | Any, batch_size: int = 1, seq_len: int | None = N
         model = _build_on_meta(model)
     config = getattr(model, "config", None)
     groups: dict[str, int] = {}
-    total = trainable = positional = 0
+    total = trainable = 0
     for name, p in model.named_parameters():  # deduplicated: tied weights appear once
         groups[_group(name)] = groups.get(_group(name), 0) + p.numel()
         total += p.numel()
         trainable += p.numel() if p.requires_grad else 0
-        if name.startswith("wpe.") or ".position." in name or name.startswith("position"):
-            positional += p.numel()
     T = seq_len or getattr(config, "block_size", None) or 1
     n_layer = getattr(config, "n_layer", 0) or 0
     n_embd = getattr(config, "n_embd", 0) or 0
     n_head = getattr(config, "n_head", 0) or 0
     attn_layers = n_layer if n_head else 0
-    N = total - positional  # position tables are lookups, not matmuls
+    N = compute_parameters(model)  # embedding tables are lookups, not matmuls (unless tied to the LM head)
     bytes_per = torch.empty((), dtype=dtype, device="meta").element_size()
     act = 0
     if n_embd and n_layer:

@@ -103,20 +103,16 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
     return None
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Return the number of distinct parameters (tied weights counted once)."""
-    if hasattr(model, "num_parameters"):
-        try:
-            return int(model.num_parameters())
-        except TypeError:
-            pass
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def flops_per_token(model: nn.Module, seq_len: int) -> float:
-    """Return the training FLOPs per token: 6 * parameters, plus the attention term 12 * layers * width * seq_len
-    when the model's config has n_layer and n_embd (the PaLM appendix B estimate nanoGPT also uses)."""
-    flops = 6.0 * count_parameters(model)
+    """Return the training FLOPs per token: 6N, plus the attention term 12 * layers * width * seq_len when the
+    model's config has n_layer and n_embd (the PaLM appendix B estimate nanoGPT also uses).
+
+    N counts the parameters that take part in matrix products (`labkit.models.model_summary.compute_parameters`):
+    position tables and untied token embeddings are lookups and are left out; a tied LM head counts once.
+    """
+    from labkit.models.model_summary import compute_parameters
+
+    flops = 6.0 * compute_parameters(model)
     config: Any = getattr(model, "config", None)
     if config is not None and hasattr(config, "n_layer") and hasattr(config, "n_embd"):
         flops += 12.0 * config.n_layer * config.n_embd * seq_len

@@ -88,6 +88,22 @@ class _BatchStream:
         return batch
 
 
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """A batch dict in, its tensors on `device` out (other values unchanged).
+
+    CPU tensors bound for a CUDA GPU go through pinned memory first: a copy from ordinary (pageable) memory
+    makes the host wait for the GPU to finish its queued work, which would stall every step.
+    """
+    def move(v: Any) -> Any:
+        if not isinstance(v, torch.Tensor):
+            return v
+        if device.type == "cuda" and v.device.type == "cpu":
+            v = v.pin_memory()
+        return v.to(device, non_blocking=True)
+
+    return {k: move(v) for k, v in batch.items()}
+
+
 def _count_tokens(batch: dict[str, Any]) -> int | torch.Tensor:
     """Non-pad tokens in the batch's input_ids (CPU masks counted on the host; device masks stay tensors: no sync)."""
     mask, ids = batch.get("attention_mask"), batch.get("input_ids")
@@ -301,7 +317,7 @@ class Trainer:
                 tokens = tokens + _count_tokens(batch)
                 ids = batch.get("input_ids")
                 self._seq_len = ids.shape[-1] if isinstance(ids, torch.Tensor) and ids.dim() == 2 else self._seq_len
-                batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+                batch = to_device(batch, self.device)
                 with dist_utils.no_sync(self._train_model, micro < self.grad_accum - 1):
                     with autocast(self.device, self.precision):
                         loss = self._loss(batch)
@@ -391,7 +407,7 @@ class Trainer:
         for i, batch in enumerate(batches):
             if limit is not None and i >= limit:
                 break
-            batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            batch = to_device(batch, self.device)
             labels = batch.get("labels")
             w = (labels != -100).sum() if isinstance(labels, torch.Tensor) else torch.tensor(1, device=self.device)
             with autocast(self.device, self.precision):
