@@ -176,8 +176,12 @@ class MultiHeadAttention(nn.Module):
         if self.n_kv_head != self.n_head:
             rep = self.n_head // self.n_kv_head
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
-        mask = self._mask(q.size(2), k.size(2), attention_mask, causal=self.causal and not cross, device=q.device)
         explicit = output_attentions or self.hook_pattern.has_hooks or self.hook_scores.has_hooks
+        causal = self.causal and not cross
+        # SDPA's own causal mode (flash attention on GPUs skips the masked half) wherever it means the same:
+        # no padding and as many queries as keys; otherwise an explicit boolean mask
+        use_is_causal = not explicit and causal and attention_mask is None and q.size(2) == k.size(2) and q.size(2) > 1
+        mask = None if use_is_causal else self._mask(q.size(2), k.size(2), attention_mask, causal=causal, device=q.device)
         p = self.dropout if self.training else 0.0
         pattern = None
         if explicit:
@@ -187,7 +191,6 @@ class MultiHeadAttention(nn.Module):
             pattern = self.hook_pattern(torch.softmax(self.hook_scores(scores), dim=-1))
             z = F.dropout(pattern, p, self.training).to(v.dtype) @ v
         else:
-            use_is_causal = mask is None and self.causal and not cross and q.size(2) == k.size(2) and q.size(2) > 1
             additive = None
             if mask is not None:
                 # an additive mask instead of a boolean one: rows with no visible key (left padding) stay finite
