@@ -81,7 +81,7 @@ def _group(name: str) -> str:
     return parts[0]
 
 
-def compute_parameters(model: nn.Module) -> int:
+def matmul_parameters(model: nn.Module) -> int:
     """A model in, its distinct parameters minus lookup-only tables (position and untied token embeddings) out.
 
     This is the N of the "6N FLOPs per token" estimate: an embedding table costs a lookup, not a matrix product,
@@ -116,7 +116,7 @@ def summary(model: nn.Module | Any, batch_size: int = 1, seq_len: int | None = N
     n_embd = getattr(config, "n_embd", 0) or 0
     n_head = getattr(config, "n_head", 0) or 0
     attn_layers = n_layer if n_head else 0
-    N = compute_parameters(model)  # embedding tables are lookups, not matmuls (unless tied to the LM head)
+    N = matmul_parameters(model)  # embedding tables are lookups, not matmuls (unless tied to the LM head)
     bytes_per = torch.empty((), dtype=dtype, device="meta").element_size()
     act = 0
     if n_embd and n_layer:

@@ -16,6 +16,8 @@ text before it.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -27,6 +29,16 @@ def is_column_major(weight: torch.Tensor) -> bool:
     return weight.dim() == 2 and weight.size(0) > 1 and weight.size(1) > 1 and weight.t().is_contiguous()
 
 
+def _linear_weights(model: nn.Module) -> Iterator[torch.Tensor]:
+    """Each distinct `nn.Linear` weight of the model once (a tied embedding/LM head matrix appears once)."""
+    seen: set[int] = set()
+    for module in model.modules():
+        weight = getattr(module, "weight", None) if isinstance(module, nn.Linear) else None
+        if isinstance(weight, torch.Tensor) and weight.dim() == 2 and id(weight) not in seen:
+            seen.add(id(weight))
+            yield weight
+
+
 def relayout_for_decoding(model: nn.Module) -> int:
     """A model in; every CPU `nn.Linear` weight with out_features >= in_features is stored column-major; returns how many moved.
 
@@ -36,19 +48,12 @@ def relayout_for_decoding(model: nn.Module) -> int:
     has to. Weights on other devices are left alone (GPU matrix kernels are tuned for the standard layout).
     """
     moved = 0
-    seen: set[int] = set()
     # inference_mode(False): re-laid-out weights must stay ordinary tensors that can be trained afterwards
     with torch.inference_mode(False), torch.no_grad():
-        for module in model.modules():
-            weight = getattr(module, "weight", None) if isinstance(module, nn.Linear) else None
-            if not isinstance(weight, torch.Tensor) or id(weight) in seen:
-                continue
-            seen.add(id(weight))
-            if (weight.device.type != "cpu" or weight.dim() != 2 or weight.size(0) < weight.size(1)
-                    or not weight.is_contiguous() or is_column_major(weight)):
-                continue
-            weight.data = weight.data.t().contiguous().t()
-            moved += 1
+        for weight in _linear_weights(model):
+            if weight.device.type == "cpu" and weight.size(0) >= weight.size(1) > 1 and weight.is_contiguous():
+                weight.data = weight.data.t().contiguous().t()
+                moved += 1
     return moved
 
 
@@ -59,13 +64,9 @@ def relayout_for_training(model: nn.Module) -> int:
     before the first step. A model that never generated moves nothing.
     """
     moved = 0
-    seen: set[int] = set()
     with torch.inference_mode(False), torch.no_grad():
-        for module in model.modules():
-            weight = getattr(module, "weight", None) if isinstance(module, nn.Linear) else None
-            if not isinstance(weight, torch.Tensor) or id(weight) in seen or not is_column_major(weight):
-                continue
-            seen.add(id(weight))
-            weight.data = weight.data.contiguous()
-            moved += 1
+        for weight in _linear_weights(model):
+            if is_column_major(weight):
+                weight.data = weight.data.contiguous()
+                moved += 1
     return moved

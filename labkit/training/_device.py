@@ -107,12 +107,12 @@ def flops_per_token(model: nn.Module, seq_len: int) -> float:
     """Return the training FLOPs per token: 6N, plus the attention term 12 * layers * width * seq_len when the
     model's config has n_layer and n_embd (the PaLM appendix B estimate nanoGPT also uses).
 
-    N counts the parameters that take part in matrix products (`labkit.models.model_summary.compute_parameters`):
+    N counts the parameters that take part in matrix products (`labkit.models.model_summary.matmul_parameters`):
     position tables and untied token embeddings are lookups and are left out; a tied LM head counts once.
     """
-    from labkit.models.model_summary import compute_parameters
+    from labkit.models.model_summary import matmul_parameters
 
-    flops = 6.0 * compute_parameters(model)
+    flops = 6.0 * matmul_parameters(model)
     config: Any = getattr(model, "config", None)
     if config is not None and hasattr(config, "n_layer") and hasattr(config, "n_embd"):
         flops += 12.0 * config.n_layer * config.n_embd * seq_len
