@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import gc
 import json
 import time
@@ -208,9 +209,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error("no CUDA GPU here; run on a GPU machine, or check the script with --device cpu --tiny")
     if not 1 <= args.warmup < args.steps:
         parser.error(f"--warmup must be at least 1 and below --steps ({args.steps}), got {args.warmup}")
+    if args.batch is not None and args.batch < 1:
+        parser.error(f"--batch must be a positive number of sequences, got {args.batch}")
     shape = TINY if args.tiny else Shape()
     if args.batch:
-        shape = Shape(**{**shape.__dict__, "batch": args.batch})
+        shape = dataclasses.replace(shape, batch=args.batch)
     precision = args.precision or ("bf16" if device.type == "cuda" else "fp32")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # only fp32 matmuls outside autocast are affected
@@ -228,7 +231,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for batch in (1, 8):
             rows += bench_generate(gen_cfg, batch=batch, new_tokens=16 if args.tiny else 256, repeat=3,
                                    device=str(device), compare_no_cache=batch == 1)
-    report = {"machine": machine_info(), "shape": shape.__dict__, "precision": precision, "compile": not args.no_compile,
+    report = {"machine": machine_info(), "shape": dataclasses.asdict(shape), "precision": precision, "compile": not args.no_compile,
               "steps": args.steps, "warmup": args.warmup, "train": results, "rows": rows}
     print(format_table(report))
     if args.json:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from labkit.bench import machine_info
+from labkit.errors import LabkitError
 from labkit.notebooks import run_notebook
 from labkit.notebooks.gallery import lesson_paths
 
@@ -29,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="where the executed notebooks and reports go (default: a temporary folder)")
     parser.add_argument("--json", default=None, help="also write the timings here")
     args = parser.parse_args(argv)
-    lessons = lesson_paths(ROOT / "notebooks", only=args.only)
+    try:
+        lessons = lesson_paths(ROOT / "notebooks", only=args.only)
+    except LabkitError as exc:  # an unknown lesson name: one line, before any kernel starts
+        parser.error(str(exc))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="labkit-lessons-"))
     rows = []
     start = time.perf_counter()

@@ -75,3 +75,9 @@ def test_weight_layout_script_reports_both_layouts(monkeypatch):
     row = script.time_linear(64, 32, repeat=2)
     assert row["row_major_us"] > 0 and row["column_major_us"] > 0
     assert row["ratio"] == pytest.approx(row["row_major_us"] / row["column_major_us"])
+
+
+def test_lesson_script_names_an_unknown_lesson_before_running_any():
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lessons.py"), "--only", "99_nothing"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no lesson '99_nothing'" in run.stderr and "Traceback" not in run.stderr

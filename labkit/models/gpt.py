@@ -259,8 +259,11 @@ class GPT(HookedModel):
             raise InvalidInputError(f"{os.fspath(path)!r} holds a {raw.get('arch')!r} model, not 'gpt'; load it with that model class")
         if "model_type" in raw:
             raise InvalidInputError(f"{os.fspath(path)!r} is a Hugging Face checkpoint ({raw['model_type']}); use GPT.from_hf(path)")
+        weights_file = os.path.join(path, "model.safetensors")
+        if not os.path.isfile(weights_file):
+            raise MissingSourceError(f"no model.safetensors in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()")
         model = cls(GPTConfig(**raw))
-        tensors = load_file(os.path.join(path, "model.safetensors"))
+        tensors = load_file(weights_file)
         if model.config.tie_embeddings:  # one copy of the shared matrix is stored, under either name
             shared = tensors.pop("lm_head.weight", None)
             if shared is not None:

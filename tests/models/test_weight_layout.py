@@ -134,3 +134,12 @@ def test_weights_off_the_cpu_are_left_alone():
     with torch.device("meta"):
         model = GPT(GPTConfig(vocab_size=97, block_size=32, n_layer=1, n_head=2, n_embd=16))
     assert relayout_for_decoding(model) == 0
+
+
+def test_load_without_weights_file_says_which_folder(tmp_path):
+    from labkit.errors import MissingSourceError
+
+    small_gpt().save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    with pytest.raises(MissingSourceError, match="no model.safetensors in"):
+        GPT.from_pretrained(tmp_path / "m")
