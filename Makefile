@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.labkit-setup-done
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup clean bench
+.PHONY: demo test lint setup clean bench
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -20,6 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	@bash scripts/install-browser.sh || echo "make test: no Chromium here; the browser tests will be skipped"
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(STAMP)
 	$(VENV)/bin/labkit bench --quick

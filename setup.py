@@ -3,8 +3,9 @@
 All metadata lives in pyproject.toml. The ES modules and CSS are written in this
 project and kept once, in `widgets/`; a wheel or sdist build copies them into
 `labkit/widgets/static/` so an installed labkit finds them without the source tree.
-An editable install reads them from `widgets/` directly (see labkit/viz/_assets.py).
+An editable install reads them from `widgets/` directly (see labkit/frontend/assets.py).
 """
+
 from __future__ import annotations
 
 import shutil

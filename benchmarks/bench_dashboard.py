@@ -11,6 +11,7 @@ sample included.
 
 Usage: python benchmarks/bench_dashboard.py [--steps 300] [--repeats 3] [--json PATH] [--threads N] [--device cpu]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,10 @@ from labkit.training.callbacks import Callback
 from labkit.widgets.dashboard import TrainingDashboard
 
 BATCH, CONTEXT = 8, 64
-FALLBACK_TEXT = ("First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
-                 "First Citizen: You are all resolved rather to die than to famish? All: Resolved. resolved.\n") * 400
+FALLBACK_TEXT = (
+    "First Citizen: Before we proceed any further, hear me speak. All: Speak, speak. "
+    "First Citizen: You are all resolved rather to die than to famish? All: Resolved. resolved.\n"
+) * 400
 
 
 def load_text(limit: int = 1_000_000) -> str:
@@ -61,6 +64,7 @@ class TimedCallback(Callback):
                 return fn(*args)
             finally:
                 self.seconds += time.perf_counter() - started
+
         return call
 
 
@@ -76,15 +80,30 @@ def one_run(ids: torch.Tensor, val: list, vocab: int, steps: int, device: str, t
     if device != "cpu":
         torch.cuda.synchronize()
     started = time.perf_counter()
-    history = train(model, batches, steps=steps, val_batches=val, eval_every=100, log_every=10, progress=False,
-                    device=device, precision="fp32", callbacks=callbacks)
+    history = train(
+        model,
+        batches,
+        steps=steps,
+        val_batches=val,
+        eval_every=100,
+        log_every=10,
+        progress=False,
+        device=device,
+        precision="fp32",
+        callbacks=callbacks,
+    )
     if device != "cpu":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     out = {"steps_per_s": steps / seconds, "seconds": seconds, "final_loss": history.loss[-1]}
     if dash is not None:
-        out.update(pushes=dash.callback.pushes, points=len(dash.points), sample_chars=len(dash.sample),
-                   callback_s=callbacks[0].seconds, callback_share=callbacks[0].seconds / seconds)
+        out.update(
+            pushes=dash.callback.pushes,
+            points=len(dash.points),
+            sample_chars=len(dash.sample),
+            callback_s=callbacks[0].seconds,
+            callback_share=callbacks[0].seconds / seconds,
+        )
     return out
 
 
@@ -102,7 +121,9 @@ def main() -> None:
     tok = train_tokenizer(text, kind="char")
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     split = int(0.9 * len(ids))
-    val_stream = RandomBlockBatches(ids[split:], CONTEXT, BATCH, seed=1, device=args.device if args.device != "cpu" else None)
+    val_stream = RandomBlockBatches(
+        ids[split:], CONTEXT, BATCH, seed=1, device=args.device if args.device != "cpu" else None
+    )
     val = [next(val_stream) for _ in range(4)]
     train_ids = ids[:split]
     run = lambda dash, steps: one_run(train_ids, val, tok.vocab_size, steps, args.device, tok, dash)  # noqa: E731
@@ -114,10 +135,12 @@ def main() -> None:
             results["with" if dash else "without"].append(run(dash, args.steps))
     med = {k: statistics.median(x["steps_per_s"] for x in v) for k, v in results.items()}
     ratio = med["with"] / med["without"]
-    print(f"train() on gpt-nano, chars, batch {BATCH}, context {CONTEXT}, {args.steps} steps/run, "
-          f"{args.repeats} runs/variant, device {args.device}, torch threads {torch.get_num_threads()}")
-    print(f"| variant | steps/s per run | median steps/s |")
-    print(f"| --- | --- | --- |")
+    print(
+        f"train() on gpt-nano, chars, batch {BATCH}, context {CONTEXT}, {args.steps} steps/run, "
+        f"{args.repeats} runs/variant, device {args.device}, torch threads {torch.get_num_threads()}"
+    )
+    print("| variant | steps/s per run | median steps/s |")
+    print("| --- | --- | --- |")
     for name in ("without", "with"):
         runs = ", ".join(f"{x['steps_per_s']:.1f}" for x in results[name])
         print(f"| {name} dashboard | {runs} | {med[name]:.1f} |")
@@ -126,11 +149,26 @@ def main() -> None:
     share = statistics.median(x["callback_share"] for x in results["with"])
     per_run = ", ".join(f"{x['callback_s'] * 1000:.0f} ms" for x in results["with"])
     print(f"time inside the dashboard callback (median): {100 * share:.2f}% of train() wall time ({per_run} per run)")
-    print(f"dashboard pushes per run: {extra['pushes']}, curve points: {extra['points']}, sample chars: {extra['sample_chars']}")
+    print(
+        f"dashboard pushes per run: {extra['pushes']}, curve points: {extra['points']}, sample chars: {extra['sample_chars']}"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"machine": machine_info(), "steps": args.steps, "repeats": args.repeats, "batch": BATCH,
-                       "context": CONTEXT, "runs": results, "median_steps_per_s": med, "ratio": ratio, "callback_share": share}, fh, indent=2)
+            json.dump(
+                {
+                    "machine": machine_info(),
+                    "steps": args.steps,
+                    "repeats": args.repeats,
+                    "batch": BATCH,
+                    "context": CONTEXT,
+                    "runs": results,
+                    "median_steps_per_s": med,
+                    "ratio": ratio,
+                    "callback_share": share,
+                },
+                fh,
+                indent=2,
+            )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ weights, one after another:
 Reported: tokens/s over the timed steps (after `--warmup` steps, which include compilation), the first step's
 time (compile included, reported apart; a later run of the same model may reuse kernels from torch's on-disk
 compile cache, so only the first run's figure is a cold compile), MFU = training FLOPs per token (6N plus the attention term, see
-`labkit.training._device.flops_per_token`) x tokens/s / the device's dense bf16 peak (989 TFLOP/s for H100 SXM
+`labkit.training.device.flops_per_token`) x tokens/s / the device's dense bf16 peak (989 TFLOP/s for H100 SXM
 and H200), and the ratios labkit / hand loop and labkit / transformers. Generation: greedy tokens/s of labkit
 `generate` and transformers `generate` on the same weights at batch 1 and 8 (`labkit.bench.bench_generate`).
 
@@ -23,6 +23,7 @@ Usage:
     python benchmarks/bench_gpu.py [--batch 16] [--steps 40] [--warmup 10] [--json PATH]
     python benchmarks/bench_gpu.py --device cpu --tiny     # seconds: checks the script itself on a CPU
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,15 +32,15 @@ import dataclasses
 import gc
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from labkit.bench import BenchConfig, bench_generate, format_table, machine_info
 from labkit.models import GPT, GPTConfig
-from labkit.training import train
-from labkit.training._device import flops_per_token, peak_flops
+from labkit.training import flops_per_token, peak_flops, train
 from labkit.training.callbacks import Callback
 
 LR, BETAS, WEIGHT_DECAY, CLIP = 6e-4, (0.9, 0.95), 0.1, 1.0
@@ -78,8 +79,16 @@ def make_batches(shape: Shape, n: int, seed: int = 0) -> list[dict[str, torch.Te
 def make_model(shape: Shape, seed: int = 0) -> GPT:
     """The benchmark GPT (learned positions, GELU, tied embeddings, no dropout), on the CPU."""
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=shape.vocab_size, block_size=shape.seq, n_layer=shape.n_layer,
-                         n_head=shape.n_head, n_embd=shape.n_embd, dropout=0.0))
+    return GPT(
+        GPTConfig(
+            vocab_size=shape.vocab_size,
+            block_size=shape.seq,
+            n_layer=shape.n_layer,
+            n_head=shape.n_head,
+            n_embd=shape.n_embd,
+            dropout=0.0,
+        )
+    )
 
 
 class StepTimer(Callback):
@@ -106,23 +115,41 @@ class StepTimer(Callback):
         self._mark("end")
 
 
-def run_labkit(model: torch.nn.Module, batches: list, warmup: int, device: torch.device, precision: str,
-               compile: bool) -> dict[str, Any]:
+def run_labkit(
+    model: torch.nn.Module, batches: list, warmup: int, device: torch.device, precision: str, compile: bool
+) -> dict[str, Any]:
     """labkit's train() over the batches; returns marks and the per-step losses."""
     timer = StepTimer(warmup, device)
-    history = train(model, batches, steps=len(batches), optimizer="adamw", lr=LR, betas=BETAS, weight_decay=WEIGHT_DECAY,
-                    schedule="constant", clip_norm=CLIP, precision=precision, compile=compile, device=device,
-                    progress=False, seed=0, callbacks=[timer])
+    history = train(
+        model,
+        batches,
+        steps=len(batches),
+        optimizer="adamw",
+        lr=LR,
+        betas=BETAS,
+        weight_decay=WEIGHT_DECAY,
+        schedule="constant",
+        clip_norm=CLIP,
+        precision=precision,
+        compile=compile,
+        device=device,
+        progress=False,
+        seed=0,
+        callbacks=[timer],
+    )
     return {"marks": timer.marks, "losses": list(history.loss)}
 
 
-def run_hand_loop(model: torch.nn.Module, batches: list, warmup: int, device: torch.device, precision: str,
-                  compile: bool) -> dict[str, Any]:
+def run_hand_loop(
+    model: torch.nn.Module, batches: list, warmup: int, device: torch.device, precision: str, compile: bool
+) -> dict[str, Any]:
     """The minimal training loop people write by hand, over the same batches and optimizer settings."""
     model = model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
-              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": WEIGHT_DECAY},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
     opt = torch.optim.AdamW(groups, lr=LR, betas=BETAS, fused=device.type == "cuda")
     fwd = torch.compile(model) if compile else model
     dtype = torch.bfloat16 if precision == "bf16" else None
@@ -148,20 +175,28 @@ def run_hand_loop(model: torch.nn.Module, batches: list, warmup: int, device: to
     return {"marks": marks, "losses": [float(v) for v in torch.stack(losses).float().cpu()]}
 
 
-def summarize(name: str, result: dict[str, Any], shape: Shape, steps: int, warmup: int, flops: float,
-              peak: float | None) -> dict[str, Any]:
+def summarize(
+    name: str, result: dict[str, Any], shape: Shape, steps: int, warmup: int, flops: float, peak: float | None
+) -> dict[str, Any]:
     """Marks and losses in, tokens/s, first-step (compile) seconds and MFU out."""
     m = result["marks"]
     timed = steps - warmup
     seconds = m["end"] - m["warm"]
     tokens_s = timed * shape.batch * shape.seq / seconds
-    return {"name": name, "tokens_per_s": tokens_s, "step_ms": seconds / timed * 1e3,
-            "first_step_s": m["first"] - m["begin"], "mfu": flops * tokens_s / peak if peak else None,
-            "final_loss": result["losses"][-1], "losses": result["losses"]}
+    return {
+        "name": name,
+        "tokens_per_s": tokens_s,
+        "step_ms": seconds / timed * 1e3,
+        "first_step_s": m["first"] - m["begin"],
+        "mfu": flops * tokens_s / peak if peak else None,
+        "final_loss": result["losses"][-1],
+        "losses": result["losses"],
+    }
 
 
-def bench_train(shape: Shape, steps: int, warmup: int, device: torch.device, precision: str, compile: bool,
-                peers: bool = True) -> list[dict[str, Any]]:
+def bench_train(
+    shape: Shape, steps: int, warmup: int, device: torch.device, precision: str, compile: bool, peers: bool = True
+) -> list[dict[str, Any]]:
     """Run labkit train(), the hand-written loop and (if peers) transformers on identical weights and batches."""
     batches = make_batches(shape, steps)
     base = make_model(shape)
@@ -172,7 +207,12 @@ def bench_train(shape: Shape, steps: int, warmup: int, device: torch.device, pre
         ("hand-written loop", lambda: run_hand_loop(copy.deepcopy(base), batches, warmup, device, precision, compile)),
     ]
     if peers:
-        runs.append(("transformers GPT2LMHeadModel", lambda: run_hand_loop(base.to_hf(), batches, warmup, device, precision, compile)))
+        runs.append(
+            (
+                "transformers GPT2LMHeadModel",
+                lambda: run_hand_loop(base.to_hf(), batches, warmup, device, precision, compile),
+            )
+        )
     out = []
     for name, run in runs:
         torch._dynamo.reset()  # each run compiles from scratch, so first_step_s is comparable
@@ -187,8 +227,17 @@ def ratio_rows(results: list[dict[str, Any]], shape: Shape, precision: str) -> l
     """Training results in, `labkit.bench`-style rows (labkit vs each peer, tokens/s) out."""
     ours = results[0]
     label = f"train step {precision} (B={shape.batch}, T={shape.seq}, {shape.n_layer}L/{shape.n_embd}d)"
-    return [{"benchmark": label, "labkit": ours["tokens_per_s"], "peer": r["tokens_per_s"], "peer_name": r["name"],
-             "unit": "tokens/s", "ratio": ours["tokens_per_s"] / r["tokens_per_s"]} for r in results[1:]]
+    return [
+        {
+            "benchmark": label,
+            "labkit": ours["tokens_per_s"],
+            "peer": r["tokens_per_s"],
+            "peer_name": r["name"],
+            "unit": "tokens/s",
+            "ratio": ours["tokens_per_s"] / r["tokens_per_s"],
+        }
+        for r in results[1:]
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -219,20 +268,43 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = True  # only fp32 matmuls outside autocast are affected
         torch.backends.cudnn.allow_tf32 = True
 
-    results = bench_train(shape, args.steps, args.warmup, device, precision, not args.no_compile, peers=not args.no_peers)
+    results = bench_train(
+        shape, args.steps, args.warmup, device, precision, not args.no_compile, peers=not args.no_peers
+    )
     rows = ratio_rows(results, shape, precision)
     for r in results:
         mfu = f"{100 * r['mfu']:.1f}%" if r["mfu"] is not None else "n/a"
-        print(f"{r['name']:30} {r['tokens_per_s']:12.0f} tokens/s  {r['step_ms']:8.2f} ms/step  MFU {mfu:>6}  "
-              f"first step {r['first_step_s']:.1f} s  final loss {r['final_loss']:.4f}")
+        print(
+            f"{r['name']:30} {r['tokens_per_s']:12.0f} tokens/s  {r['step_ms']:8.2f} ms/step  MFU {mfu:>6}  "
+            f"first step {r['first_step_s']:.1f} s  final loss {r['final_loss']:.4f}"
+        )
     if not args.no_generate:
-        gen_cfg = BenchConfig(n_layer=shape.n_layer, n_head=shape.n_head, n_embd=shape.n_embd,
-                              vocab_size=shape.vocab_size, block_size=max(shape.seq, 16 + 256))
+        gen_cfg = BenchConfig(
+            n_layer=shape.n_layer,
+            n_head=shape.n_head,
+            n_embd=shape.n_embd,
+            vocab_size=shape.vocab_size,
+            block_size=max(shape.seq, 16 + 256),
+        )
         for batch in (1, 8):
-            rows += bench_generate(gen_cfg, batch=batch, new_tokens=16 if args.tiny else 256, repeat=3,
-                                   device=str(device), compare_no_cache=batch == 1)
-    report = {"machine": machine_info(), "shape": dataclasses.asdict(shape), "precision": precision, "compile": not args.no_compile,
-              "steps": args.steps, "warmup": args.warmup, "train": results, "rows": rows}
+            rows += bench_generate(
+                gen_cfg,
+                batch=batch,
+                new_tokens=16 if args.tiny else 256,
+                repeat=3,
+                device=str(device),
+                compare_no_cache=batch == 1,
+            )
+    report = {
+        "machine": machine_info(),
+        "shape": dataclasses.asdict(shape),
+        "precision": precision,
+        "compile": not args.no_compile,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "train": results,
+        "rows": rows,
+    }
     print(format_table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:

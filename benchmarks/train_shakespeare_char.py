@@ -12,6 +12,7 @@ Differences, stated so the numbers are read fairly:
 
 Usage: python benchmarks/train_shakespeare_char.py [--iters 2000] [--json PATH] [--threads N]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,7 +49,7 @@ class RandomBlocks:
 
     def __next__(self) -> dict[str, torch.Tensor]:
         starts = torch.randint(len(self.data) - self.block, (self.batch,), generator=self.gen)
-        x = torch.stack([self.data[i:i + self.block] for i in starts.tolist()])
+        x = torch.stack([self.data[i : i + self.block] for i in starts.tolist()])
         self.drawn += 1
         return {"input_ids": x, "labels": x}
 
@@ -85,17 +86,43 @@ def main() -> None:
     config = GPTConfig.preset("gpt-char", vocab_size=len(chars), dropout=0.0, bias=False)
     model = GPT(config)
     started = time.perf_counter()
-    history = train(model, RandomBlocks(train_data, block, batch, seed=1337), val_batches=val, steps=args.iters,
-                    lr=1e-3, weight_decay=0.1, betas=(0.9, 0.99), schedule="cosine", warmup=100, min_lr_ratio=0.1,
-                    clip_norm=1.0, precision="fp32", device="cpu", eval_every=args.eval_every, log_every=50, seed=1337)
+    history = train(
+        model,
+        RandomBlocks(train_data, block, batch, seed=1337),
+        val_batches=val,
+        steps=args.iters,
+        lr=1e-3,
+        weight_decay=0.1,
+        betas=(0.9, 0.99),
+        schedule="cosine",
+        warmup=100,
+        min_lr_ratio=0.1,
+        clip_norm=1.0,
+        precision="fp32",
+        device="cpu",
+        eval_every=args.eval_every,
+        log_every=50,
+        seed=1337,
+    )
     seconds = time.perf_counter() - started
     tokens_per_s = args.iters * batch * block / seconds
-    result = {"iters": args.iters, "val_loss": history.eval_loss[-1], "train_loss": history.loss[-1],
-              "eval_curve": dict(zip(history.eval_step, history.eval_loss)), "seconds": seconds,
-              "tokens_per_s": tokens_per_s, "parameters": model.num_parameters(), "vocab_size": len(chars),
-              "chars": len(text), "torch_threads": torch.get_num_threads(), "nanogpt_reported_val_loss": 1.88}
-    print(f"val loss {result['val_loss']:.4f} (nanoGPT reports 1.88) | train loss {result['train_loss']:.4f} | "
-          f"{seconds:.0f} s | {tokens_per_s:.0f} tokens/s | {result['parameters'] / 1e6:.2f}M parameters")
+    result = {
+        "iters": args.iters,
+        "val_loss": history.eval_loss[-1],
+        "train_loss": history.loss[-1],
+        "eval_curve": dict(zip(history.eval_step, history.eval_loss)),
+        "seconds": seconds,
+        "tokens_per_s": tokens_per_s,
+        "parameters": model.num_parameters(),
+        "vocab_size": len(chars),
+        "chars": len(text),
+        "torch_threads": torch.get_num_threads(),
+        "nanogpt_reported_val_loss": 1.88,
+    }
+    print(
+        f"val loss {result['val_loss']:.4f} (nanoGPT reports 1.88) | train loss {result['train_loss']:.4f} | "
+        f"{seconds:.0f} s | {tokens_per_s:.0f} tokens/s | {result['parameters'] / 1e6:.2f}M parameters"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)

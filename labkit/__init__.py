@@ -4,6 +4,7 @@
 on first attribute access, and heavy optional libraries load only inside the
 functions that need them.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -7,6 +7,7 @@ row dict: what was measured, both throughputs, and their ratio (> 1 means
 labkit is faster). `run_benchmarks` collects the rows; `labkit bench` and the
 scripts in `benchmarks/` print them as a table and write them as JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -62,8 +64,12 @@ def _pair_models(cfg: BenchConfig, device: str, seed: int = 0):
 
     torch.manual_seed(seed)
     config = GPTConfig(
-        vocab_size=cfg.vocab_size, block_size=cfg.block_size, n_layer=cfg.n_layer,
-        n_head=cfg.n_head, n_embd=cfg.n_embd, dropout=0.0,
+        vocab_size=cfg.vocab_size,
+        block_size=cfg.block_size,
+        n_layer=cfg.n_layer,
+        n_head=cfg.n_head,
+        n_embd=cfg.n_embd,
+        dropout=0.0,
     )
     ours = GPT(config).to(device)
     theirs = ours.to_hf().to(device)
@@ -88,8 +94,14 @@ def _alternate(fns: dict[str, Callable[[], None]], repeat: int, warmup: int) -> 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def bench_train_step(cfg: BenchConfig = BenchConfig(), batch: int = 8, seq: int = 128, repeat: int = 10,
-                     warmup: int = 2, device: str = "cpu") -> dict[str, Any]:
+def bench_train_step(
+    cfg: BenchConfig = BenchConfig(),
+    batch: int = 8,
+    seq: int = 128,
+    repeat: int = 10,
+    warmup: int = 2,
+    device: str = "cpu",
+) -> dict[str, Any]:
     """Training-step throughput (tokens/s) of labkit's GPT vs transformers' GPT2LMHeadModel, same config and batch."""
     ours, theirs = _pair_models(cfg, device)
     gen = torch.Generator().manual_seed(1)
@@ -118,8 +130,16 @@ def bench_train_step(cfg: BenchConfig = BenchConfig(), batch: int = 8, seq: int 
     }
 
 
-def bench_generate(cfg: BenchConfig = BenchConfig(), batch: int = 1, new_tokens: int = 256, prompt_len: int = 16,
-                   repeat: int = 3, warmup: int = 1, device: str = "cpu", compare_no_cache: bool = False) -> list[dict[str, Any]]:
+def bench_generate(
+    cfg: BenchConfig = BenchConfig(),
+    batch: int = 1,
+    new_tokens: int = 256,
+    prompt_len: int = 16,
+    repeat: int = 3,
+    warmup: int = 1,
+    device: str = "cpu",
+    compare_no_cache: bool = False,
+) -> list[dict[str, Any]]:
     """Greedy generation tokens/s: labkit `generate` vs transformers `generate` (and labkit without KV cache)."""
     from labkit.generation import generate
 
@@ -135,31 +155,42 @@ def bench_generate(cfg: BenchConfig = BenchConfig(), batch: int = 1, new_tokens:
 
     def run_theirs():
         with torch.inference_mode():
-            theirs.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                            do_sample=False, pad_token_id=0, eos_token_id=None)
+            theirs.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=0,
+                eos_token_id=None,
+            )
 
     fns = {"labkit": run_ours(), "transformers": run_theirs}
     if compare_no_cache:
         fns["labkit-no-cache"] = run_ours(use_cache=False)
     times = _alternate(fns, repeat, warmup)
     tokens = batch * new_tokens
-    rows = [{
-        "benchmark": f"generate greedy (B={batch}, {new_tokens} new tokens)",
-        "labkit": tokens / times["labkit"],
-        "peer": tokens / times["transformers"],
-        "peer_name": "transformers generate",
-        "unit": "tokens/s",
-        "ratio": times["transformers"] / times["labkit"],
-    }]
-    if compare_no_cache:
-        rows.append({
-            "benchmark": f"KV cache vs none (B={batch}, {new_tokens} new tokens)",
+    rows = [
+        {
+            "benchmark": f"generate greedy (B={batch}, {new_tokens} new tokens)",
             "labkit": tokens / times["labkit"],
-            "peer": tokens / times["labkit-no-cache"],
-            "peer_name": "labkit generate without KV cache",
+            "peer": tokens / times["transformers"],
+            "peer_name": "transformers generate",
             "unit": "tokens/s",
-            "ratio": times["labkit-no-cache"] / times["labkit"],
-        })
+            "ratio": times["transformers"] / times["labkit"],
+        }
+    ]
+    if compare_no_cache:
+        rows.append(
+            {
+                "benchmark": f"KV cache vs none (B={batch}, {new_tokens} new tokens)",
+                "labkit": tokens / times["labkit"],
+                "peer": tokens / times["labkit-no-cache"],
+                "peer_name": "labkit generate without KV cache",
+                "unit": "tokens/s",
+                "ratio": times["labkit-no-cache"] / times["labkit"],
+            }
+        )
     return rows
 
 
@@ -168,9 +199,14 @@ def run_benchmarks(quick: bool = False) -> dict[str, Any]:
     cfg = QUICK if quick else BenchConfig()
     rows = [bench_train_step(cfg, batch=4 if quick else 8, seq=64 if quick else 128, repeat=5 if quick else 10)]
     for batch in (1, 8):
-        for new_tokens in ((64,) if quick else (256, 500)):
-            rows += bench_generate(cfg, batch=batch, new_tokens=new_tokens, repeat=2 if quick else 3,
-                                   compare_no_cache=(batch == 1 and new_tokens == (64 if quick else 500)))
+        for new_tokens in (64,) if quick else (256, 500):
+            rows += bench_generate(
+                cfg,
+                batch=batch,
+                new_tokens=new_tokens,
+                repeat=2 if quick else 3,
+                compare_no_cache=(batch == 1 and new_tokens == (64 if quick else 500)),
+            )
     return {"machine": machine_info(), "quick": quick, "rows": rows}
 
 
@@ -178,10 +214,14 @@ def format_table(result: dict[str, Any]) -> str:
     """Render benchmark rows as a fixed-width text table."""
     lines = [f"{'benchmark':52} {'labkit':>12} {'peer':>12} {'ratio':>7}  peer"]
     for row in result["rows"]:
-        lines.append(f"{row['benchmark']:52} {row['labkit']:12.1f} {row['peer']:12.1f} {row['ratio']:6.2f}x  {row['peer_name']}")
+        lines.append(
+            f"{row['benchmark']:52} {row['labkit']:12.1f} {row['peer']:12.1f} {row['ratio']:6.2f}x  {row['peer_name']}"
+        )
     machine = result["machine"]
-    lines.append(f"({machine['device']}, {machine['cpu_count']} cores, torch {machine['torch']}, "
-                 f"transformers {machine['transformers']}, {machine['date']}; unit: {result['rows'][0]['unit']})")
+    lines.append(
+        f"({machine['device']}, {machine['cpu_count']} cores, torch {machine['torch']}, "
+        f"transformers {machine['transformers']}, {machine['date']}; unit: {result['rows'][0]['unit']})"
+    )
     return "\n".join(lines)
 
 

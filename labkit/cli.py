@@ -4,11 +4,12 @@ Each sub-command parses its arguments and calls one library function; heavy
 imports happen inside the handlers so `labkit --help` stays fast. User errors
 (`labkit.errors.LabkitError`) print one line and exit with status 2.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from labkit import __version__
 from labkit.errors import LabkitError
@@ -20,8 +21,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     params = load_parameter_file(args.param_file) if args.param_file else {}
     params.update({name: value for name, value in (args.param or [])})  # -p wins over -f
-    result = run_notebook(args.notebook, params, output_dir=args.output_dir,
-                          cell_timeout=args.cell_timeout, timeout=args.timeout)
+    result = run_notebook(
+        args.notebook, params, output_dir=args.output_dir, cell_timeout=args.cell_timeout, timeout=args.timeout
+    )
     print(f"executed notebook: {result.notebook_path}")
     if result.html_path is not None:
         print(f"HTML report:       {result.html_path}")
@@ -67,7 +69,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_vendor_fetch(args: argparse.Namespace) -> int:
-    from labkit.viz._vendor import fetch_vendor
+    from labkit.frontend import fetch_vendor
 
     for path in fetch_vendor(args.names or None, quiet=args.quiet):
         if not args.quiet:
@@ -76,12 +78,12 @@ def _cmd_vendor_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from labkit import bench
+    from labkit.bench import format_table, run_benchmarks, write_json
 
-    result = bench.run_benchmarks(quick=args.quick)
-    print(bench.format_table(result))
+    result = run_benchmarks(quick=args.quick)
+    print(format_table(result))
     if args.json:
-        bench.write_json(result, args.json)
+        write_json(result, args.json)
         print(f"wrote {args.json}")
     return 0
 
@@ -109,8 +111,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if not args.param:
         raise SystemExit("labkit sweep: give at least one -p NAME VALUES (comma-separated values)")
     fixed = load_parameter_file(args.param_file) if args.param_file else {}
-    result = sweep(args.notebook, parse_cli_grid(args.param), args.output_dir, fixed=fixed, executor=args.executor,
-                   scheduler=args.scheduler, workers=args.workers, cell_timeout=args.cell_timeout, timeout=args.timeout)
+    result = sweep(
+        args.notebook,
+        parse_cli_grid(args.param),
+        args.output_dir,
+        fixed=fixed,
+        executor=args.executor,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        cell_timeout=args.cell_timeout,
+        timeout=args.timeout,
+    )
     print(f"{len(result.run_dirs)} runs in {result.duration_s:.1f} s, {result.failed} failed")
     print(f"table:  {result.csv_path}")
     print(f"report: {result.report_path}")
@@ -120,11 +131,20 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_gallery(args: argparse.Namespace) -> int:
     from labkit.notebooks import build_gallery
 
-    result = build_gallery(args.notebooks, args.output_dir, only=args.only, workers=args.workers, force=args.force,
-                           cell_timeout=args.cell_timeout, timeout=args.timeout)
+    result = build_gallery(
+        args.notebooks,
+        args.output_dir,
+        only=args.only,
+        workers=args.workers,
+        force=args.force,
+        cell_timeout=args.cell_timeout,
+        timeout=args.timeout,
+    )
     for e in result.entries:
         state = "ok" if e.ok else f"FAILED ({e.error})"
-        print(f"{e.name:28} {'cached' if e.cached else f'{e.duration_s:5.0f} s':>8}  {e.page_bytes / 1e6:5.1f} MB  {state}")
+        print(
+            f"{e.name:28} {'cached' if e.cached else f'{e.duration_s:5.0f} s':>8}  {e.page_bytes / 1e6:5.1f} MB  {state}"
+        )
     print(f"index: {result.index_path}")
     return 0 if result.ok else 1
 
@@ -140,13 +160,25 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute a parameterized notebook into an .ipynb and an offline HTML report")
     run.add_argument("notebook", help="path to the notebook (.ipynb)")
     run.add_argument(
-        "-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUE"),
         help="set a parameter declared in the notebook's parameters cell (repeatable)",
     )
-    run.add_argument("-f", "--param-file", metavar="PATH", help="YAML/JSON file of name: value parameters (-p overrides it)")
-    run.add_argument("-o", "--output-dir", default="runs", help="where to write the executed notebook and report (default: runs)")
-    run.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="fail when one cell runs longer")
-    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="stop the whole run after this long")
+    run.add_argument(
+        "-f", "--param-file", metavar="PATH", help="YAML/JSON file of name: value parameters (-p overrides it)"
+    )
+    run.add_argument(
+        "-o", "--output-dir", default="runs", help="where to write the executed notebook and report (default: runs)"
+    )
+    run.add_argument(
+        "--cell-timeout", type=float, default=None, metavar="SECONDS", help="fail when one cell runs longer"
+    )
+    run.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="stop the whole run after this long"
+    )
     run.set_defaults(func=_cmd_run)
 
     params = sub.add_parser("params", help="print a notebook's parameters (its typed signature)")
@@ -165,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     dfetch.set_defaults(func=_cmd_data_fetch)
     vendor = sub.add_parser("vendor", help="front-end files offline pages need (npm registry, pinned; fetched once)")
     vendor_sub = vendor.add_subparsers(dest="vendor_command", metavar="ACTION", required=True)
-    vfetch = vendor_sub.add_parser("fetch", help="download require.js, d3, jQuery and the widget manager into the cache")
+    vfetch = vendor_sub.add_parser(
+        "fetch", help="download require.js, d3, jQuery and the widget manager into the cache"
+    )
     vfetch.add_argument("names", nargs="*", help="which files (default: all)")
     vfetch.add_argument("--quiet", action="store_true", help="print only errors")
     vfetch.set_defaults(func=_cmd_vendor_fetch)
@@ -181,12 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="run a notebook over a grid of parameter values in parallel and compare")
     sw.add_argument("notebook", help="path to the notebook (.ipynb)")
-    sw.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUES"),
-                    help="a swept parameter and its comma-separated values, e.g. -p lr 1e-3,3e-4 (repeatable)")
+    sw.add_argument(
+        "-p",
+        "--param",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUES"),
+        help="a swept parameter and its comma-separated values, e.g. -p lr 1e-3,3e-4 (repeatable)",
+    )
     sw.add_argument("-f", "--param-file", metavar="PATH", help="YAML/JSON file of parameters fixed for every run")
-    sw.add_argument("-o", "--output-dir", default=None, help="where the runs and the report go (default: sweeps/<notebook>)")
+    sw.add_argument(
+        "-o", "--output-dir", default=None, help="where the runs and the report go (default: sweeps/<notebook>)"
+    )
     sw.add_argument("--executor", default="local", choices=["local", "dask"], help="local processes or a Dask cluster")
-    sw.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)")
+    sw.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (default: a LocalCluster)"
+    )
     sw.add_argument("--workers", type=int, default=None, help="runs at once (default: CPU cores)")
     sw.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per cell, per run")
     sw.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per run")

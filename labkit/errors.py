@@ -5,6 +5,7 @@ from the built-in type a Python user would expect (ValueError, FileNotFoundError
 KeyError), so both `except LabkitError` and `except ValueError` work. The CLI
 prints the message on one line and exits with status 2.
 """
+
 from __future__ import annotations
 
 

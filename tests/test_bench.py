@@ -3,6 +3,7 @@
 Speed itself is never asserted here (machines are noisy; targets live in BENCHMARKS.md). What is tested is
 what makes a ratio meaningful: identical weights and identical math on both sides.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -50,8 +51,21 @@ def test_generate_benchmark_rows_are_consistent():
 def test_gpu_script_runs_identical_training_on_all_three_sides(tmp_path):
     """The CPU check of benchmarks/bench_gpu.py: train(), the hand loop and transformers give the same losses."""
     script = load_script("bench_gpu")
-    report = script.main(["--device", "cpu", "--tiny", "--steps", "5", "--warmup", "2", "--no-compile",
-                          "--no-generate", "--json", str(tmp_path / "gpu.json")])
+    report = script.main(
+        [
+            "--device",
+            "cpu",
+            "--tiny",
+            "--steps",
+            "5",
+            "--warmup",
+            "2",
+            "--no-compile",
+            "--no-generate",
+            "--json",
+            str(tmp_path / "gpu.json"),
+        ]
+    )
     names = [r["name"] for r in report["train"]]
     assert names == ["labkit train()", "hand-written loop", "transformers GPT2LMHeadModel"]
     losses = [torch.tensor(r["losses"]) for r in report["train"]]
@@ -64,8 +78,22 @@ def test_gpu_script_runs_identical_training_on_all_three_sides(tmp_path):
 
 
 def test_gpu_script_refuses_bad_arguments_in_one_line():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--device", "cpu", "--tiny",
-                          "--steps", "3", "--warmup", "3"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_gpu.py"),
+            "--device",
+            "cpu",
+            "--tiny",
+            "--steps",
+            "3",
+            "--warmup",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "--warmup must be at least 1 and below --steps (3)" in run.stderr
 
 
@@ -78,6 +106,10 @@ def test_weight_layout_script_reports_both_layouts(monkeypatch):
 
 
 def test_lesson_script_names_an_unknown_lesson_before_running_any():
-    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lessons.py"), "--only", "99_nothing"],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_lessons.py"), "--only", "99_nothing"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 2 and "no lesson '99_nothing'" in run.stderr and "Traceback" not in run.stderr

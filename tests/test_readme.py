@@ -1,4 +1,5 @@
 """The README's Python examples run as written (with fewer training steps)."""
+
 from __future__ import annotations
 
 import re

@@ -1,5 +1,6 @@
 """labkit.data: offline corpora, tokenizers (HF tokenizers), datasets, collators and augmentations."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     # corpora.py

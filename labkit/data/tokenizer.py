@@ -21,6 +21,7 @@ Saving: `save(path)` writes a standard `tokenizer.json` (readable by `tokenizers
 and transformers) plus a sidecar `<stem>.labkit.json` next to it with the kind and the roles, because
 `tokenizer.json` has no room for extra keys. Without the sidecar, `load_tokenizer` infers the roles.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,28 @@ __all__ = ["Tokenizer", "TokenInfo", "train_tokenizer", "load_tokenizer"]
 
 ROLES = ("pad", "unk", "bos", "eos", "mask", "cls", "sep")
 KINDS = ("char", "bpe", "wordpiece", "pretrained")
-_ANGLE = {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>", "eos": "<eos>", "mask": "<mask>", "cls": "<cls>", "sep": "<sep>"}
+_ANGLE = {
+    "pad": "<pad>",
+    "unk": "<unk>",
+    "bos": "<bos>",
+    "eos": "<eos>",
+    "mask": "<mask>",
+    "cls": "<cls>",
+    "sep": "<sep>",
+}
 DEFAULT_SPECIAL_TOKENS = {
     "char": _ANGLE,
     "bpe": _ANGLE,
     # Dict order is id order: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4, as in BERT's own layout.
-    "wordpiece": {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]", "bos": "[CLS]", "eos": "[SEP]"},
+    "wordpiece": {
+        "pad": "[PAD]",
+        "unk": "[UNK]",
+        "cls": "[CLS]",
+        "sep": "[SEP]",
+        "mask": "[MASK]",
+        "bos": "[CLS]",
+        "eos": "[SEP]",
+    },
 }
 # Names pretrained files use for each role, most specific first (RoBERTa's <s> is both bos and cls).
 _ROLE_NAMES = {
@@ -80,12 +97,16 @@ class Tokenizer:
     cls_id = _role_id("cls")
     sep_id = _role_id("sep")
 
-    def __init__(self, backend: tokenizers.Tokenizer, kind: str = "pretrained", special_tokens: Mapping[str, str] | None = None):
+    def __init__(
+        self, backend: tokenizers.Tokenizer, kind: str = "pretrained", special_tokens: Mapping[str, str] | None = None
+    ):
         """Wrap a backend. kind: "char", "bpe", "wordpiece" or "pretrained". special_tokens: role -> token (None: infer)."""
         if not isinstance(backend, tokenizers.Tokenizer):
             raise InvalidInputError(f"backend must be a tokenizers.Tokenizer, got {type(backend).__name__}")
         if kind not in KINDS:
-            raise UnknownNameError(f"unknown tokenizer kind {kind!r}; {close_matches(kind, KINDS)} choose one of {', '.join(KINDS)}")
+            raise UnknownNameError(
+                f"unknown tokenizer kind {kind!r}; {close_matches(kind, KINDS)} choose one of {', '.join(KINDS)}"
+            )
         self.backend = backend
         self.kind = kind
         roles = _infer_roles(backend) if special_tokens is None else _check_roles(special_tokens)
@@ -93,7 +114,8 @@ class Tokenizer:
         self.special_tokens: dict[str, str] = {r: t for r, t in roles.items() if backend.token_to_id(t) is not None}
         added = backend.get_added_tokens_decoder()
         self.special_ids: frozenset[int] = frozenset(
-            [backend.token_to_id(t) for t in self.special_tokens.values()] + [i for i, tok in added.items() if tok.special]
+            [backend.token_to_id(t) for t in self.special_tokens.values()]
+            + [i for i, tok in added.items() if tok.special]
         )
 
     @property
@@ -129,9 +151,16 @@ class Tokenizer:
         rows = batch.tolist() if hasattr(batch, "tolist") else list(batch)
         return self.backend.decode_batch([self._id_list(r) for r in rows], skip_special_tokens=skip_special_tokens)
 
-    def __call__(self, texts: str | Iterable[str], padding: bool | str = True, truncation: bool = False,
-                 max_length: int | None = None, return_tensors: str | None = "pt", add_special_tokens: bool = True,
-                 padding_side: str = "right") -> dict[str, Any]:
+    def __call__(
+        self,
+        texts: str | Iterable[str],
+        padding: bool | str = True,
+        truncation: bool = False,
+        max_length: int | None = None,
+        return_tensors: str | None = "pt",
+        add_special_tokens: bool = True,
+        padding_side: str = "right",
+    ) -> dict[str, Any]:
         """Texts in, {"input_ids", "attention_mask"} out (LongTensors [batch, seq]), like a transformers tokenizer.
 
         padding: True/"longest" pads to the longest text, "max_length" to max_length, False pads nothing.
@@ -147,7 +176,9 @@ class Tokenizer:
         if padding_side not in ("right", "left"):
             raise InvalidInputError(f"padding_side={padding_side!r} must be 'right' or 'left'")
         if (truncation or padding == "max_length") and (not isinstance(max_length, int) or max_length < 1):
-            raise InvalidInputError(f"max_length={max_length!r} must be a positive int when truncating or padding to max_length")
+            raise InvalidInputError(
+                f"max_length={max_length!r} must be a positive int when truncating or padding to max_length"
+            )
         saved = self.backend.truncation
         if truncation:  # tokenizers keeps room for the special tokens, as transformers does
             self.backend.enable_truncation(max_length)
@@ -164,15 +195,19 @@ class Tokenizer:
             raise InvalidInputError("texts encode to different lengths; pass padding=True to get one tensor")
         pad = self.pad_id
         if pad is None and not no_pad and any(len(s) < width for s in ids):
-            raise InvalidInputError("this tokenizer has no pad token; train it with a 'pad' special token or pass padding=False")
+            raise InvalidInputError(
+                "this tokenizer has no pad token; train it with a 'pad' special token or pass padding=False"
+            )
         rows, masks = [], []
         for s in ids:
             fill = 0 if no_pad else width - len(s)
             rows.append(s + [pad] * fill if padding_side == "right" else [pad] * fill + s)
             masks.append([1] * len(s) + [0] * fill if padding_side == "right" else [0] * fill + [1] * len(s))
         if return_tensors == "pt":
-            return {"input_ids": torch.tensor(rows, dtype=torch.long).reshape(len(rows), width),
-                    "attention_mask": torch.tensor(masks, dtype=torch.long).reshape(len(rows), width)}
+            return {
+                "input_ids": torch.tensor(rows, dtype=torch.long).reshape(len(rows), width),
+                "attention_mask": torch.tensor(masks, dtype=torch.long).reshape(len(rows), width),
+            }
         return {"input_ids": rows[0] if single else rows, "attention_mask": masks[0] if single else masks}
 
     def token_to_id(self, token: str) -> int | None:
@@ -212,7 +247,9 @@ class Tokenizer:
 
     def _id_list(self, ids: Any) -> list[int]:
         if getattr(ids, "ndim", 1) != 1:  # tensors and numpy arrays
-            raise InvalidInputError(f"decode expects a 1-D tensor of ids, got shape {tuple(ids.shape)}; use decode_batch for 2-D")
+            raise InvalidInputError(
+                f"decode expects a 1-D tensor of ids, got shape {tuple(ids.shape)}; use decode_batch for 2-D"
+            )
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
         if ids:
             low, high = min(ids), max(ids)
@@ -238,10 +275,14 @@ def _str_list(texts: Any, where: str) -> list[str]:
 
 def _check_roles(special_tokens: Mapping[str, str]) -> dict[str, str]:
     if not isinstance(special_tokens, Mapping):
-        raise InvalidInputError(f"special_tokens must be a dict role -> token such as {{'eos': '<eos>'}}, got {type(special_tokens).__name__}")
+        raise InvalidInputError(
+            f"special_tokens must be a dict role -> token such as {{'eos': '<eos>'}}, got {type(special_tokens).__name__}"
+        )
     for role, token in special_tokens.items():
         if role not in ROLES:
-            raise UnknownNameError(f"unknown special-token role {role!r}; {close_matches(role, ROLES)} roles are {', '.join(ROLES)}")
+            raise UnknownNameError(
+                f"unknown special-token role {role!r}; {close_matches(role, ROLES)} roles are {', '.join(ROLES)}"
+            )
         if not isinstance(token, str) or not token:
             raise InvalidInputError(f"special token for role {role!r} must be a non-empty str, got {token!r}")
     return dict(special_tokens)
@@ -275,7 +316,9 @@ def _stream(texts: Iterable[str] | str) -> Iterator[str]:
         if text:
             break
     else:
-        raise InvalidInputError("the corpus is empty (no texts, or only empty strings); pass at least one non-empty text")
+        raise InvalidInputError(
+            "the corpus is empty (no texts, or only empty strings); pass at least one non-empty text"
+        )
 
     def rest() -> Iterator[str]:
         yield from head
@@ -296,9 +339,15 @@ def _post_processor(kind: str, roles: dict[str, str], backend: tokenizers.Tokeni
     return processors.TemplateProcessing(single=single, pair=pair, special_tokens=specials)
 
 
-def train_tokenizer(texts: Iterable[str] | str, kind: str = "bpe", vocab_size: int | None = None,
-                    special_tokens: Mapping[str, str] | None = None, min_frequency: int = 2, lowercase: bool = False,
-                    show_progress: bool = False) -> Tokenizer:
+def train_tokenizer(
+    texts: Iterable[str] | str,
+    kind: str = "bpe",
+    vocab_size: int | None = None,
+    special_tokens: Mapping[str, str] | None = None,
+    min_frequency: int = 2,
+    lowercase: bool = False,
+    show_progress: bool = False,
+) -> Tokenizer:
     """A corpus in, a trained Tokenizer out (kinds explained in the module docstring).
 
     texts: a string or any iterable of strings (a generator is streamed, never held as a list).
@@ -311,20 +360,28 @@ def train_tokenizer(texts: Iterable[str] | str, kind: str = "bpe", vocab_size: i
     """
     trainable = ("char", "bpe", "wordpiece")
     if kind not in trainable:
-        raise UnknownNameError(f"unknown tokenizer kind {kind!r}; {close_matches(kind, trainable)} choose one of {', '.join(trainable)}")
+        raise UnknownNameError(
+            f"unknown tokenizer kind {kind!r}; {close_matches(kind, trainable)} choose one of {', '.join(trainable)}"
+        )
     roles = dict(DEFAULT_SPECIAL_TOKENS[kind]) if special_tokens is None else _check_roles(special_tokens)
     if kind in ("char", "wordpiece") and "unk" not in roles:
-        raise InvalidInputError(f"kind={kind!r} needs an 'unk' special token for unseen text; add 'unk' to special_tokens")
+        raise InvalidInputError(
+            f"kind={kind!r} needs an 'unk' special token for unseen text; add 'unk' to special_tokens"
+        )
     specials = list(dict.fromkeys(roles.values()))
     if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1):
         raise InvalidInputError(f"vocab_size={vocab_size!r} must be a positive int (or None for the default)")
     if kind != "char" and vocab_size is None:
         vocab_size = DEFAULT_VOCAB_SIZE
     if kind == "bpe" and vocab_size < _BYTE_ALPHABET + len(specials):
-        raise InvalidInputError(f"vocab_size={vocab_size} is smaller than byte-level BPE's alphabet "
-                                f"({_BYTE_ALPHABET} bytes + {len(specials)} special tokens); use at least {_BYTE_ALPHABET + len(specials)}")
+        raise InvalidInputError(
+            f"vocab_size={vocab_size} is smaller than byte-level BPE's alphabet "
+            f"({_BYTE_ALPHABET} bytes + {len(specials)} special tokens); use at least {_BYTE_ALPHABET + len(specials)}"
+        )
     if kind == "wordpiece" and vocab_size <= len(specials):
-        raise InvalidInputError(f"vocab_size={vocab_size} leaves no room beside {len(specials)} special tokens; use a larger vocab_size")
+        raise InvalidInputError(
+            f"vocab_size={vocab_size} leaves no room beside {len(specials)} special tokens; use a larger vocab_size"
+        )
     if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
         raise InvalidInputError(f"min_frequency={min_frequency!r} must be an int >= 0")
     stream = _stream(texts)
@@ -337,36 +394,51 @@ def train_tokenizer(texts: Iterable[str] | str, kind: str = "bpe", vocab_size: i
             backend.normalizer = normalizers.Lowercase()
         backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         backend.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=show_progress,
+        )
         backend.train_from_iterator(stream, trainer)
     else:
         backend = tokenizers.Tokenizer(models.WordPiece(unk_token=roles["unk"], continuing_subword_prefix="##"))
         backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, lowercase=lowercase)
         backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         backend.decoder = decoders.WordPiece(prefix="##")
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
-                                            continuing_subword_prefix="##", show_progress=show_progress)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            min_frequency=min_frequency,
+            special_tokens=specials,
+            continuing_subword_prefix="##",
+            show_progress=show_progress,
+        )
         backend.train_from_iterator(stream, trainer)
         if backend.get_vocab_size() > vocab_size:  # the trainer keeps the whole alphabet whatever vocab_size says
-            raise InvalidInputError(f"vocab_size={vocab_size} is smaller than this corpus's WordPiece alphabet "
-                                    f"({backend.get_vocab_size()} symbols with '##' forms and specials); use a larger vocab_size")
+            raise InvalidInputError(
+                f"vocab_size={vocab_size} is smaller than this corpus's WordPiece alphabet "
+                f"({backend.get_vocab_size()} symbols with '##' forms and specials); use a larger vocab_size"
+            )
     processor = _post_processor(kind, roles, backend)
     if processor is not None:
         backend.post_processor = processor
     return Tokenizer(backend, kind, roles)
 
 
-def _train_char(stream: Iterator[str], roles: dict[str, str], specials: list[str], vocab_size: int | None,
-                lowercase: bool) -> tokenizers.Tokenizer:
+def _train_char(
+    stream: Iterator[str], roles: dict[str, str], specials: list[str], vocab_size: int | None, lowercase: bool
+) -> tokenizers.Tokenizer:
     normalizer = normalizers.Lowercase() if lowercase else None
     alphabet: set[str] = set()
     for text in stream:
         alphabet.update(normalizer.normalize_str(text) if normalizer else text)
     chars = sorted(alphabet - set(specials))
     if vocab_size is not None and vocab_size < len(chars) + len(specials):
-        raise InvalidInputError(f"vocab_size={vocab_size} is smaller than the alphabet ({len(chars)} characters + "
-                                f"{len(specials)} special tokens); use at least {len(chars) + len(specials)} or None")
+        raise InvalidInputError(
+            f"vocab_size={vocab_size} is smaller than the alphabet ({len(chars)} characters + "
+            f"{len(specials)} special tokens); use at least {len(chars) + len(specials)} or None"
+        )
     vocab = {token: i for i, token in enumerate(specials + chars)}
     # BPE without merges = one token per character, with <unk> for characters never seen in training.
     backend = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=roles["unk"]))
@@ -389,7 +461,9 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     if not file.is_file():
         found = sorted(p.name for p in path.glob("*.json")) if path.is_dir() else []
         hint = f" (found {', '.join(found)}; pass the file itself)" if found else ""
-        raise MissingSourceError(f"no tokenizer file at {file}{hint}; save one with Tokenizer.save or pass a tokenizer.json")
+        raise MissingSourceError(
+            f"no tokenizer file at {file}{hint}; save one with Tokenizer.save or pass a tokenizer.json"
+        )
     try:
         backend = tokenizers.Tokenizer.from_file(str(file))
     except Exception as exc:  # tokenizers raises a bare Exception with a parser message

@@ -1,5 +1,6 @@
 """labkit.evaluation: perplexity, classification metrics, BLEU/chrF (sacrebleu) and ROUGE (rouge-score)."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     "perplexity": "perplexity",

@@ -7,9 +7,11 @@ the implementation is plain numpy so sklearn stays an optional dependency.
 Inputs may be lists, numpy arrays or tensors of class ids (ints, bools or strings),
 or scores/logits of shape [n, classes], which are turned into ids with argmax.
 """
+
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -40,8 +42,14 @@ def accuracy(y_true: Any, y_pred: Any) -> float:
     return float(np.mean(t == p))
 
 
-def precision_recall_f1(y_true: Any, y_pred: Any, average: str | None = "macro", labels: Sequence[Any] | None = None,
-                        pos_label: Any = 1, zero_division: float = 0.0) -> PrecisionRecallF1:
+def precision_recall_f1(
+    y_true: Any,
+    y_pred: Any,
+    average: str | None = "macro",
+    labels: Sequence[Any] | None = None,
+    pos_label: Any = 1,
+    zero_division: float = 0.0,
+) -> PrecisionRecallF1:
     """True and predicted labels in, `PrecisionRecallF1` out, equal to sklearn's `precision_recall_fscore_support`.
 
     average: "macro" (unweighted mean over labels), "micro" (from summed counts), "weighted" (mean weighted
@@ -52,17 +60,23 @@ def precision_recall_f1(y_true: Any, y_pred: Any, average: str | None = "macro",
     zero_division: value (0.0, 1.0 or nan) of a ratio whose denominator is zero; nan ones are left out of averages.
     """
     if average not in _AVERAGES:
-        hint = close_matches(str(average), [a for a in _AVERAGES if a]) or "choose macro, micro, weighted, binary or None"
+        hint = (
+            close_matches(str(average), [a for a in _AVERAGES if a]) or "choose macro, micro, weighted, binary or None"
+        )
         raise UnknownNameError(f"unknown average {average!r}; {hint}")
     zero = _zero_division(zero_division)
     t, p = _pair(y_true, y_pred)
     present = _unique(np.concatenate([t, p]))
     if average == "binary":
         if len(present) > 2:
-            raise InvalidInputError(f"average='binary' needs at most 2 classes but the labels hold {len(present)} "
-                                    f"({_show(present)}); use average='macro', 'micro', 'weighted' or None")
+            raise InvalidInputError(
+                f"average='binary' needs at most 2 classes but the labels hold {len(present)} "
+                f"({_show(present)}); use average='macro', 'micro', 'weighted' or None"
+            )
         if pos_label not in present.tolist() and len(present) == 2:
-            raise InvalidInputError(f"pos_label={pos_label!r} is not one of the labels {_show(present)}; pass one of them")
+            raise InvalidInputError(
+                f"pos_label={pos_label!r} is not one of the labels {_show(present)}; pass one of them"
+            )
         labels = [pos_label]
     tp, pred, true = _counts(t, p, present if labels is None else _labels(labels))
     if average == "micro":
@@ -74,10 +88,14 @@ def precision_recall_f1(y_true: Any, y_pred: Any, average: str | None = "macro",
     if average is None:
         return PrecisionRecallF1(precision, recall, f1, true)
     weights = true if average == "weighted" else None
-    return PrecisionRecallF1(_nanaverage(precision, weights), _nanaverage(recall, weights), _nanaverage(f1, weights), None)
+    return PrecisionRecallF1(
+        _nanaverage(precision, weights), _nanaverage(recall, weights), _nanaverage(f1, weights), None
+    )
 
 
-def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None, normalize: str | None = None) -> np.ndarray:
+def confusion_matrix(
+    y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None, normalize: str | None = None
+) -> np.ndarray:
     """True and predicted labels in, matrix [labels, labels] out: row = true class, column = predicted class.
 
     labels: row/column order (default: every value in y_true or y_pred, sorted); samples whose true or
@@ -102,12 +120,19 @@ def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = No
     if normalize is None:
         return cm
     with np.errstate(all="ignore"):
-        total = {"true": cm.sum(axis=1, keepdims=True), "pred": cm.sum(axis=0, keepdims=True), "all": cm.sum()}[normalize]
+        total = {"true": cm.sum(axis=1, keepdims=True), "pred": cm.sum(axis=0, keepdims=True), "all": cm.sum()}[
+            normalize
+        ]
         return np.nan_to_num(cm / total)
 
 
-def classification_report(y_true: Any, y_pred: Any, labels: Sequence[Any] | None = None,
-                          label_names: Sequence[str] | None = None, zero_division: float = 0.0) -> Any:
+def classification_report(
+    y_true: Any,
+    y_pred: Any,
+    labels: Sequence[Any] | None = None,
+    label_names: Sequence[str] | None = None,
+    zero_division: float = 0.0,
+) -> Any:
     """True and predicted labels in, pandas DataFrame out: one row per class, then the averages.
 
     Columns: precision, recall, f1, support. Rows: one per label (named by `label_names` or the label
@@ -123,14 +148,18 @@ def classification_report(y_true: Any, y_pred: Any, labels: Sequence[Any] | None
     lab = present if labels is None else _labels(labels)
     if label_names is not None:
         if isinstance(label_names, str) or len(label_names) != len(lab):
-            raise InvalidInputError(f"label_names has {1 if isinstance(label_names, str) else len(label_names)} entries "
-                                    f"but there are {len(lab)} labels ({_show(lab)}); give one name per label")
+            raise InvalidInputError(
+                f"label_names has {1 if isinstance(label_names, str) else len(label_names)} entries "
+                f"but there are {len(lab)} labels ({_show(lab)}); give one name per label"
+            )
         names = [str(n) for n in label_names]
     else:
         names = [str(x) for x in lab.tolist()]
     per_class = precision_recall_f1(t, p, average=None, labels=lab, zero_division=zero_division)
-    rows = {name: (per_class.precision[i], per_class.recall[i], per_class.f1[i], int(per_class.support[i]))
-            for i, name in enumerate(names)}
+    rows = {
+        name: (per_class.precision[i], per_class.recall[i], per_class.f1[i], int(per_class.support[i]))
+        for i, name in enumerate(names)
+    }
     total = int(per_class.support.sum())
     micro_is_accuracy = set(lab.tolist()) >= set(present.tolist())
     for average in ("micro", "macro", "weighted"):
@@ -161,7 +190,9 @@ def _as_labels(y: Any, name: str) -> np.ndarray:
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]
-            raise InvalidInputError(f"{name} holds a non-integer value {bad}; pass class ids, or logits [n, classes] for argmax")
+            raise InvalidInputError(
+                f"{name} holds a non-integer value {bad}; pass class ids, or logits [n, classes] for argmax"
+            )
         arr = arr.astype(np.int64)
     return arr
 
@@ -171,7 +202,9 @@ def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     if len(t) != len(p):
         raise InvalidInputError(f"y_true has {len(t)} samples but y_pred has {len(p)}; pass one prediction per sample")
     if (t.dtype.kind in "USO") != (p.dtype.kind in "USO"):
-        raise InvalidInputError(f"y_true holds {t.dtype} labels and y_pred {p.dtype}; use the same kind (ids or names) in both")
+        raise InvalidInputError(
+            f"y_true holds {t.dtype} labels and y_pred {p.dtype}; use the same kind (ids or names) in both"
+        )
     return t, p
 
 

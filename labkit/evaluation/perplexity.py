@@ -10,11 +10,13 @@ so the labels are shifted by one (`labels[:, 1:]`); `Seq2Seq`, `Encoder` (MLM) a
 Hugging Face encoder-decoders score `labels` where they stand. In both cases
 positions labelled -100 are ignored.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +42,14 @@ class PerplexityResult:
         return self.perplexity
 
 
-def perplexity(model: torch.nn.Module, batches: Iterable[Mapping[str, Any]], *, device: str | torch.device | None = None,
-               max_batches: int | None = None, shift_labels: bool | None = None) -> PerplexityResult:
+def perplexity(
+    model: torch.nn.Module,
+    batches: Iterable[Mapping[str, Any]],
+    *,
+    device: str | torch.device | None = None,
+    max_batches: int | None = None,
+    shift_labels: bool | None = None,
+) -> PerplexityResult:
     """A model and batches (dicts with `input_ids`, `labels`, ...) in, token-weighted `PerplexityResult` out.
 
     model: a labkit model or a Hugging Face model (anything whose output has `.logits`); it runs under
@@ -54,7 +62,9 @@ def perplexity(model: torch.nn.Module, batches: Iterable[Mapping[str, Any]], *, 
     shift_labels: True for next-token models (labels[:, 1:] are scored against logits[:, :-1]), False when
         labels align with logits. None detects it from the model (labkit `config.arch`, Hugging Face class).
     """
-    if max_batches is not None and (isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1):
+    if max_batches is not None and (
+        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
+    ):
         raise InvalidInputError(f"max_batches={max_batches!r} must be a positive int (or None for all batches)")
     if isinstance(batches, Mapping):
         raise InvalidInputError("batches is a single dict; pass an iterable of batch dicts, e.g. [batch]")
@@ -86,17 +96,23 @@ def perplexity(model: torch.nn.Module, batches: Iterable[Mapping[str, Any]], *, 
     if n_batches == 0:
         raise InvalidInputError("batches is empty; pass at least one batch dict with input_ids and labels")
     if total_tokens == 0:
-        raise InvalidInputError(f"no target tokens in {n_batches} batch(es): every label is -100"
-                                + (" or sequences have length 1 (causal models predict from the 2nd token on)" if shift else ""))
+        raise InvalidInputError(
+            f"no target tokens in {n_batches} batch(es): every label is -100"
+            + (" or sequences have length 1 (causal models predict from the 2nd token on)" if shift else "")
+        )
     loss = total_nll / total_tokens
     return PerplexityResult(perplexity=math.exp(loss), loss=loss, tokens=total_tokens, batches=n_batches)
 
 
-def _batch_nll(model: torch.nn.Module, batch: Mapping[str, Any], shift: bool, device: Any, index: int) -> tuple[float, int]:
+def _batch_nll(
+    model: torch.nn.Module, batch: Mapping[str, Any], shift: bool, device: Any, index: int
+) -> tuple[float, int]:
     """Run one batch; return (sum of target-token NLL, number of target tokens)."""
     if not isinstance(batch, Mapping):
-        raise InvalidInputError(f"batch {index} is a {type(batch).__name__}; batches must be dicts such as "
-                                "{'input_ids': ..., 'labels': ...}")
+        raise InvalidInputError(
+            f"batch {index} is a {type(batch).__name__}; batches must be dicts such as "
+            "{'input_ids': ..., 'labels': ...}"
+        )
     inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
     labels = inputs.get("labels")
     if labels is None:
@@ -108,14 +124,20 @@ def _batch_nll(model: torch.nn.Module, batch: Mapping[str, Any], shift: bool, de
     out = model(**inputs)
     logits = out["logits"] if isinstance(out, Mapping) else getattr(out, "logits", None)
     if logits is None:
-        raise InvalidInputError(f"the model's output for batch {index} has no logits; perplexity needs a model with an LM head")
+        raise InvalidInputError(
+            f"the model's output for batch {index} has no logits; perplexity needs a model with an LM head"
+        )
     if shift:
         logits, labels = logits[:, :-1], labels[:, 1:]
     if logits.shape[:-1] != labels.shape:
-        raise InvalidInputError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)} in batch {index}; "
-                                f"check shift_labels (now {shift})")
+        raise InvalidInputError(
+            f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)} in batch {index}; "
+            f"check shift_labels (now {shift})"
+        )
     # float() so half-precision models do not lose the sum; reduction="sum" gives the token weighting
-    nll = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum")
+    nll = F.cross_entropy(
+        logits.float().reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
     return float(nll), int((labels != -100).sum())
 
 
@@ -133,5 +155,7 @@ def _is_causal(model: torch.nn.Module) -> bool:
             return False
         if name.endswith(("ForCausalLM", "LMHeadModel")):
             return True
-    raise InvalidInputError(f"cannot tell whether {type(model).__name__} shifts its labels; "
-                            "pass shift_labels=True (next-token LM) or shift_labels=False (labels align with logits)")
+    raise InvalidInputError(
+        f"cannot tell whether {type(model).__name__} shifts its labels; "
+        "pass shift_labels=True (next-token LM) or shift_labels=False (labels align with logits)"
+    )

@@ -6,12 +6,14 @@ References are given per hypothesis - `references[i]` is a string or a list of
 strings for `hypotheses[i]` - which is how a notebook usually holds them; sacrebleu
 wants them transposed into reference streams, which `_streams` does.
 """
+
 from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
@@ -64,8 +66,14 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *
     hyps, streams = _check_pairs(hypotheses, references)
     metric = _make_metric(metrics.BLEU, "BLEU", options)
     s = metric.corpus_score(hyps, streams)
-    return BleuResult(score=float(s.score), precisions=[float(p) for p in s.precisions], brevity_penalty=float(s.bp),
-                      sys_len=int(s.sys_len), ref_len=int(s.ref_len), signature=str(metric.get_signature()))
+    return BleuResult(
+        score=float(s.score),
+        precisions=[float(p) for p in s.precisions],
+        brevity_penalty=float(s.bp),
+        sys_len=int(s.sys_len),
+        ref_len=int(s.ref_len),
+        signature=str(metric.get_signature()),
+    )
 
 
 def chrf(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], **options: Any) -> ChrfResult:
@@ -79,13 +87,22 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *
     hyps, streams = _check_pairs(hypotheses, references)
     metric = _make_metric(metrics.CHRF, "CHRF", options)
     s = metric.corpus_score(hyps, streams)
-    return ChrfResult(score=float(s.score), name=str(s.name), char_order=int(s.char_order), word_order=int(s.word_order),
-                      beta=int(s.beta), signature=str(metric.get_signature()))
+    return ChrfResult(
+        score=float(s.score),
+        name=str(s.name),
+        char_order=int(s.char_order),
+        word_order=int(s.word_order),
+        beta=int(s.beta),
+        signature=str(metric.get_signature()),
+    )
 
 
-def rouge(predictions: Sequence[str], references: Sequence[str | Sequence[str]],
-          types: Sequence[str] = ("rouge1", "rouge2", "rougeL", "rougeLsum"),
-          use_stemmer: bool = True) -> dict[str, dict[str, float]]:
+def rouge(
+    predictions: Sequence[str],
+    references: Sequence[str | Sequence[str]],
+    types: Sequence[str] = ("rouge1", "rouge2", "rougeL", "rougeLsum"),
+    use_stemmer: bool = True,
+) -> dict[str, dict[str, float]]:
     """Predictions and references in, {rouge type: {"precision", "recall", "fmeasure"}} (means over segments) out.
 
     Each pair is scored with `rouge_score.rouge_scorer.RougeScorer`; the result is the plain mean of the
@@ -106,8 +123,10 @@ def rouge(predictions: Sequence[str], references: Sequence[str | Sequence[str]],
         raise InvalidInputError("types is empty; ask for at least one ROUGE type such as 'rouge1'")
     for name in types:
         if not isinstance(name, str) or not _ROUGE_TYPE.fullmatch(name):
-            hint = (close_matches(str(name), ["rouge1", "rouge2", "rougeL", "rougeLsum"])
-                    or "use rouge1..rouge9, rougeL or rougeLsum")
+            hint = (
+                close_matches(str(name), ["rouge1", "rouge2", "rougeL", "rougeLsum"])
+                or "use rouge1..rouge9, rougeL or rougeLsum"
+            )
             raise UnknownNameError(f"unknown ROUGE type {name!r}; {hint}")
     preds, per_segment = _check_pairs(predictions, references, transpose=False)
     scorer = rouge_scorer.RougeScorer(list(types), use_stemmer=use_stemmer)
@@ -154,14 +173,18 @@ def _check_pairs(hypotheses: Any, references: Any, transpose: bool = True) -> tu
     ([reference number][segment], None where a segment has fewer references) or per segment."""
     for name, value in (("hypotheses", hypotheses), ("references", references)):
         if isinstance(value, str):
-            raise InvalidInputError(f"{name} is a single string; pass a list with one entry per segment, e.g. [{value[:30]!r}]")
+            raise InvalidInputError(
+                f"{name} is a single string; pass a list with one entry per segment, e.g. [{value[:30]!r}]"
+            )
         if not isinstance(value, Sequence):
             raise InvalidInputError(f"{name} is a {type(value).__name__}; pass a list with one entry per segment")
     if len(hypotheses) == 0:
         raise InvalidInputError("hypotheses is empty; pass at least one segment")
     if len(hypotheses) != len(references):
-        raise InvalidInputError(f"{len(hypotheses)} hypotheses but {len(references)} references; give one reference "
-                                "(a string or a list of strings) per hypothesis")
+        raise InvalidInputError(
+            f"{len(hypotheses)} hypotheses but {len(references)} references; give one reference "
+            "(a string or a list of strings) per hypothesis"
+        )
     for i, h in enumerate(hypotheses):
         if not isinstance(h, str):
             raise InvalidInputError(f"hypotheses[{i}] is a {type(h).__name__}; each hypothesis must be a string")
@@ -169,7 +192,9 @@ def _check_pairs(hypotheses: Any, references: Any, transpose: bool = True) -> tu
     for i, r in enumerate(references):
         refs = [r] if isinstance(r, str) else list(r) if isinstance(r, Sequence) else None
         if not refs or not all(isinstance(x, str) for x in refs):
-            raise InvalidInputError(f"references[{i}] is {r!r}; each entry must be a string or a non-empty list of strings")
+            raise InvalidInputError(
+                f"references[{i}] is {r!r}; each entry must be a string or a non-empty list of strings"
+            )
         per_segment.append(refs)
     if not transpose:
         return list(hypotheses), per_segment

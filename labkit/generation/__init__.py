@@ -1,5 +1,6 @@
 """labkit.generation: sampling functions over logits, generate(), stream(), beam search with the KV cache."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     "generate": "decoding",

@@ -5,6 +5,7 @@ sequences on the same weights: per step the 2 * num_beams best continuations ove
 among the top num_beams that end in eos (or reach the length limit) join the finished hypotheses, scored by
 sum of log-probabilities / new_length ** length_penalty; the best num_beams unfinished ones keep running.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -30,19 +31,40 @@ def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 def _check(num_beams: int, num_return_sequences: int, length_penalty: float, early_stopping: Any) -> None:
     if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
         raise InvalidInputError(f"num_beams must be an integer >= 1, got {num_beams!r}")
-    if isinstance(num_return_sequences, bool) or not isinstance(num_return_sequences, int) or not 1 <= num_return_sequences <= num_beams:
-        raise InvalidInputError(f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}")
+    if (
+        isinstance(num_return_sequences, bool)
+        or not isinstance(num_return_sequences, int)
+        or not 1 <= num_return_sequences <= num_beams
+    ):
+        raise InvalidInputError(
+            f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}"
+        )
     if not isinstance(length_penalty, (int, float)):
-        raise InvalidInputError(f"length_penalty must be a number (1 = average log-prob per token, 0 = plain sum), got {length_penalty!r}")
+        raise InvalidInputError(
+            f"length_penalty must be a number (1 = average log-prob per token, 0 = plain sum), got {length_penalty!r}"
+        )
     if early_stopping not in (True, False, "never"):
         raise InvalidInputError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
 
 
-def beam_search(model: torch.nn.Module, input_ids: Any, num_beams: int = 4, max_new_tokens: int = 32, *,
-                attention_mask: torch.Tensor | None = None, length_penalty: float = 1.0, early_stopping: bool | str = False,
-                eos_token_id: int | list[int] | None = None, pad_token_id: int | None = None, num_return_sequences: int = 1,
-                repetition_penalty: float = 1.0, use_cache: bool = True, sliding_window: bool = False, tokenizer: Any = None,
-                return_details: bool = False) -> torch.Tensor | GenerationResult:
+def beam_search(
+    model: torch.nn.Module,
+    input_ids: Any,
+    num_beams: int = 4,
+    max_new_tokens: int = 32,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    length_penalty: float = 1.0,
+    early_stopping: bool | str = False,
+    eos_token_id: int | list[int] | None = None,
+    pad_token_id: int | None = None,
+    num_return_sequences: int = 1,
+    repetition_penalty: float = 1.0,
+    use_cache: bool = True,
+    sliding_window: bool = False,
+    tokenizer: Any = None,
+    return_details: bool = False,
+) -> torch.Tensor | GenerationResult:
     """A model and prompt(s) in, the best sequences [batch * num_return_sequences, prompt + new] out (best first per prompt).
 
     input_ids: as in `generate` (tensor, id lists, or text with tokenizer=); GPT prompts are left-padded, a Seq2Seq
@@ -57,30 +79,64 @@ def beam_search(model: torch.nn.Module, input_ids: Any, num_beams: int = 4, max_
     """
     _check(num_beams, num_return_sequences, length_penalty, early_stopping)
     check_sampling_args(repetition_penalty=repetition_penalty)
-    decoder, prompt, eos, pad = setup(model, input_ids, attention_mask, tokenizer, pad_token_id, eos_token_id,
-                                      max_new_tokens, use_cache, sliding_window)
+    decoder, prompt, eos, pad = setup(
+        model,
+        input_ids,
+        attention_mask,
+        tokenizer,
+        pad_token_id,
+        eos_token_id,
+        max_new_tokens,
+        use_cache,
+        sliding_window,
+    )
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            sequences, scores, lengths = _search(decoder, prompt, num_beams, max_new_tokens, length_penalty, early_stopping,
-                                                 eos, pad, num_return_sequences, repetition_penalty)
+            sequences, scores, lengths = _search(
+                decoder,
+                prompt,
+                num_beams,
+                max_new_tokens,
+                length_penalty,
+                early_stopping,
+                eos,
+                pad,
+                num_return_sequences,
+                repetition_penalty,
+            )
     finally:
         model.train(was_training)
     if not (return_details or prompt.is_text):
         return sequences
-    new = sequences[:, prompt.length:]
+    new = sequences[:, prompt.length :]
     text = None
     if tokenizer is not None:
         texts = decode_rows(tokenizer, new, lengths, eos)
         text = texts[0] if prompt.single and num_return_sequences == 1 else texts
-    return GenerationResult(sequences=sequences, new_tokens=new, prompt_length=prompt.length, text=text,
-                            sequence_scores=scores, finished=lengths < max_new_tokens if eos else None)
+    return GenerationResult(
+        sequences=sequences,
+        new_tokens=new,
+        prompt_length=prompt.length,
+        text=text,
+        sequence_scores=scores,
+        finished=lengths < max_new_tokens if eos else None,
+    )
 
 
-def _search(decoder: Decoder, prompt: Prompt, n: int, max_new: int, length_penalty: float, early_stopping: bool | str,
-            eos: list[int], pad: int, n_return: int, repetition_penalty: float
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _search(
+    decoder: Decoder,
+    prompt: Prompt,
+    n: int,
+    max_new: int,
+    length_penalty: float,
+    early_stopping: bool | str,
+    eos: list[int],
+    pad: int,
+    n_return: int,
+    repetition_penalty: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The beam loop; returns (sequences [batch * n_return, p + new], scores [batch * n_return], new lengths)."""
     b, p = prompt.buffer.size(0), prompt.length
     total, dev = p + max_new, prompt.buffer.device
@@ -113,7 +169,9 @@ def _search(decoder: Decoder, prompt: Prompt, n: int, max_new: int, length_penal
         if cur + 1 >= total:
             ends = torch.ones_like(cand_token, dtype=torch.bool)
         else:
-            ends = torch.isin(cand_token, eos_t) if eos_t is not None else torch.zeros_like(cand_token, dtype=torch.bool)
+            ends = (
+                torch.isin(cand_token, eos_t) if eos_t is not None else torch.zeros_like(cand_token, dtype=torch.bool)
+            )
         # running beams: the best n candidates that did not just end
         alive_scores = cand_scores + ends.float() * _NEG
         keep = alive_scores.topk(n, dim=-1).indices
@@ -136,7 +194,7 @@ def _search(decoder: Decoder, prompt: Prompt, n: int, max_new: int, length_penal
             best_len = max_new
         else:
             best_len = cur + 1 - p
-        best_possible = run_scores[:, :1] / (best_len ** length_penalty)
+        best_possible = run_scores[:, :1] / (best_len**length_penalty)
         worst = torch.where(fin_flags, fin_scores.min(dim=1, keepdim=True).values, _NEG)
         improvable = improvable & (best_possible > worst).any(dim=-1, keepdim=True)
         all_full = bool(fin_flags.all()) and early_stopping is True

@@ -5,10 +5,12 @@ state) and Seq2Seq (encode once, then decode with a cache). The loop is kept
 lean on purpose: a preallocated output buffer, no host synchronisation per step
 unless eos/stop checks or per-step details need one, and `torch.inference_mode()`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -58,7 +60,9 @@ def tokenizer_id(tokenizer: Any, role: str) -> int | None:
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
     if tokenizer is None:
-        raise InvalidInputError("a text prompt needs tokenizer= (a labkit Tokenizer or a Hugging Face tokenizer), or pass token ids")
+        raise InvalidInputError(
+            "a text prompt needs tokenizer= (a labkit Tokenizer or a Hugging Face tokenizer), or pass token ids"
+        )
     out = tokenizer.encode(text)
     out = getattr(out, "ids", out)  # a tokenizers.Encoding
     out = out["input_ids"] if isinstance(out, dict) else out
@@ -98,7 +102,9 @@ def _rows(input_ids: Any, tokenizer: Any) -> tuple[list[list[int]] | torch.Tenso
         return [_encode(tokenizer, input_ids)], True, True
     if isinstance(input_ids, torch.Tensor):
         if input_ids.is_floating_point() or input_ids.dim() not in (1, 2):
-            raise InvalidInputError(f"input_ids must be integer ids of shape [seq] or [batch, seq], got {input_ids.dtype} {tuple(input_ids.shape)}")
+            raise InvalidInputError(
+                f"input_ids must be integer ids of shape [seq] or [batch, seq], got {input_ids.dtype} {tuple(input_ids.shape)}"
+            )
         return (input_ids.unsqueeze(0), False, True) if input_ids.dim() == 1 else (input_ids, False, False)
     if isinstance(input_ids, (list, tuple)) and input_ids:
         if all(isinstance(x, str) for x in input_ids):
@@ -112,27 +118,34 @@ def _rows(input_ids: Any, tokenizer: Any) -> tuple[list[list[int]] | torch.Tenso
     )
 
 
-def prepare_prompt(input_ids: Any, attention_mask: torch.Tensor | None, tokenizer: Any, pad: int, decoder: Decoder,
-                   max_new_tokens: int) -> Prompt:
+def prepare_prompt(
+    input_ids: Any, attention_mask: torch.Tensor | None, tokenizer: Any, pad: int, decoder: Decoder, max_new_tokens: int
+) -> Prompt:
     """Any accepted prompt form in, a Prompt out: ragged rows padded (left for decoders, right for a Seq2Seq source)."""
     kind = decoder.kind
     rows, is_text, single = _rows(input_ids, tokenizer)
     if isinstance(rows, list):
         longest = max(len(r) for r in rows)
         if kind == "lstm" and any(len(r) != longest for r in rows):
-            raise InvalidInputError("LSTMLM cannot generate from prompts of different lengths in one batch; give equal lengths or one prompt at a time")
+            raise InvalidInputError(
+                "LSTMLM cannot generate from prompts of different lengths in one batch; give equal lengths or one prompt at a time"
+            )
         ids = torch.full((len(rows), longest), pad, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for i, r in enumerate(rows):
             cols = slice(0, len(r)) if kind == "seq2seq" else slice(longest - len(r), longest)
             ids[i, cols], mask[i, cols] = torch.tensor(r, dtype=torch.long), 1
         if attention_mask is not None:
-            raise InvalidInputError("attention_mask goes with a padded id tensor; for lists of ids leave it out (padding is done for you)")
+            raise InvalidInputError(
+                "attention_mask goes with a padded id tensor; for lists of ids leave it out (padding is done for you)"
+            )
     else:
         ids = rows.long()
         mask = None if attention_mask is None else attention_mask.to(ids.device).long().reshape(ids.shape[0], -1)
         if mask is not None and mask.shape != ids.shape:
-            raise InvalidInputError(f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape {tuple(ids.shape)}")
+            raise InvalidInputError(
+                f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape {tuple(ids.shape)}"
+            )
     if ids.size(1) == 0 or (mask is not None and bool((mask.sum(1) == 0).any())):
         raise InvalidInputError("a prompt is empty; give every row at least one token (e.g. the tokenizer's BOS id)")
     check_length(decoder, ids.size(1), max_new_tokens)  # before the output buffer is allocated
@@ -142,8 +155,12 @@ def prepare_prompt(input_ids: Any, attention_mask: torch.Tensor | None, tokenize
         mask = None  # nothing padded: take the mask-free fast path
     if mask is not None and kind != "seq2seq" and bool((mask[:, 1:] < mask[:, :-1]).any()):
         if kind == "lstm":
-            raise InvalidInputError("LSTMLM generates from unpadded prompts only; give equal-length prompts or one at a time")
-        raise InvalidInputError("prompts are right-padded; pad them on the left for generation (tokenizer.padding_side = 'left')")
+            raise InvalidInputError(
+                "LSTMLM generates from unpadded prompts only; give equal-length prompts or one at a time"
+            )
+        raise InvalidInputError(
+            "prompts are right-padded; pad them on the left for generation (tokenizer.padding_side = 'left')"
+        )
     b = ids.size(0)
     length = 1 if kind == "seq2seq" else ids.size(1)
     buffer = torch.full((b, length + max_new_tokens), pad, dtype=torch.long, device=device)
@@ -179,7 +196,7 @@ class StopChecker:
         out = torch.zeros(buf.size(0), dtype=torch.bool, device=buf.device)
         for s in self.ids:
             if end - start >= len(s):
-                out |= (buf[:, end - len(s):end] == s.to(buf.device)).all(-1)
+                out |= (buf[:, end - len(s) : end] == s.to(buf.device)).all(-1)
         if self.strings:
             for r in unfinished.nonzero()[:, 0].tolist():
                 text = self.tokenizer.decode(buf[r, start:end].tolist())
@@ -200,7 +217,7 @@ class TextStream:
         text = self.tokenizer.decode(self.ids)
         if text.endswith("\ufffd") and not flush:  # byte-level BPE: the rest of this character is still to come
             return ""
-        piece, self.shown = text[len(self.shown):], text
+        piece, self.shown = text[len(self.shown) :], text
         return piece
 
 
@@ -212,8 +229,13 @@ class Decoder:
     and returns the next logits; `reorder(index)` gathers the state rows for beam search.
     """
 
-    def __init__(self, model: torch.nn.Module, use_cache: bool = True, sliding_window: bool = False,
-                 output_attentions: bool = False) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        use_cache: bool = True,
+        sliding_window: bool = False,
+        output_attentions: bool = False,
+    ) -> None:
         self.model, self.use_cache, self.sliding_window = model, use_cache, sliding_window
         self.kind = model_kind(model)
         if not model.training and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
@@ -223,7 +245,9 @@ class Decoder:
             relayout_for_decoding(model)
         self.output_attentions = output_attentions and self.kind != "lstm"
         c = model.config
-        unlimited = self.kind == "lstm" or (getattr(c, "positions", "") == "rotary" and getattr(c, "rope_extrapolate", False))
+        unlimited = self.kind == "lstm" or (
+            getattr(c, "positions", "") == "rotary" and getattr(c, "rope_extrapolate", False)
+        )
         self.limit = None if unlimited else c.block_size  # longest sequence one forward pass accepts
         self.state: Any = None
         self.memory = self.src_mask = None
@@ -232,13 +256,24 @@ class Decoder:
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None, cached: bool) -> torch.Tensor:
         m, oa = self.model, self.output_attentions
         if self.kind == "gpt":
-            out = m(ids, attention_mask=mask, past_key_values=self.state if cached else None, use_cache=cached,
-                    output_attentions=oa)
+            out = m(
+                ids,
+                attention_mask=mask,
+                past_key_values=self.state if cached else None,
+                use_cache=cached,
+                output_attentions=oa,
+            )
         elif self.kind == "lstm":
             out = m(ids, past_key_values=self.state if cached else None, use_cache=cached)
         else:
-            out = m(decoder_input_ids=ids, encoder_outputs=self.memory, attention_mask=self.src_mask,
-                    past_key_values=self.state if cached else None, use_cache=cached, output_attentions=oa)
+            out = m(
+                decoder_input_ids=ids,
+                encoder_outputs=self.memory,
+                attention_mask=self.src_mask,
+                past_key_values=self.state if cached else None,
+                use_cache=cached,
+                output_attentions=oa,
+            )
         if cached:
             self.state = out.past_key_values
         self.last = out
@@ -249,20 +284,22 @@ class Decoder:
         if self.kind == "seq2seq":
             self.src_mask = mask
             self.memory = self.model.encode(ids, attention_mask=mask)
-            ids = torch.full((ids.size(0), 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=ids.device)
+            ids = torch.full(
+                (ids.size(0), 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=ids.device
+            )
             mask = None
         elif self.kind == "gpt" and self.use_cache:
             # one buffer sized for the whole generation: no regrowth while decoding
             self.state = KVCache(self.model.config.n_layer, max_len=min(total_len, self.limit or total_len))
         if self.limit is not None and ids.size(1) > self.limit:  # only reachable with sliding_window=True
-            ids, mask = ids[:, -self.limit:], None if mask is None else mask[:, -self.limit:]
+            ids, mask = ids[:, -self.limit :], None if mask is None else mask[:, -self.limit :]
             self.state = None
         return self._forward(ids, mask, self.use_cache and (self.limit is None or ids.size(1) < self.limit))
 
     def step(self, seq: torch.Tensor, mask: torch.Tensor | None, length: int) -> torch.Tensor:
         """Sequences so far [batch, >= length] (last token new) in, next-token logits [batch, vocab] out."""
         if self.use_cache and self.state is not None and (self.limit is None or length <= self.limit):
-            return self._forward(seq[:, length - 1:length], None if mask is None else mask[:, :length], True)
+            return self._forward(seq[:, length - 1 : length], None if mask is None else mask[:, :length], True)
         begin = 0 if self.limit is None else max(0, length - self.limit)  # sliding window: the last `limit` tokens
         self.state = None
         return self._forward(seq[:, begin:length], None if mask is None else mask[:, begin:length], False)
@@ -327,19 +364,37 @@ def _eos_ids(eos_token_id: int | list[int] | None, tokenizer: Any) -> list[int]:
     return ids
 
 
-def _resolve_sampling(do_sample: bool | None, temperature: float | None, top_k: int | None, top_p: float | None) -> tuple[bool, float]:
+def _resolve_sampling(
+    do_sample: bool | None, temperature: float | None, top_k: int | None, top_p: float | None
+) -> tuple[bool, float]:
     check_sampling_args(temperature, top_k, top_p)
     if do_sample is None:
         do_sample = (temperature is not None or top_k is not None or top_p is not None) and temperature != 0
     t = 1.0 if temperature is None else float(temperature)
     if do_sample and t == 0:
-        raise InvalidInputError("do_sample=True needs temperature > 0 (temperature 0 means greedy); raise temperature or set do_sample=False")
+        raise InvalidInputError(
+            "do_sample=True needs temperature > 0 (temperature 0 means greedy); raise temperature or set do_sample=False"
+        )
     return bool(do_sample), t
 
 
-def _run(decoder: Decoder, prompt: Prompt, max_new_tokens: int, *, do_sample: bool, temperature: float,
-         top_k: int | None, top_p: float | None, repetition_penalty: float, eos: list[int], pad: int,
-         stops: StopChecker, seed: int | None, details: bool, top_candidates: int) -> Iterator[dict[str, Any]]:
+def _run(
+    decoder: Decoder,
+    prompt: Prompt,
+    max_new_tokens: int,
+    *,
+    do_sample: bool,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    repetition_penalty: float,
+    eos: list[int],
+    pad: int,
+    stops: StopChecker,
+    seed: int | None,
+    details: bool,
+    top_candidates: int,
+) -> Iterator[dict[str, Any]]:
     """The decoding loop; yields per step a dict (details only when asked) after writing the token into prompt.buffer.
 
     Runs under the caller's grad mode (generate wraps it in inference_mode; stream enters it around each step).
@@ -368,15 +423,21 @@ def _run(decoder: Decoder, prompt: Prompt, max_new_tokens: int, *, do_sample: bo
             token = logits.argmax(dim=-1, keepdim=True)
         if track:
             token = torch.where(unfinished[:, None], token, pad)
-        buf[:, pos:pos + 1] = token
+        buf[:, pos : pos + 1] = token
         info: dict[str, Any] = {"index": i}
         if details:
             probs = torch.softmax(logits.float(), dim=-1)
             top = probs.topk(min(top_candidates, probs.size(-1)), dim=-1)
             att, cross = decoder.step_attentions()
-            info.update(token_ids=token[:, 0], top_ids=top.indices, top_probs=top.values, scores=logits,
-                        logprobs=torch.log_softmax(raw.float(), dim=-1).gather(-1, token)[:, 0],
-                        attentions=att, cross_attentions=cross)
+            info.update(
+                token_ids=token[:, 0],
+                top_ids=top.indices,
+                top_probs=top.values,
+                scores=logits,
+                logprobs=torch.log_softmax(raw.float(), dim=-1).gather(-1, token)[:, 0],
+                attentions=att,
+                cross_attentions=cross,
+            )
         if track:
             just = torch.zeros_like(unfinished)
             if eos_t is not None:
@@ -396,9 +457,18 @@ def _run(decoder: Decoder, prompt: Prompt, max_new_tokens: int, *, do_sample: bo
         logits = decoder.step(buf, mask_buf, pos + 1)
 
 
-def setup(model: torch.nn.Module, input_ids: Any, attention_mask: torch.Tensor | None, tokenizer: Any,
-          pad_token_id: int | None, eos_token_id: int | list[int] | None, max_new_tokens: int, use_cache: bool = True,
-          sliding_window: bool = False, output_attentions: bool = False) -> tuple[Decoder, Prompt, list[int], int]:
+def setup(
+    model: torch.nn.Module,
+    input_ids: Any,
+    attention_mask: torch.Tensor | None,
+    tokenizer: Any,
+    pad_token_id: int | None,
+    eos_token_id: int | list[int] | None,
+    max_new_tokens: int,
+    use_cache: bool = True,
+    sliding_window: bool = False,
+    output_attentions: bool = False,
+) -> tuple[Decoder, Prompt, list[int], int]:
     """Validate and prepare everything before the first forward pass: (decoder, prompt, eos ids, pad id) out."""
     decoder = Decoder(model, use_cache=use_cache, sliding_window=sliding_window, output_attentions=output_attentions)
     eos = _eos_ids(eos_token_id, tokenizer)
@@ -408,23 +478,68 @@ def setup(model: torch.nn.Module, input_ids: Any, attention_mask: torch.Tensor |
     return decoder, prepare_prompt(input_ids, attention_mask, tokenizer, pad, decoder, max_new_tokens), eos, pad
 
 
-def _setup(model, input_ids, attention_mask, tokenizer, pad_token_id, eos_token_id, max_new_tokens, use_cache,
-           sliding_window, output_attentions, stop, top_candidates, repetition_penalty):
+def _setup(
+    model,
+    input_ids,
+    attention_mask,
+    tokenizer,
+    pad_token_id,
+    eos_token_id,
+    max_new_tokens,
+    use_cache,
+    sliding_window,
+    output_attentions,
+    stop,
+    top_candidates,
+    repetition_penalty,
+):
     check_sampling_args(repetition_penalty=repetition_penalty)
     if isinstance(top_candidates, bool) or not isinstance(top_candidates, int) or top_candidates < 1:
         raise InvalidInputError(f"top_candidates must be a positive integer, got {top_candidates!r}")
     stops = StopChecker(stop, tokenizer)
-    return (*setup(model, input_ids, attention_mask, tokenizer, pad_token_id, eos_token_id, max_new_tokens, use_cache,
-                   sliding_window, output_attentions), stops)
+    return (
+        *setup(
+            model,
+            input_ids,
+            attention_mask,
+            tokenizer,
+            pad_token_id,
+            eos_token_id,
+            max_new_tokens,
+            use_cache,
+            sliding_window,
+            output_attentions,
+        ),
+        stops,
+    )
 
 
-def generate(model: torch.nn.Module, input_ids: Any, max_new_tokens: int = 32, *, attention_mask: torch.Tensor | None = None,
-             do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
-             top_p: float | None = None, repetition_penalty: float = 1.0, num_beams: int = 1, length_penalty: float = 1.0,
-             early_stopping: bool | str = False, num_return_sequences: int = 1, eos_token_id: int | list[int] | None = None,
-             pad_token_id: int | None = None, stop: list | None = None, tokenizer: Any = None, seed: int | None = None,
-             use_cache: bool = True, sliding_window: bool = False, return_details: bool = False, top_candidates: int = 5,
-             output_attentions: bool = False) -> torch.Tensor | GenerationResult:
+def generate(
+    model: torch.nn.Module,
+    input_ids: Any,
+    max_new_tokens: int = 32,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    num_beams: int = 1,
+    length_penalty: float = 1.0,
+    early_stopping: bool | str = False,
+    num_return_sequences: int = 1,
+    eos_token_id: int | list[int] | None = None,
+    pad_token_id: int | None = None,
+    stop: list | None = None,
+    tokenizer: Any = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+    sliding_window: bool = False,
+    return_details: bool = False,
+    top_candidates: int = 5,
+    output_attentions: bool = False,
+) -> torch.Tensor | GenerationResult:
     """A model and a prompt in, prompt + new token ids [batch, prompt + new] out (like transformers' generate).
 
     Returns a `GenerationResult` instead when return_details=True or the prompt is text. Rows are left-padded to
@@ -452,63 +567,128 @@ def generate(model: torch.nn.Module, input_ids: Any, max_new_tokens: int = 32, *
         raise InvalidInputError(f"num_beams must be an integer >= 1, got {num_beams!r}")
     do_sample, t = _resolve_sampling(do_sample, temperature, top_k, top_p)
     if num_return_sequences != 1 and num_beams == 1:
-        raise InvalidInputError(f"num_return_sequences={num_return_sequences} needs beam search (num_beams >= it); "
-                                "to sample several continuations call generate once per seed")
+        raise InvalidInputError(
+            f"num_return_sequences={num_return_sequences} needs beam search (num_beams >= it); "
+            "to sample several continuations call generate once per seed"
+        )
     if num_beams > 1:
         if do_sample:
-            raise InvalidInputError("beam search here is deterministic; drop temperature/top_k/top_p or set num_beams=1 to sample")
+            raise InvalidInputError(
+                "beam search here is deterministic; drop temperature/top_k/top_p or set num_beams=1 to sample"
+            )
         if stop:
-            raise InvalidInputError("stop sequences work with greedy and sampled generation only; use eos_token_id with beam search")
+            raise InvalidInputError(
+                "stop sequences work with greedy and sampled generation only; use eos_token_id with beam search"
+            )
         from labkit.generation.beam import beam_search
 
-        out = beam_search(model, input_ids, num_beams=num_beams, max_new_tokens=max_new_tokens, attention_mask=attention_mask,
-                          length_penalty=length_penalty, early_stopping=early_stopping, eos_token_id=eos_token_id,
-                          pad_token_id=pad_token_id, num_return_sequences=num_return_sequences, repetition_penalty=repetition_penalty,
-                          use_cache=use_cache, sliding_window=sliding_window, tokenizer=tokenizer,
-                          return_details=return_details)
+        out = beam_search(
+            model,
+            input_ids,
+            num_beams=num_beams,
+            max_new_tokens=max_new_tokens,
+            attention_mask=attention_mask,
+            length_penalty=length_penalty,
+            early_stopping=early_stopping,
+            eos_token_id=eos_token_id,
+            pad_token_id=pad_token_id,
+            num_return_sequences=num_return_sequences,
+            repetition_penalty=repetition_penalty,
+            use_cache=use_cache,
+            sliding_window=sliding_window,
+            tokenizer=tokenizer,
+            return_details=return_details,
+        )
         return out  # a tensor, or a GenerationResult with sequence_scores
-    decoder, prompt, eos, pad, stops = _setup(model, input_ids, attention_mask, tokenizer, pad_token_id, eos_token_id,
-                                              max_new_tokens, use_cache, sliding_window, output_attentions, stop,
-                                              top_candidates, repetition_penalty)
+    decoder, prompt, eos, pad, stops = _setup(
+        model,
+        input_ids,
+        attention_mask,
+        tokenizer,
+        pad_token_id,
+        eos_token_id,
+        max_new_tokens,
+        use_cache,
+        sliding_window,
+        output_attentions,
+        stop,
+        top_candidates,
+        repetition_penalty,
+    )
     was_training = model.training
     model.eval()  # dropout off while generating; the mode is restored below
     steps: list[dict[str, Any]] = []
     try:
         with torch.inference_mode():
-            for info in _run(decoder, prompt, max_new_tokens, do_sample=do_sample, temperature=t, top_k=top_k, top_p=top_p,
-                             repetition_penalty=repetition_penalty, eos=eos, pad=pad, stops=stops, seed=seed,
-                             details=return_details, top_candidates=top_candidates):
+            for info in _run(
+                decoder,
+                prompt,
+                max_new_tokens,
+                do_sample=do_sample,
+                temperature=t,
+                top_k=top_k,
+                top_p=top_p,
+                repetition_penalty=repetition_penalty,
+                eos=eos,
+                pad=pad,
+                stops=stops,
+                seed=seed,
+                details=return_details,
+                top_candidates=top_candidates,
+            ):
                 if return_details:
                     steps.append(info)
     finally:
         model.train(was_training)
-    sequences = prompt.buffer[:, :prompt.length_done]
+    sequences = prompt.buffer[:, : prompt.length_done]
     if not (return_details or prompt.is_text):
         return sequences
     return _result(prompt, sequences, steps, tokenizer, eos, pad)
 
 
-def _result(prompt: Prompt, sequences: torch.Tensor, steps: list[dict[str, Any]], tokenizer: Any, eos: list[int],
-            pad: int) -> GenerationResult:
-    new = sequences[:, prompt.length:]
+def _result(
+    prompt: Prompt, sequences: torch.Tensor, steps: list[dict[str, Any]], tokenizer: Any, eos: list[int], pad: int
+) -> GenerationResult:
+    new = sequences[:, prompt.length :]
     text = None
     if tokenizer is not None:
         texts = decode_rows(tokenizer, new, prompt.row_lengths, eos)
         text = texts[0] if prompt.single else texts
-    result = GenerationResult(sequences=sequences, new_tokens=new, prompt_length=prompt.length, text=text, steps=steps,
-                              finished=prompt.finished)
+    result = GenerationResult(
+        sequences=sequences,
+        new_tokens=new,
+        prompt_length=prompt.length,
+        text=text,
+        steps=steps,
+        finished=prompt.finished,
+    )
     if steps:
         result.scores = torch.stack([s.pop("scores") for s in steps], dim=1)
         result.logprobs = torch.stack([s["logprobs"] for s in steps], dim=1)
     return result
 
 
-def stream(model: torch.nn.Module, input_ids: Any, max_new_tokens: int = 32, *, attention_mask: torch.Tensor | None = None,
-           do_sample: bool | None = None, temperature: float | None = None, top_k: int | None = None,
-           top_p: float | None = None, repetition_penalty: float = 1.0, eos_token_id: int | list[int] | None = None,
-           pad_token_id: int | None = None, stop: list | None = None, tokenizer: Any = None, seed: int | None = None,
-           use_cache: bool = True, sliding_window: bool = False, top_candidates: int = 5,
-           output_attentions: bool = False) -> Iterator[dict[str, Any]]:
+def stream(
+    model: torch.nn.Module,
+    input_ids: Any,
+    max_new_tokens: int = 32,
+    *,
+    attention_mask: torch.Tensor | None = None,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    eos_token_id: int | list[int] | None = None,
+    pad_token_id: int | None = None,
+    stop: list | None = None,
+    tokenizer: Any = None,
+    seed: int | None = None,
+    use_cache: bool = True,
+    sliding_window: bool = False,
+    top_candidates: int = 5,
+    output_attentions: bool = False,
+) -> Iterator[dict[str, Any]]:
     """A model and one prompt in, an iterator of dicts out, one per new token as soon as it is chosen; stops on eos/stop.
 
     Each dict: `id` (int), `text` (the new text this token completes, or None without a tokenizer; multi-byte
@@ -517,14 +697,44 @@ def stream(model: torch.nn.Module, input_ids: Any, max_new_tokens: int = 32, *, 
     Parameters as in `generate` (batch 1, no beam search). The same seed gives the same tokens as `generate`.
     """
     do_sample, t = _resolve_sampling(do_sample, temperature, top_k, top_p)
-    decoder, prompt, eos, pad, stops = _setup(model, input_ids, attention_mask, tokenizer, pad_token_id, eos_token_id,
-                                              max_new_tokens, use_cache, sliding_window, output_attentions, stop,
-                                              top_candidates, repetition_penalty)
+    decoder, prompt, eos, pad, stops = _setup(
+        model,
+        input_ids,
+        attention_mask,
+        tokenizer,
+        pad_token_id,
+        eos_token_id,
+        max_new_tokens,
+        use_cache,
+        sliding_window,
+        output_attentions,
+        stop,
+        top_candidates,
+        repetition_penalty,
+    )
     if prompt.buffer.size(0) != 1:
-        raise InvalidInputError(f"stream() takes one prompt, got a batch of {prompt.buffer.size(0)}; loop over them or use generate()")
-    return _stream(model, prompt, max_new_tokens, decoder, tokenizer, eos, pad, stops,
-                   dict(do_sample=do_sample, temperature=t, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-                        seed=seed, top_candidates=top_candidates))
+        raise InvalidInputError(
+            f"stream() takes one prompt, got a batch of {prompt.buffer.size(0)}; loop over them or use generate()"
+        )
+    return _stream(
+        model,
+        prompt,
+        max_new_tokens,
+        decoder,
+        tokenizer,
+        eos,
+        pad,
+        stops,
+        dict(
+            do_sample=do_sample,
+            temperature=t,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            seed=seed,
+            top_candidates=top_candidates,
+        ),
+    )
 
 
 def _stream(model, prompt, max_new_tokens, decoder, tokenizer, eos, pad, stops, options) -> Iterator[dict[str, Any]]:
@@ -542,10 +752,17 @@ def _stream(model, prompt, max_new_tokens, decoder, tokenizer, eos, pad, stops, 
             token = int(info["token_ids"][0])
             finished = bool(info["finished"][0]) if "finished" in info else False
             last = finished or info["index"] == max_new_tokens - 1
-            yield {"id": token, "text": text.push(token, flush=last) if text is not None else None, "index": info["index"],
-                   "top_ids": info["top_ids"][0].tolist(), "top_probs": info["top_probs"][0].tolist(),
-                   "logprob": float(info["logprobs"][0]), "finished": finished,
-                   "attentions": info["attentions"], "cross_attentions": info["cross_attentions"]}
+            yield {
+                "id": token,
+                "text": text.push(token, flush=last) if text is not None else None,
+                "index": info["index"],
+                "top_ids": info["top_ids"][0].tolist(),
+                "top_probs": info["top_probs"][0].tolist(),
+                "logprob": float(info["logprobs"][0]),
+                "finished": finished,
+                "attentions": info["attentions"],
+                "cross_attentions": info["cross_attentions"],
+            }
             if finished:
                 return
     finally:

@@ -5,6 +5,7 @@ the same idea (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
 RepetitionPenaltyLogitsProcessor) value for value, ties included, so a notebook
 can show exactly what `generate()` does to the model's distribution at each step.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,15 +15,25 @@ import torch
 from labkit.errors import InvalidInputError
 
 __all__ = [
-    "greedy", "sample", "warp_logits", "apply_temperature", "top_k_filter", "top_p_filter", "apply_repetition_penalty",
+    "greedy",
+    "sample",
+    "warp_logits",
+    "apply_temperature",
+    "top_k_filter",
+    "top_p_filter",
+    "apply_repetition_penalty",
     "check_sampling_args",
 ]
 
 NEG_INF = -math.inf
 
 
-def check_sampling_args(temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-                        repetition_penalty: float | None = None) -> None:
+def check_sampling_args(
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float | None = None,
+) -> None:
     """Raise a one-line InvalidInputError for an out-of-range sampling parameter (None means "not used")."""
     if temperature is not None and (not isinstance(temperature, (int, float)) or not temperature >= 0):
         raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
@@ -30,8 +41,12 @@ def check_sampling_args(temperature: float | None = None, top_k: int | None = No
         raise InvalidInputError(f"top_k must be an integer >= 1 (or None for no top-k filter), got {top_k!r}")
     if top_p is not None and (not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0):
         raise InvalidInputError(f"top_p must be in (0, 1] (1 keeps every token), got {top_p!r}")
-    if repetition_penalty is not None and (not isinstance(repetition_penalty, (int, float)) or not repetition_penalty > 0):
-        raise InvalidInputError(f"repetition_penalty must be > 0 (1 = no penalty, > 1 discourages repeats), got {repetition_penalty!r}")
+    if repetition_penalty is not None and (
+        not isinstance(repetition_penalty, (int, float)) or not repetition_penalty > 0
+    ):
+        raise InvalidInputError(
+            f"repetition_penalty must be > 0 (1 = no penalty, > 1 discourages repeats), got {repetition_penalty!r}"
+        )
 
 
 def _check_keep(min_tokens_to_keep: int) -> None:
@@ -54,7 +69,9 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return logits / temperature
 
 
-def top_k_filter(logits: torch.Tensor, k: int, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> torch.Tensor:
+def top_k_filter(
+    logits: torch.Tensor, k: int, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1
+) -> torch.Tensor:
     """Logits [..., vocab] in, logits with everything below the k-th largest value set to `filter_value` out.
 
     k: how many tokens to keep (tokens tied with the k-th value are kept too). filter_value: what removed tokens get.
@@ -67,7 +84,9 @@ def top_k_filter(logits: torch.Tensor, k: int, filter_value: float = NEG_INF, mi
     return logits.masked_fill(logits < kth_largest, filter_value)
 
 
-def top_p_filter(logits: torch.Tensor, p: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1) -> torch.Tensor:
+def top_p_filter(
+    logits: torch.Tensor, p: float, filter_value: float = NEG_INF, min_tokens_to_keep: int = 1
+) -> torch.Tensor:
     """Logits [..., vocab] in, logits outside the nucleus set to `filter_value` out (nucleus sampling, Holtzman et al. 2019).
 
     The nucleus is the smallest set of most likely tokens whose probabilities add up to at least p.
@@ -105,8 +124,9 @@ def apply_repetition_penalty(logits: torch.Tensor, previous_ids: torch.Tensor, p
     return logits.scatter(-1, previous_ids, penalised)
 
 
-def warp_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None) -> torch.Tensor:
+def warp_logits(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> torch.Tensor:
     """Logits [..., vocab] in, the logits sampling draws from out: temperature, then top-k, then top-p (HF's order).
 
     temperature: > 0 (1 = unchanged). top_k: keep the k most likely (None = all). top_p: nucleus mass (None or 1 = all).
@@ -121,8 +141,13 @@ def warp_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | Non
     return logits
 
 
-def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           generator: torch.Generator | None = None) -> torch.Tensor:
+def sample(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Logits [..., vocab] in, one sampled token id per row [...] out.
 
     temperature: 0 = greedy, otherwise > 0. top_k / top_p: filters applied before drawing (see `warp_logits`).

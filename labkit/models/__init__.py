@@ -1,5 +1,6 @@
 """labkit.models: GPT, Encoder (BERT-style), Seq2Seq, LSTMLM; hook points, activation caches, KV cache, HF interop."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     "HookPoint": "hooks",

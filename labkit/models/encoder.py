@@ -4,10 +4,12 @@ The ladder is `EncoderEmbeddings -> Block (post-LN, bidirectional) x n_layer ->
 head`, with heads `"mlm"` (BERT's transform + tied decoder + bias),
 `"classification"` (pooler -> dropout -> linear) or `None` (hidden states).
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -15,8 +17,8 @@ from torch import nn
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
+from labkit.models.inputs import check_token_ids, ids_are_checkable
 from labkit.models.layers import Block
-from labkit.models.lstm import check_token_ids, ids_are_checkable
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["EncoderConfig", "Encoder", "encode_sentences"]
@@ -48,13 +50,26 @@ class EncoderConfig:
 
     def __post_init__(self) -> None:
         if self.arch != "encoder":
-            raise InvalidInputError(f"EncoderConfig.arch must be 'encoder', got {self.arch!r}; use the config class of that architecture")
-        for name in ("vocab_size", "block_size", "type_vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "num_labels"):
+            raise InvalidInputError(
+                f"EncoderConfig.arch must be 'encoder', got {self.arch!r}; use the config class of that architecture"
+            )
+        for name in (
+            "vocab_size",
+            "block_size",
+            "type_vocab_size",
+            "n_layer",
+            "n_head",
+            "n_embd",
+            "n_inner",
+            "num_labels",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"EncoderConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise InvalidInputError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors")
+            raise InvalidInputError(
+                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
+            )
         if self.head not in HEADS:
             raise UnknownNameError(f"unknown Encoder head {self.head!r}; choose 'mlm', 'classification' or None")
         if self.head == "classification" and not self.pooler:
@@ -69,7 +84,7 @@ class EncoderConfig:
         return {name: desc for name, (desc, _) in _ENCODER_PRESETS.items()}
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "EncoderConfig":
+    def preset(cls, name: str, **overrides: Any) -> EncoderConfig:
         """Return the named configuration with `overrides` applied (e.g. vocab_size=..., head="classification").
 
         name: one of `EncoderConfig.presets()`. overrides: any config field.
@@ -80,17 +95,31 @@ class EncoderConfig:
         known = [f.name for f in fields(cls)]
         for key in overrides:
             if key not in known:
-                raise UnknownNameError(f"EncoderConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}")
+                raise UnknownNameError(
+                    f"EncoderConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
+                )
         return cls(**{**_ENCODER_PRESETS[name][1], **overrides})
 
 
 _ENCODER_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "encoder-tiny": ("2 layers x 64 wide, 1k vocab: for tests and instant demos", dict(vocab_size=1000, block_size=128, n_layer=2, n_head=2, n_embd=64, n_inner=256)),
-    "bert-tiny": ("BERT L-2 H-128 A-2 (Turc et al. 2019): trains on a CPU", dict(n_layer=2, n_head=2, n_embd=128, n_inner=512)),
+    "encoder-tiny": (
+        "2 layers x 64 wide, 1k vocab: for tests and instant demos",
+        dict(vocab_size=1000, block_size=128, n_layer=2, n_head=2, n_embd=64, n_inner=256),
+    ),
+    "bert-tiny": (
+        "BERT L-2 H-128 A-2 (Turc et al. 2019): trains on a CPU",
+        dict(n_layer=2, n_head=2, n_embd=128, n_inner=512),
+    ),
     "bert-mini": ("BERT L-4 H-256 A-4", dict(n_layer=4, n_head=4, n_embd=256, n_inner=1024)),
     "bert-small": ("BERT L-4 H-512 A-8", dict(n_layer=4, n_head=8, n_embd=512, n_inner=2048)),
-    "minilm-l6": ("all-MiniLM-L6-v2 shapes: 6 layers, 384 wide, 12 heads", dict(n_layer=6, n_head=12, n_embd=384, n_inner=1536, head=None)),
-    "bert-base": ("BERT-base: 12 layers, 768 wide, 12 heads (110M)", dict(n_layer=12, n_head=12, n_embd=768, n_inner=3072)),
+    "minilm-l6": (
+        "all-MiniLM-L6-v2 shapes: 6 layers, 384 wide, 12 heads",
+        dict(n_layer=6, n_head=12, n_embd=384, n_inner=1536, head=None),
+    ),
+    "bert-base": (
+        "BERT-base: 12 layers, 768 wide, 12 heads (110M)",
+        dict(n_layer=12, n_head=12, n_embd=768, n_inner=3072),
+    ),
 }
 
 
@@ -150,8 +179,18 @@ class Encoder(HookedModel):
         self.hook_embed = HookPoint()  # [batch, pos, n_embd] after embedding LayerNorm
         # Post-LN, bidirectional blocks with exact-erf GELU: BERT's layer, so pretrained weights drop in unchanged.
         self.blocks = nn.ModuleList(
-            Block(config.n_embd, config.n_head, n_inner=config.n_inner, mlp="gelu", norm_eps=config.layer_norm_eps,
-                  pre_norm=False, causal=False, dropout=config.dropout, attn_dropout=config.attn_dropout, layer_idx=i)
+            Block(
+                config.n_embd,
+                config.n_head,
+                n_inner=config.n_inner,
+                mlp="gelu",
+                norm_eps=config.layer_norm_eps,
+                pre_norm=False,
+                causal=False,
+                dropout=config.dropout,
+                attn_dropout=config.attn_dropout,
+                layer_idx=i,
+            )
             for i in range(config.n_layer)
         )
         self.pooler = Pooler(config) if config.pooler else None
@@ -203,8 +242,9 @@ class Encoder(HookedModel):
             if output_attentions:
                 attentions.append(pattern)
         logits, loss = self._head(x, labels)
-        return ModelOutput(logits=logits, loss=loss, hidden_states=x,
-                           attentions=tuple(attentions) if output_attentions else None)
+        return ModelOutput(
+            logits=logits, loss=loss, hidden_states=x, attentions=tuple(attentions) if output_attentions else None
+        )
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
         """Last hidden state [batch, seq, n_embd] in, BERT's pooled [CLS] vector [batch, n_embd] out."""
@@ -212,12 +252,16 @@ class Encoder(HookedModel):
             raise InvalidInputError("this Encoder has no pooler; build it with pooler=True")
         return self.pooler(hidden)
 
-    def _head(self, hidden: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _head(
+        self, hidden: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Apply the configured head; return (logits, loss)."""
         head = self.config.head
         if head is None:
             if labels is not None:
-                raise InvalidInputError("labels need a head; build the Encoder with head='mlm' or head='classification'")
+                raise InvalidInputError(
+                    "labels need a head; build the Encoder with head='mlm' or head='classification'"
+                )
             return None, None
         if head == "mlm":
             logits = self.mlm_head(hidden)
@@ -243,22 +287,32 @@ class Encoder(HookedModel):
         check_token_ids(input_ids, c.vocab_size, "input_ids")
         for name, value in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if value is not None and value.shape != input_ids.shape:
-                raise InvalidInputError(f"{name} shape {tuple(value.shape)} must equal input_ids shape {tuple(input_ids.shape)}")
+                raise InvalidInputError(
+                    f"{name} shape {tuple(value.shape)} must equal input_ids shape {tuple(input_ids.shape)}"
+                )
         if token_type_ids is None:
             return torch.zeros_like(input_ids)
-        if token_type_ids.numel() and ids_are_checkable(token_type_ids) and (token_type_ids.min() < 0 or token_type_ids.max() >= c.type_vocab_size):
+        if (
+            token_type_ids.numel()
+            and ids_are_checkable(token_type_ids)
+            and (token_type_ids.min() < 0 or token_type_ids.max() >= c.type_vocab_size)
+        ):
             raise InvalidInputError(
                 f"token_type_ids must lie in [0, {c.type_vocab_size}), got {int(token_type_ids.max())}; "
                 "use 0 for the first segment and 1 for the second"
             )
         if labels is not None and c.head == "classification" and labels.shape != input_ids.shape[:1]:
-            raise InvalidInputError(f"classification labels must have shape [batch]={tuple(input_ids.shape[:1])}, got {tuple(labels.shape)}")
+            raise InvalidInputError(
+                f"classification labels must have shape [batch]={tuple(input_ids.shape[:1])}, got {tuple(labels.shape)}"
+            )
         if labels is not None and c.head == "mlm" and labels.shape != input_ids.shape:
-            raise InvalidInputError(f"mlm labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+            raise InvalidInputError(
+                f"mlm labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}"
+            )
         return token_type_ids
 
     @classmethod
-    def from_hf(cls, model_or_path: Any) -> "Encoder":
+    def from_hf(cls, model_or_path: Any) -> Encoder:
         """A transformers BertModel / BertForMaskedLM / BertForSequenceClassification (or its folder) in, an Encoder
         with the same weights out.
 
@@ -285,8 +339,9 @@ class Encoder(HookedModel):
         return hf_bert.to_hf(self)
 
     @torch.no_grad()
-    def encode_sentences(self, texts: Sequence[str], tokenizer: Any, pooling: str = "mean", normalize: bool = True,
-                         batch_size: int = 32) -> torch.Tensor:
+    def encode_sentences(
+        self, texts: Sequence[str], tokenizer: Any, pooling: str = "mean", normalize: bool = True, batch_size: int = 32
+    ) -> torch.Tensor:
         """Texts in, one embedding per text [len(texts), n_embd] out (sentence-transformers' mean pooling by default).
 
         texts: sentences. tokenizer: a transformers tokenizer, a `tokenizers.Tokenizer` or a labkit Tokenizer.
@@ -299,8 +354,14 @@ class Encoder(HookedModel):
 POOLINGS = ("mean", "cls", "max")
 
 
-def encode_sentences(model: Encoder, texts: Sequence[str], tokenizer: Any, pooling: str = "mean", normalize: bool = True,
-                     batch_size: int = 32) -> torch.Tensor:
+def encode_sentences(
+    model: Encoder,
+    texts: Sequence[str],
+    tokenizer: Any,
+    pooling: str = "mean",
+    normalize: bool = True,
+    batch_size: int = 32,
+) -> torch.Tensor:
     """An Encoder, texts and their tokenizer in, sentence embeddings [len(texts), n_embd] out; see Encoder.encode_sentences."""
     if pooling not in POOLINGS:
         raise UnknownNameError(f"unknown pooling {pooling!r}; choose one of {', '.join(POOLINGS)}")

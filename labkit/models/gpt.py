@@ -2,6 +2,7 @@
 
 Ladder: token embedding (+ learned positions) -> Block x n_layer -> final norm -> LM head.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,10 @@ from torch import nn
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
+from labkit.models.inputs import ids_are_checkable
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, RotaryEmbedding, make_norm
 from labkit.models.outputs import ModelOutput
-from labkit.models.lstm import ids_are_checkable
 
 __all__ = ["GPTConfig", "GPT"]
 
@@ -49,25 +50,35 @@ class GPTConfig:
 
     def __post_init__(self) -> None:
         if self.arch != "gpt":
-            raise InvalidInputError(f"GPTConfig.arch must be 'gpt', got {self.arch!r}; use the config class of that architecture")
+            raise InvalidInputError(
+                f"GPTConfig.arch must be 'gpt', got {self.arch!r}; use the config class of that architecture"
+            )
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise InvalidInputError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors")
+            raise InvalidInputError(
+                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
+            )
         kv = self.n_kv_head or self.n_head
         if kv < 1 or self.n_head % kv:
-            raise InvalidInputError(f"n_head={self.n_head} must be divisible by n_kv_head={self.n_kv_head}; pick n_kv_head among its divisors")
+            raise InvalidInputError(
+                f"n_head={self.n_head} must be divisible by n_kv_head={self.n_kv_head}; pick n_kv_head among its divisors"
+            )
         if self.positions not in ("learned", "rotary"):
             raise UnknownNameError(f"unknown positions {self.positions!r}; choose 'learned' or 'rotary'")
         if self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
-            raise InvalidInputError(f"rotary positions need an even head width, got n_embd/n_head={self.n_embd // self.n_head}")
+            raise InvalidInputError(
+                f"rotary positions need an even head width, got n_embd/n_head={self.n_embd // self.n_head}"
+            )
         if self.norm not in ("layernorm", "rmsnorm"):
             raise UnknownNameError(f"unknown norm {self.norm!r}; choose 'layernorm' or 'rmsnorm'")
         mlps = ("gelu_new", "gelu", "relu", "silu", "swiglu")
         if self.mlp not in mlps:
-            raise UnknownNameError(f"unknown mlp {self.mlp!r}; {close_matches(self.mlp, mlps) or 'choose one of ' + ', '.join(mlps)}")
+            raise UnknownNameError(
+                f"unknown mlp {self.mlp!r}; {close_matches(self.mlp, mlps) or 'choose one of ' + ', '.join(mlps)}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidInputError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -82,7 +93,7 @@ class GPTConfig:
         return {name: desc for name, (desc, _) in _PRESETS.items()}
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "GPTConfig":
+    def preset(cls, name: str, **overrides: Any) -> GPTConfig:
         """Return the named configuration with `overrides` applied (e.g. vocab_size=tokenizer.vocab_size).
 
         name: one of `GPTConfig.presets()`. overrides: any config field.
@@ -93,22 +104,52 @@ class GPTConfig:
         known = [f.name for f in fields(cls)]
         for key in overrides:
             if key not in known:
-                raise UnknownNameError(f"GPTConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}")
+                raise UnknownNameError(
+                    f"GPTConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
+                )
         return cls(**{**_PRESETS[name][1], **overrides})
 
 
 _LLAMA = dict(positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False)
 _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "gpt-nano": ("3 layers x 48 wide, 3 heads: tests and instant CPU demos", dict(n_layer=3, n_head=3, n_embd=48, block_size=128)),
-    "gpt-micro": ("4 layers x 128 wide, 4 heads: trains in minutes on a CPU", dict(n_layer=4, n_head=4, n_embd=128, block_size=128)),
-    "gpt-mini": ("6 layers x 192 wide, 6 heads: a small GPU or a patient CPU", dict(n_layer=6, n_head=6, n_embd=192, block_size=256)),
-    "gpt-char": ("nanoGPT's Shakespeare-char CPU config: 4 layers, 4 heads, 128 wide, context 64",
-                 dict(vocab_size=65, n_layer=4, n_head=4, n_embd=128, block_size=64)),
-    "gpt2": ("GPT-2 small shapes (124M with tied embeddings)", dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768)),
-    "gpt2-medium": ("GPT-2 medium shapes (355M)", dict(vocab_size=50257, block_size=1024, n_layer=24, n_head=16, n_embd=1024)),
-    "smollm2-135m": ("SmolLM2-135M (Llama: GQA 9/3 heads, RoPE, RMSNorm, SwiGLU)",
-                     dict(vocab_size=49152, block_size=8192, n_layer=30, n_head=9, n_kv_head=3, n_embd=576, n_inner=1536,
-                          rope_theta=100000.0, **_LLAMA)),
+    "gpt-nano": (
+        "3 layers x 48 wide, 3 heads: tests and instant CPU demos",
+        dict(n_layer=3, n_head=3, n_embd=48, block_size=128),
+    ),
+    "gpt-micro": (
+        "4 layers x 128 wide, 4 heads: trains in minutes on a CPU",
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=128),
+    ),
+    "gpt-mini": (
+        "6 layers x 192 wide, 6 heads: a small GPU or a patient CPU",
+        dict(n_layer=6, n_head=6, n_embd=192, block_size=256),
+    ),
+    "gpt-char": (
+        "nanoGPT's Shakespeare-char CPU config: 4 layers, 4 heads, 128 wide, context 64",
+        dict(vocab_size=65, n_layer=4, n_head=4, n_embd=128, block_size=64),
+    ),
+    "gpt2": (
+        "GPT-2 small shapes (124M with tied embeddings)",
+        dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+    ),
+    "gpt2-medium": (
+        "GPT-2 medium shapes (355M)",
+        dict(vocab_size=50257, block_size=1024, n_layer=24, n_head=16, n_embd=1024),
+    ),
+    "smollm2-135m": (
+        "SmolLM2-135M (Llama: GQA 9/3 heads, RoPE, RMSNorm, SwiGLU)",
+        dict(
+            vocab_size=49152,
+            block_size=8192,
+            n_layer=30,
+            n_head=9,
+            n_kv_head=3,
+            n_embd=576,
+            n_inner=1536,
+            rope_theta=100000.0,
+            **_LLAMA,
+        ),
+    ),
 }
 
 
@@ -127,8 +168,20 @@ class GPT(HookedModel):
             self.rotary = RotaryEmbedding(c.d_head, c.rope_theta)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
-            Block(c.n_embd, c.n_head, n_kv_head=c.n_kv_head, n_inner=c.n_inner, mlp=c.mlp, norm=c.norm,
-                  norm_eps=c.layer_norm_eps, pre_norm=True, causal=True, bias=c.bias, dropout=c.dropout, layer_idx=i)
+            Block(
+                c.n_embd,
+                c.n_head,
+                n_kv_head=c.n_kv_head,
+                n_inner=c.n_inner,
+                mlp=c.mlp,
+                norm=c.norm,
+                norm_eps=c.layer_norm_eps,
+                pre_norm=True,
+                causal=True,
+                bias=c.bias,
+                dropout=c.dropout,
+                layer_idx=i,
+            )
             for i in range(c.n_layer)
         )
         self.ln_f = make_norm(c.norm, c.n_embd, c.layer_norm_eps, c.bias)
@@ -158,8 +211,9 @@ class GPT(HookedModel):
                 params.pop(id(self.wpe.weight), None)
         return sum(p.numel() for p in params.values())
 
-    def _validate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor | None,
-                  total_len: int) -> None:
+    def _validate(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor | None, total_len: int
+    ) -> None:
         c = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
             raise InvalidInputError(
@@ -176,21 +230,35 @@ class GPT(HookedModel):
         if input_ids.numel() and ids_are_checkable(input_ids):  # no host sync on GPUs, no graph break when compiled
             hi, lo = int(input_ids.max()), int(input_ids.min())
             if hi >= c.vocab_size:
-                raise InvalidInputError(f"token id {hi} >= vocab_size {c.vocab_size}; build the model with vocab_size >= {hi + 1} or re-encode with its tokenizer")
+                raise InvalidInputError(
+                    f"token id {hi} >= vocab_size {c.vocab_size}; build the model with vocab_size >= {hi + 1} or re-encode with its tokenizer"
+                )
             if lo < 0:
                 raise InvalidInputError(f"token id {lo} is negative; token ids must be in [0, {c.vocab_size})")
-        if attention_mask is not None and (attention_mask.dim() != 2 or attention_mask.size(0) != input_ids.size(0)
-                                           or attention_mask.size(1) != total_len):
+        if attention_mask is not None and (
+            attention_mask.dim() != 2
+            or attention_mask.size(0) != input_ids.size(0)
+            or attention_mask.size(1) != total_len
+        ):
             raise InvalidInputError(
                 f"attention_mask shape {tuple(attention_mask.shape)} must be [batch, past + seq] = "
                 f"{(input_ids.size(0), total_len)}; 1 marks real tokens, 0 padding"
             )
         if labels is not None and labels.shape != input_ids.shape:
-            raise InvalidInputError(f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)} (the model shifts them)")
+            raise InvalidInputError(
+                f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)} (the model shifts them)"
+            )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, past_key_values: KVCache | None = None, use_cache: bool = False,
-                output_attentions: bool = False) -> ModelOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        past_key_values: KVCache | None = None,
+        use_cache: bool = False,
+        output_attentions: bool = False,
+    ) -> ModelOutput:
         """Ids [batch, seq] in, ModelOutput(logits [batch, seq, vocab], loss, past_key_values, attentions, hidden_states) out.
 
         attention_mask: [batch, past + seq], 1 = real token, 0 = padding (left padding works). labels: aligned with
@@ -202,7 +270,9 @@ class GPT(HookedModel):
         b, t = input_ids.shape if isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 else (0, 0)
         self._validate(input_ids, attention_mask, labels, past + t)
         if use_cache and past_key_values is None:
-            past_key_values = KVCache(self.config.n_layer, max_len=min(max(t + 64, 128), max(self.config.block_size, t)))
+            past_key_values = KVCache(
+                self.config.n_layer, max_len=min(max(t + 64, 128), max(self.config.block_size, t))
+            )
         if position_ids is None:
             if attention_mask is not None:
                 # count real tokens so left-padded rows start at position 0, as Hugging Face's generate does
@@ -219,16 +289,24 @@ class GPT(HookedModel):
         attentions = []
         cache = past_key_values if (use_cache or past_key_values is not None) else None
         for block in self.blocks:
-            x, pattern, _ = block(x, attention_mask=attention_mask, rope=rope, past_key_values=cache,
-                                  output_attentions=output_attentions)
+            x, pattern, _ = block(
+                x, attention_mask=attention_mask, rope=rope, past_key_values=cache, output_attentions=output_attentions
+            )
             attentions.append(pattern)
         x = self.hook_normalized(self.ln_f(x))
         logits = self.lm_head(x)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100)
-        return ModelOutput(logits=logits, loss=loss, past_key_values=cache if use_cache else None, hidden_states=x,
-                           attentions=tuple(attentions) if output_attentions else None)
+            loss = F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
+        return ModelOutput(
+            logits=logits,
+            loss=loss,
+            past_key_values=cache if use_cache else None,
+            hidden_states=x,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
 
     # ---- checkpoints and interop -------------------------------------------------------------------------
 
@@ -246,22 +324,30 @@ class GPT(HookedModel):
         save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> "GPT":
+    def from_pretrained(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GPT:
         """A folder written by `save_pretrained` in, the GPT with those weights (on `map_location`) out."""
         from safetensors.torch import load_file
 
         config_file = os.path.join(path, "config.json")
         if not os.path.isfile(config_file):
-            raise MissingSourceError(f"no config.json in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()")
+            raise MissingSourceError(
+                f"no config.json in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()"
+            )
         with open(config_file, encoding="utf-8") as fh:
             raw = json.load(fh)
         if raw.get("arch", "gpt") != "gpt":
-            raise InvalidInputError(f"{os.fspath(path)!r} holds a {raw.get('arch')!r} model, not 'gpt'; load it with that model class")
+            raise InvalidInputError(
+                f"{os.fspath(path)!r} holds a {raw.get('arch')!r} model, not 'gpt'; load it with that model class"
+            )
         if "model_type" in raw:
-            raise InvalidInputError(f"{os.fspath(path)!r} is a Hugging Face checkpoint ({raw['model_type']}); use GPT.from_hf(path)")
+            raise InvalidInputError(
+                f"{os.fspath(path)!r} is a Hugging Face checkpoint ({raw['model_type']}); use GPT.from_hf(path)"
+            )
         weights_file = os.path.join(path, "model.safetensors")
         if not os.path.isfile(weights_file):
-            raise MissingSourceError(f"no model.safetensors in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()")
+            raise MissingSourceError(
+                f"no model.safetensors in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()"
+            )
         model = cls(GPTConfig(**raw))
         tensors = load_file(weights_file)
         if model.config.tie_embeddings:  # one copy of the shared matrix is stored, under either name
@@ -271,12 +357,14 @@ class GPT(HookedModel):
         missing, unexpected = model.load_state_dict(tensors, strict=False)
         missing = [k for k in missing if not (model.config.tie_embeddings and k == "lm_head.weight")]
         if missing or unexpected:
-            raise InvalidInputError(f"{os.fspath(path)!r} does not fit its config.json: missing {missing[:3]}, unexpected {unexpected[:3]}; "
-                                    "save it again with GPT.save_pretrained()")
+            raise InvalidInputError(
+                f"{os.fspath(path)!r} does not fit its config.json: missing {missing[:3]}, unexpected {unexpected[:3]}; "
+                "save it again with GPT.save_pretrained()"
+            )
         return model.to(map_location)
 
     @classmethod
-    def from_hf(cls, model_or_path: Any) -> "GPT":
+    def from_hf(cls, model_or_path: Any) -> GPT:
         """A transformers GPT2LMHeadModel / LlamaForCausalLM (object or local folder) in, a GPT with equal weights out."""
         from labkit.models import hf_gpt
 
@@ -289,7 +377,7 @@ class GPT(HookedModel):
         return hf_gpt.to_hf(self)
 
     @classmethod
-    def from_gguf(cls, path: str | os.PathLike | None = None) -> tuple["GPT", Any]:
+    def from_gguf(cls, path: str | os.PathLike | None = None) -> tuple[GPT, Any]:
         """A Llama-architecture GGUF file (None = the packaged SmolLM2-135M-Instruct) in, (GPT, HF tokenizer) out."""
         from labkit.models import hf_gpt
 

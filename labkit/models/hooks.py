@@ -5,24 +5,25 @@ through `HookPoint` identity modules named by their module path
 (`blocks.0.attn.hook_pattern`). `run_with_cache` records them,
 `run_with_hooks` / `hooks()` let a function read or replace them.
 """
+
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import Any, Callable, Iterable, Iterator, Union
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import torch
-from torch.nn.modules import module as _torch_module
 from torch import nn
+from torch.nn.modules import module as _torch_module
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 
 __all__ = ["HookPoint", "HookedModel", "ActivationCache", "HookFn", "NameFilter"]
 
 # fn(tensor, hook) -> None (just look) or a tensor of the same shape (replace the activation)
-HookFn = Callable[[torch.Tensor, "HookPoint"], Union[torch.Tensor, None]]
+HookFn = Callable[[torch.Tensor, "HookPoint"], torch.Tensor | None]
 # which hook points: None (all), one name, a list of names, or a predicate on the name
-NameFilter = Union[None, str, Iterable[str], Callable[[str], bool]]
+NameFilter = str | Iterable[str] | Callable[[str], bool] | None
 
 
 def _global_module_hooks() -> bool:
@@ -77,7 +78,9 @@ class ActivationCache(Mapping):
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self._tensors:
             hint = close_matches(name, self._tensors) or "cached names: " + ", ".join(list(self._tensors)[:8])
-            raise UnknownNameError(f"no activation {name!r} in this cache; {hint} (ask for it with run_with_cache(names=...))")
+            raise UnknownNameError(
+                f"no activation {name!r} in this cache; {hint} (ask for it with run_with_cache(names=...))"
+            )
         return self._tensors[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -98,10 +101,12 @@ class ActivationCache(Mapping):
         names = [n for n in self._tensors if n == suffix or n.endswith("." + suffix)]
         if not names:
             suffixes = sorted({n.rsplit(".", 1)[-1] for n in self._tensors})
-            raise UnknownNameError(f"no cached activation ends with {suffix!r}; {close_matches(suffix, suffixes) or 'cached: ' + ', '.join(suffixes)}")
+            raise UnknownNameError(
+                f"no cached activation ends with {suffix!r}; {close_matches(suffix, suffixes) or 'cached: ' + ', '.join(suffixes)}"
+            )
         return torch.stack([self._tensors[n] for n in names])
 
-    def to(self, device: str | torch.device) -> "ActivationCache":
+    def to(self, device: str | torch.device) -> ActivationCache:
         """Device in, a new cache with every tensor moved there out."""
         return ActivationCache({k: v.to(device) for k, v in self._tensors.items()})
 
@@ -132,14 +137,16 @@ class HookedModel(nn.Module):
         wanted = [names] if isinstance(names, str) else list(names)
         for n in wanted:
             if not isinstance(n, str):
-                raise InvalidInputError(f"hook names must be strings, got {n!r}; pass names like 'blocks.0.attn.hook_pattern'")
+                raise InvalidInputError(
+                    f"hook names must be strings, got {n!r}; pass names like 'blocks.0.attn.hook_pattern'"
+                )
             if n not in points:
                 hint = close_matches(n, points) or "see model.hook_names()"
                 raise UnknownNameError(f"unknown hook point {n!r}; {hint}")
         return [points[n] for n in wanted]
 
     @contextlib.contextmanager
-    def hooks(self, fwd_hooks: Iterable[tuple[Any, HookFn]] = ()) -> Iterator["HookedModel"]:
+    def hooks(self, fwd_hooks: Iterable[tuple[Any, HookFn]] = ()) -> Iterator[HookedModel]:
         """Context manager: attach [(name | names | predicate, fn)] on entry, detach them all on exit (even on error).
 
         fwd_hooks: pairs of a hook selector and fn(tensor, hook) returning None or a replacement tensor.
@@ -164,8 +171,14 @@ class HookedModel(nn.Module):
         with self.hooks(fwd_hooks):
             return self(*args, **kwargs)
 
-    def run_with_cache(self, *args: Any, names: NameFilter = None, device: str | torch.device | None = None,
-                       detach: bool = True, **kwargs: Any) -> tuple[Any, ActivationCache]:
+    def run_with_cache(
+        self,
+        *args: Any,
+        names: NameFilter = None,
+        device: str | torch.device | None = None,
+        detach: bool = True,
+        **kwargs: Any,
+    ) -> tuple[Any, ActivationCache]:
         """Model inputs in, (model output, ActivationCache of the requested hook points) out.
 
         names: None (all), one name, a list, or a predicate name -> bool. device: move cached tensors there

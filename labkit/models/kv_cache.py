@@ -1,4 +1,5 @@
 """KVCache: preallocated per-layer key/value buffers for fast incremental decoding."""
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,9 @@ class KVCache:
 
     def __init__(self, n_layer: int, max_len: int = 256) -> None:
         if n_layer < 1 or max_len < 1:
-            raise InvalidInputError(f"KVCache needs n_layer >= 1 and max_len >= 1, got n_layer={n_layer}, max_len={max_len}")
+            raise InvalidInputError(
+                f"KVCache needs n_layer >= 1 and max_len >= 1, got n_layer={n_layer}, max_len={max_len}"
+            )
         self.n_layer = n_layer
         self.max_len = max_len
         self._k: list[torch.Tensor | None] = [None] * n_layer

@@ -5,6 +5,7 @@ tensors on hook points are [batch, pos, head, d_head]; attention scores and
 patterns are [batch, head, q_pos, k_pos]. Softmax and norm statistics run in
 fp32 even under autocast, so bf16/fp16 training stays stable.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,18 @@ from labkit.models.hooks import HookPoint
 from labkit.models.kv_cache import KVCache
 
 __all__ = [
-    "ACTIVATIONS", "RMSNorm", "make_norm", "RotaryEmbedding", "apply_rotary", "sinusoidal_positions",
-    "SinusoidalPositions", "MultiHeadAttention", "MLP", "SwiGLUMLP", "make_mlp", "Block",
+    "ACTIVATIONS",
+    "RMSNorm",
+    "make_norm",
+    "RotaryEmbedding",
+    "apply_rotary",
+    "sinusoidal_positions",
+    "SinusoidalPositions",
+    "MultiHeadAttention",
+    "MLP",
+    "SwiGLUMLP",
+    "make_mlp",
+    "Block",
 ]
 
 # "gelu_new" is GPT-2's tanh approximation: exact GELU would drift ~1e-4 from GPT-2 weights' outputs.
@@ -33,7 +44,9 @@ ACTIVATIONS = {
 
 def _activation(name: str):
     if name not in ACTIVATIONS:
-        raise UnknownNameError(f"unknown activation {name!r}; {close_matches(name, ACTIVATIONS) or 'choose one of ' + ', '.join(ACTIVATIONS)}")
+        raise UnknownNameError(
+            f"unknown activation {name!r}; {close_matches(name, ACTIVATIONS) or 'choose one of ' + ', '.join(ACTIVATIONS)}"
+        )
     return ACTIVATIONS[name]
 
 
@@ -124,8 +137,18 @@ class MultiHeadAttention(nn.Module):
     hook on hook_scores/hook_pattern); then the explicit path computes the same result.
     """
 
-    def __init__(self, n_embd: int, n_head: int, n_kv_head: int | None = None, *, causal: bool = True,
-                 bias: bool = True, dropout: float = 0.0, kv_dim: int | None = None, layer_idx: int = 0) -> None:
+    def __init__(
+        self,
+        n_embd: int,
+        n_head: int,
+        n_kv_head: int | None = None,
+        *,
+        causal: bool = True,
+        bias: bool = True,
+        dropout: float = 0.0,
+        kv_dim: int | None = None,
+        layer_idx: int = 0,
+    ) -> None:
         super().__init__()
         self.n_head, self.n_kv_head = n_head, n_kv_head or n_head
         self.d_head = n_embd // n_head
@@ -147,10 +170,16 @@ class MultiHeadAttention(nn.Module):
         b, t, _ = x.shape
         return hook(proj(x).view(b, t, n, self.d_head)).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None, *,
-                attention_mask: torch.Tensor | None = None, rope: tuple[torch.Tensor, torch.Tensor] | None = None,
-                past_key_values: KVCache | None = None, output_attentions: bool = False,
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv_input: torch.Tensor | None = None,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_key_values: KVCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Hidden states [batch, q_pos, n_embd] in, (output [batch, q_pos, n_embd], pattern or None) out.
 
         kv_input: [batch, k_pos, kv_dim] for cross-attention (None = self-attention).
@@ -181,7 +210,9 @@ class MultiHeadAttention(nn.Module):
         # SDPA's own causal mode (flash attention on GPUs skips the masked half) wherever it means the same:
         # no padding and as many queries as keys; otherwise an explicit boolean mask
         use_is_causal = not explicit and causal and attention_mask is None and q.size(2) == k.size(2) and q.size(2) > 1
-        mask = None if use_is_causal else self._mask(q.size(2), k.size(2), attention_mask, causal=causal, device=q.device)
+        mask = (
+            None if use_is_causal else self._mask(q.size(2), k.size(2), attention_mask, causal=causal, device=q.device)
+        )
         p = self.dropout if self.training else 0.0
         pattern = None
         if explicit:
@@ -194,7 +225,9 @@ class MultiHeadAttention(nn.Module):
             additive = None
             if mask is not None:
                 # an additive mask instead of a boolean one: rows with no visible key (left padding) stay finite
-                additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, torch.finfo(q.dtype).min)
+                additive = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(
+                    ~mask, torch.finfo(q.dtype).min
+                )
             z = F.scaled_dot_product_attention(q, k, v, attn_mask=additive, dropout_p=p, is_causal=use_is_causal)
         b, _, t, _ = z.shape
         z = self.hook_z(z.transpose(1, 2))
@@ -202,8 +235,9 @@ class MultiHeadAttention(nn.Module):
         return out, (pattern if output_attentions else None)
 
     @staticmethod
-    def _mask(q_len: int, k_len: int, attention_mask: torch.Tensor | None, causal: bool,
-              device: torch.device) -> torch.Tensor | None:
+    def _mask(
+        q_len: int, k_len: int, attention_mask: torch.Tensor | None, causal: bool, device: torch.device
+    ) -> torch.Tensor | None:
         """Boolean [batch | 1, 1 | head, q, k] mask (True = may attend), or None when nothing is masked."""
         mask = None
         if causal and not (q_len == 1):
@@ -215,7 +249,9 @@ class MultiHeadAttention(nn.Module):
             if am.dim() == 2:
                 am = am.bool()[:, None, None, :]
             elif am.dim() != 4:
-                raise InvalidInputError(f"attention_mask must be [batch, k_pos] or [batch, head, q_pos, k_pos], got shape {tuple(am.shape)}")
+                raise InvalidInputError(
+                    f"attention_mask must be [batch, k_pos] or [batch, head, q_pos, k_pos], got shape {tuple(am.shape)}"
+                )
             am = am.bool()
             mask = am if mask is None else (mask & am)
         return mask
@@ -224,7 +260,9 @@ class MultiHeadAttention(nn.Module):
 class MLP(nn.Module):
     """Feed-forward block: [batch, pos, n_embd] in, fc_out(act(fc_in(x))) out. activation: see ACTIVATIONS."""
 
-    def __init__(self, n_embd: int, n_inner: int, activation: str = "gelu_new", bias: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self, n_embd: int, n_inner: int, activation: str = "gelu_new", bias: bool = True, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.act = _activation(activation)
         self.activation = activation
@@ -270,21 +308,50 @@ class Block(nn.Module):
     attn_dropout: on attention probabilities (None = dropout). kv_dim: width of the cross-attended sequence.
     """
 
-    def __init__(self, n_embd: int, n_head: int, *, n_kv_head: int | None = None, n_inner: int | None = None,
-                 mlp: str = "gelu_new", norm: str = "layernorm", norm_eps: float = 1e-5, pre_norm: bool = True,
-                 causal: bool = True, bias: bool = True, dropout: float = 0.0, attn_dropout: float | None = None,
-                 cross_attention: bool = False, kv_dim: int | None = None, layer_idx: int = 0) -> None:
+    def __init__(
+        self,
+        n_embd: int,
+        n_head: int,
+        *,
+        n_kv_head: int | None = None,
+        n_inner: int | None = None,
+        mlp: str = "gelu_new",
+        norm: str = "layernorm",
+        norm_eps: float = 1e-5,
+        pre_norm: bool = True,
+        causal: bool = True,
+        bias: bool = True,
+        dropout: float = 0.0,
+        attn_dropout: float | None = None,
+        cross_attention: bool = False,
+        kv_dim: int | None = None,
+        layer_idx: int = 0,
+    ) -> None:
         super().__init__()
         self.pre_norm = pre_norm
         self.ln_1 = make_norm(norm, n_embd, norm_eps, bias)
-        self.attn = MultiHeadAttention(n_embd, n_head, n_kv_head, causal=causal, bias=bias,
-                                       dropout=dropout if attn_dropout is None else attn_dropout, layer_idx=layer_idx)
+        self.attn = MultiHeadAttention(
+            n_embd,
+            n_head,
+            n_kv_head,
+            causal=causal,
+            bias=bias,
+            dropout=dropout if attn_dropout is None else attn_dropout,
+            layer_idx=layer_idx,
+        )
         self.attn.resid_drop.p = dropout
         if cross_attention:
             self.ln_cross = make_norm(norm, n_embd, norm_eps, bias)
-            self.cross_attn = MultiHeadAttention(n_embd, n_head, n_kv_head, causal=False, bias=bias,
-                                                 dropout=dropout if attn_dropout is None else attn_dropout,
-                                                 kv_dim=kv_dim, layer_idx=layer_idx)
+            self.cross_attn = MultiHeadAttention(
+                n_embd,
+                n_head,
+                n_kv_head,
+                causal=False,
+                bias=bias,
+                dropout=dropout if attn_dropout is None else attn_dropout,
+                kv_dim=kv_dim,
+                layer_idx=layer_idx,
+            )
             self.cross_attn.resid_drop.p = dropout
         self.ln_2 = make_norm(norm, n_embd, norm_eps, bias)
         self.mlp = make_mlp(mlp, n_embd, n_inner or 4 * n_embd, bias=bias, dropout=dropout)
@@ -301,27 +368,45 @@ class Block(nn.Module):
         out = fn(x)
         return norm(x + out), out
 
-    def forward(self, x: torch.Tensor, *, attention_mask: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None, past_key_values: KVCache | None = None,
-                encoder_hidden_states: torch.Tensor | None = None, encoder_attention_mask: torch.Tensor | None = None,
-                cross_past_key_values: KVCache | None = None, output_attentions: bool = False,
-                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_key_values: KVCache | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cross_past_key_values: KVCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """See the class docstring; masks/rope/caches are passed to MultiHeadAttention.forward unchanged."""
         x = self.hook_resid_pre(x)
         patterns: list[torch.Tensor | None] = [None, None]
 
         def self_attn(h: torch.Tensor) -> torch.Tensor:
-            out, patterns[0] = self.attn(h, attention_mask=attention_mask, rope=rope,
-                                         past_key_values=past_key_values, output_attentions=output_attentions)
+            out, patterns[0] = self.attn(
+                h,
+                attention_mask=attention_mask,
+                rope=rope,
+                past_key_values=past_key_values,
+                output_attentions=output_attentions,
+            )
             return self.hook_attn_out(out)
 
         x, _ = self._sublayer(x, self.ln_1, self_attn)
         if encoder_hidden_states is not None:
+
             def cross_attn(h: torch.Tensor) -> torch.Tensor:
-                out, patterns[1] = self.cross_attn(h, encoder_hidden_states, attention_mask=encoder_attention_mask,
-                                                   past_key_values=cross_past_key_values,
-                                                   output_attentions=output_attentions)
+                out, patterns[1] = self.cross_attn(
+                    h,
+                    encoder_hidden_states,
+                    attention_mask=encoder_attention_mask,
+                    past_key_values=cross_past_key_values,
+                    output_attentions=output_attentions,
+                )
                 return out
+
             x, _ = self._sublayer(x, self.ln_cross, cross_attn)
         x = self.hook_resid_mid(x)
         x, _ = self._sublayer(x, self.ln_2, lambda h: self.hook_mlp_out(self.mlp(h)))

@@ -4,6 +4,7 @@ It takes the same batches as GPT (`labels` aligned with `input_ids`, shifted
 inside), returns a `ModelOutput`, and carries its recurrent `(h, c)` state in
 `past_key_values`, so the trainer and `generate()` treat it like a decoder.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -15,6 +16,7 @@ from torch import nn
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
+from labkit.models.inputs import check_token_ids
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["LSTMConfig", "LSTMLM"]
@@ -35,7 +37,9 @@ class LSTMConfig:
 
     def __post_init__(self) -> None:
         if self.arch != "lstm":
-            raise InvalidInputError(f"LSTMConfig.arch must be 'lstm', got {self.arch!r}; use the config class of that architecture")
+            raise InvalidInputError(
+                f"LSTMConfig.arch must be 'lstm', got {self.arch!r}; use the config class of that architecture"
+            )
         for name in ("vocab_size", "n_embd", "hidden_size", "n_layer", "block_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -54,7 +58,7 @@ class LSTMConfig:
         return {name: desc for name, (desc, _) in _LSTM_PRESETS.items()}
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "LSTMConfig":
+    def preset(cls, name: str, **overrides: Any) -> LSTMConfig:
         """Return the named configuration with `overrides` applied (e.g. vocab_size=tok.vocab_size).
 
         name: one of `LSTMConfig.presets()`. overrides: any config field.
@@ -72,14 +76,28 @@ def _check_fields(cls: type, overrides: dict[str, Any]) -> None:
     known = [f.name for f in fields(cls)]
     for key in overrides:
         if key not in known:
-            raise UnknownNameError(f"{cls.__name__} has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}")
+            raise UnknownNameError(
+                f"{cls.__name__} has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
+            )
 
 
 _LSTM_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lstm-char": ("character-level, 2x256, trains on a CPU in minutes", dict(n_embd=128, hidden_size=256, n_layer=2, dropout=0.2)),
-    "lstm-tiny": ("1x64 for tests and quick demos", dict(n_embd=32, hidden_size=64, n_layer=1, dropout=0.0, block_size=64)),
-    "zaremba-small": ("Zaremba et al. 2014 small word model: 2x200, no dropout", dict(vocab_size=10000, n_embd=200, hidden_size=200, n_layer=2, dropout=0.0, block_size=20)),
-    "zaremba-medium": ("Zaremba et al. 2014 medium word model: 2x650, dropout 0.5, tied", dict(vocab_size=10000, n_embd=650, hidden_size=650, n_layer=2, dropout=0.5, tie_weights=True, block_size=35)),
+    "lstm-char": (
+        "character-level, 2x256, trains on a CPU in minutes",
+        dict(n_embd=128, hidden_size=256, n_layer=2, dropout=0.2),
+    ),
+    "lstm-tiny": (
+        "1x64 for tests and quick demos",
+        dict(n_embd=32, hidden_size=64, n_layer=1, dropout=0.0, block_size=64),
+    ),
+    "zaremba-small": (
+        "Zaremba et al. 2014 small word model: 2x200, no dropout",
+        dict(vocab_size=10000, n_embd=200, hidden_size=200, n_layer=2, dropout=0.0, block_size=20),
+    ),
+    "zaremba-medium": (
+        "Zaremba et al. 2014 medium word model: 2x650, dropout 0.5, tied",
+        dict(vocab_size=10000, n_embd=650, hidden_size=650, n_layer=2, dropout=0.5, tie_weights=True, block_size=35),
+    ),
 }
 
 
@@ -93,8 +111,13 @@ class LSTMLM(HookedModel):
         self.hook_embed = HookPoint()  # [batch, pos, n_embd]
         self.drop = nn.Dropout(config.dropout)
         # nn.LSTM applies its own dropout only between layers, never after the last one.
-        self.lstm = nn.LSTM(config.n_embd, config.hidden_size, config.n_layer, batch_first=True,
-                            dropout=config.dropout if config.n_layer > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            config.n_embd,
+            config.hidden_size,
+            config.n_layer,
+            batch_first=True,
+            dropout=config.dropout if config.n_layer > 1 else 0.0,
+        )
         self.hook_lstm_out = HookPoint()  # [batch, pos, hidden_size]
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size)
         self._init_weights()
@@ -135,24 +158,36 @@ class LSTMLM(HookedModel):
         logits = self.lm_head(self.drop(out))
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1), ignore_index=-100
+            )
         return ModelOutput(logits=logits, loss=loss, past_key_values=state if use_cache else None, hidden_states=out)
 
     def _validate(self, input_ids, labels, state, attention_mask, output_attentions) -> None:
         """Raise one clear error for malformed inputs before running the LSTM."""
         if output_attentions:
             raise InvalidInputError("LSTMLM has no attention; call it with output_attentions=False")
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int):
+        if (
+            not isinstance(input_ids, torch.Tensor)
+            or input_ids.dim() != 2
+            or input_ids.dtype not in (torch.long, torch.int)
+        ):
             raise InvalidInputError(
                 f"input_ids must be an integer tensor [batch, seq], got {getattr(input_ids, 'shape', type(input_ids).__name__)}; "
                 "add a batch dimension with ids.unsqueeze(0)"
             )
         check_token_ids(input_ids, self.config.vocab_size, "input_ids")
         if labels is not None and labels.shape != input_ids.shape:
-            raise InvalidInputError(f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}")
+            raise InvalidInputError(
+                f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}"
+            )
         if attention_mask is not None:
             # GPT-style callers pass [batch, past + seq] while decoding; any width covering the new tokens is fine.
-            if attention_mask.dim() != 2 or attention_mask.size(0) != input_ids.size(0) or attention_mask.size(1) < input_ids.size(1):
+            if (
+                attention_mask.dim() != 2
+                or attention_mask.size(0) != input_ids.size(0)
+                or attention_mask.size(1) < input_ids.size(1)
+            ):
                 raise InvalidInputError(
                     f"attention_mask shape {tuple(attention_mask.shape)} must be [batch, seq] (or [batch, past + seq]) "
                     f"for input_ids of shape {tuple(input_ids.shape)}"
@@ -167,25 +202,3 @@ class LSTMLM(HookedModel):
                 raise InvalidInputError(
                     f"past_key_values must be the (h, c) pair of shape {want} returned with use_cache=True"
                 )
-
-
-def ids_are_checkable(ids: torch.Tensor) -> bool:
-    """True where range-checking ids is free: on the CPU and outside torch.compile.
-
-    On a GPU, reading `ids.max()` back to the host would stall the pipeline on every forward (and break
-    compiled graphs), so the check is skipped there; an out-of-range id then trips the embedding's device-side assert.
-    """
-    return ids.device.type == "cpu" and not torch.compiler.is_compiling()
-
-
-def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str) -> None:
-    """Raise a one-line error when any id in `ids` lies outside [0, vocab_size) (CPU only; see ids_are_checkable)."""
-    if ids.numel() == 0 or not ids_are_checkable(ids):
-        return
-    low, high = int(ids.min()), int(ids.max())
-    if low < 0 or high >= vocab_size:
-        bad = high if high >= vocab_size else low
-        raise InvalidInputError(
-            f"{name} contains token id {bad}, outside the vocabulary [0, {vocab_size}); "
-            "set vocab_size to the tokenizer's vocab_size or re-encode with the model's tokenizer"
-        )

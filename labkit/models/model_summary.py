@@ -1,4 +1,5 @@
 """summary(): parameters by block, FLOPs per token and memory of a model (or of a config, built on the meta device)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -34,11 +35,14 @@ class ModelSummary:
         width = max([len(n) for n, _ in self.rows] + [10])
         lines = [f"{'block':<{width}}  {'params':>14}", "-" * (width + 16)]
         lines += [f"{name:<{width}}  {count:>14,}" for name, count in self.rows]
-        lines += ["-" * (width + 16), f"{'total':<{width}}  {self.total_params:>14,}",
-                  f"trainable {self.trainable_params:,}",
-                  f"FLOPs/token: train {_human(self.flops_per_token_train)}, forward {_human(self.flops_per_token_forward)} (T={self.seq_len})",
-                  f"weights {_bytes(self.weight_bytes)} at {str(self.dtype).replace('torch.', '')}; "
-                  f"activations ~{_bytes(self.activation_bytes)} at batch {self.batch_size} x {self.seq_len}"]
+        lines += [
+            "-" * (width + 16),
+            f"{'total':<{width}}  {self.total_params:>14,}",
+            f"trainable {self.trainable_params:,}",
+            f"FLOPs/token: train {_human(self.flops_per_token_train)}, forward {_human(self.flops_per_token_forward)} (T={self.seq_len})",
+            f"weights {_bytes(self.weight_bytes)} at {str(self.dtype).replace('torch.', '')}; "
+            f"activations ~{_bytes(self.activation_bytes)} at batch {self.batch_size} x {self.seq_len}",
+        ]
         return "\n".join(lines + self.notes)
 
     def to_pandas(self) -> Any:
@@ -69,7 +73,9 @@ def _build_on_meta(config: Any) -> nn.Module:
 
     arch = getattr(config, "arch", None)
     if arch not in _MODEL_FOR_ARCH:
-        raise UnknownNameError(f"no model for config arch {arch!r}; pass a model or a config with arch in {sorted(_MODEL_FOR_ARCH)}")
+        raise UnknownNameError(
+            f"no model for config arch {arch!r}; pass a model or a config with arch in {sorted(_MODEL_FOR_ARCH)}"
+        )
     with torch.device("meta"):  # shapes only: no memory, no init cost, so gpt2-medium is free
         return getattr(models, _MODEL_FOR_ARCH[arch])(config)
 
@@ -89,19 +95,26 @@ def matmul_parameters(model: nn.Module) -> int:
     """
     shared_with_linear = {id(getattr(m, "weight", None)) for m in model.modules() if not isinstance(m, nn.Embedding)}
     distinct = {id(p): p for p in model.parameters()}
-    lookups = {id(m.weight): m.weight for m in model.modules()
-               if isinstance(m, nn.Embedding) and id(m.weight) not in shared_with_linear and id(m.weight) in distinct}
+    lookups = {
+        id(m.weight): m.weight
+        for m in model.modules()
+        if isinstance(m, nn.Embedding) and id(m.weight) not in shared_with_linear and id(m.weight) in distinct
+    }
     return sum(p.numel() for i, p in distinct.items() if i not in lookups)
 
 
-def summary(model: nn.Module | Any, batch_size: int = 1, seq_len: int | None = None, dtype: torch.dtype = torch.float32) -> ModelSummary:
+def summary(
+    model: nn.Module | Any, batch_size: int = 1, seq_len: int | None = None, dtype: torch.dtype = torch.float32
+) -> ModelSummary:
     """A model (or a model config, built on the meta device) in, a ModelSummary out.
 
     batch_size, seq_len: shape for the activation-memory and attention-FLOPs estimates (seq_len default:
     config.block_size). dtype: precision for the memory estimates.
     """
     if batch_size < 1 or (seq_len is not None and seq_len < 1):
-        raise InvalidInputError(f"batch_size and seq_len must be positive, got batch_size={batch_size}, seq_len={seq_len}")
+        raise InvalidInputError(
+            f"batch_size and seq_len must be positive, got batch_size={batch_size}, seq_len={seq_len}"
+        )
     if not isinstance(model, nn.Module):
         model = _build_on_meta(model)
     config = getattr(model, "config", None)
@@ -123,7 +136,16 @@ def summary(model: nn.Module | Any, batch_size: int = 1, seq_len: int | None = N
         per_layer = T * batch_size * n_embd * (34 + (5 * n_head * T / n_embd if n_head else 0))  # bytes at 16-bit
         act = int(n_layer * per_layer * bytes_per / 2)
     notes = [] if n_head else ["(no attention layers: FLOPs are 6N / 2N)"]
-    return ModelSummary(rows=list(groups.items()), total_params=total, trainable_params=trainable,
-                        flops_per_token_train=6 * N + 12 * attn_layers * n_embd * T,
-                        flops_per_token_forward=2 * N + 4 * attn_layers * n_embd * T,
-                        weight_bytes=total * bytes_per, activation_bytes=act, batch_size=batch_size, seq_len=T, dtype=dtype, notes=notes)
+    return ModelSummary(
+        rows=list(groups.items()),
+        total_params=total,
+        trainable_params=trainable,
+        flops_per_token_train=6 * N + 12 * attn_layers * n_embd * T,
+        flops_per_token_forward=2 * N + 4 * attn_layers * n_embd * T,
+        weight_bytes=total * bytes_per,
+        activation_bytes=act,
+        batch_size=batch_size,
+        seq_len=T,
+        dtype=dtype,
+        notes=notes,
+    )

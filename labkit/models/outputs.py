@@ -1,4 +1,5 @@
 """ModelOutput: what every labkit model's forward returns (Hugging Face field names)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields

@@ -6,6 +6,7 @@ cross-attention over the encoder output, MLP) -> output layer tied to the
 target embedding. `encode()` and `decode_step()` let greedy and beam search
 reuse the encoder output and the decoder's KV cache.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -17,9 +18,9 @@ from torch import nn
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
+from labkit.models.inputs import check_token_ids
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, SinusoidalPositions
-from labkit.models.lstm import check_token_ids
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["Seq2SeqConfig", "Seq2Seq", "Seq2SeqCache"]
@@ -49,13 +50,26 @@ class Seq2SeqConfig:
 
     def __post_init__(self) -> None:
         if self.arch != "seq2seq":
-            raise InvalidInputError(f"Seq2SeqConfig.arch must be 'seq2seq', got {self.arch!r}; use the config class of that architecture")
-        for name in ("src_vocab_size", "tgt_vocab_size", "block_size", "n_layer", "n_decoder_layer", "n_head", "n_embd", "n_inner"):
+            raise InvalidInputError(
+                f"Seq2SeqConfig.arch must be 'seq2seq', got {self.arch!r}; use the config class of that architecture"
+            )
+        for name in (
+            "src_vocab_size",
+            "tgt_vocab_size",
+            "block_size",
+            "n_layer",
+            "n_decoder_layer",
+            "n_head",
+            "n_embd",
+            "n_inner",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise InvalidInputError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors")
+            raise InvalidInputError(
+                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
+            )
         if self.norm not in ("post", "pre"):
             raise UnknownNameError(f"unknown norm placement {self.norm!r}; choose 'post' (paper) or 'pre'")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
@@ -65,9 +79,13 @@ class Seq2SeqConfig:
             )
         for name in ("pad_token_id", "decoder_start_token_id"):
             if not 0 <= getattr(self, name) < self.tgt_vocab_size:
-                raise InvalidInputError(f"{name}={getattr(self, name)} is outside the target vocabulary [0, {self.tgt_vocab_size})")
+                raise InvalidInputError(
+                    f"{name}={getattr(self, name)} is outside the target vocabulary [0, {self.tgt_vocab_size})"
+                )
         if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_smoothing < 1.0:
-            raise InvalidInputError(f"dropout and label_smoothing must be in [0, 1), got {self.dropout!r} and {self.label_smoothing!r}")
+            raise InvalidInputError(
+                f"dropout and label_smoothing must be in [0, 1), got {self.dropout!r} and {self.label_smoothing!r}"
+            )
 
     @classmethod
     def presets(cls) -> dict[str, str]:
@@ -75,7 +93,7 @@ class Seq2SeqConfig:
         return {name: desc for name, (desc, _) in _SEQ2SEQ_PRESETS.items()}
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "Seq2SeqConfig":
+    def preset(cls, name: str, **overrides: Any) -> Seq2SeqConfig:
         """Return the named configuration with `overrides` applied (e.g. src_vocab_size=..., tgt_vocab_size=...).
 
         name: one of `Seq2SeqConfig.presets()`. overrides: any config field.
@@ -86,17 +104,32 @@ class Seq2SeqConfig:
         known = [f.name for f in fields(cls)]
         for key in overrides:
             if key not in known:
-                raise UnknownNameError(f"Seq2SeqConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}")
+                raise UnknownNameError(
+                    f"Seq2SeqConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
+                )
         return cls(**{**_SEQ2SEQ_PRESETS[name][1], **overrides})
 
 
 _SEQ2SEQ_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "transformer-tiny": ("2+2 layers, 64 wide, 4 heads: trains on a CPU in minutes", dict()),
-    "transformer-small": ("3+3 layers, 256 wide, 4 heads, 1024 FFN", dict(n_layer=3, n_decoder_layer=3, n_embd=256, n_inner=1024, src_vocab_size=8000, tgt_vocab_size=8000)),
+    "transformer-small": (
+        "3+3 layers, 256 wide, 4 heads, 1024 FFN",
+        dict(n_layer=3, n_decoder_layer=3, n_embd=256, n_inner=1024, src_vocab_size=8000, tgt_vocab_size=8000),
+    ),
     "transformer-base": (
         "the paper's base model: 6+6 layers, 512 wide, 8 heads, 2048 FFN, shared 37k vocabulary",
-        dict(n_layer=6, n_decoder_layer=6, n_embd=512, n_head=8, n_inner=2048, src_vocab_size=37000, tgt_vocab_size=37000,
-             share_embeddings=True, block_size=512, label_smoothing=0.1),
+        dict(
+            n_layer=6,
+            n_decoder_layer=6,
+            n_embd=512,
+            n_head=8,
+            n_inner=2048,
+            src_vocab_size=37000,
+            tgt_vocab_size=37000,
+            share_embeddings=True,
+            block_size=512,
+            label_smoothing=0.1,
+        ),
     ),
 }
 
@@ -134,9 +167,18 @@ class _Stack(nn.Module):
         super().__init__()
         self.hook_embed = HookPoint()  # [batch, pos, n_embd] scaled token embedding + position, after dropout
         self.blocks = nn.ModuleList(
-            Block(config.n_embd, config.n_head, n_inner=config.n_inner, mlp="relu", norm_eps=config.layer_norm_eps,
-                  pre_norm=config.norm == "pre", causal=decoder, dropout=config.dropout, cross_attention=decoder,
-                  layer_idx=i)
+            Block(
+                config.n_embd,
+                config.n_head,
+                n_inner=config.n_inner,
+                mlp="relu",
+                norm_eps=config.layer_norm_eps,
+                pre_norm=config.norm == "pre",
+                causal=decoder,
+                dropout=config.dropout,
+                cross_attention=decoder,
+                layer_idx=i,
+            )
             for i in range(n_layer)
         )
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps) if config.norm == "pre" else nn.Identity()
@@ -149,8 +191,11 @@ class Seq2Seq(HookedModel):
         super().__init__()
         self.config = config
         self.src_embed = nn.Embedding(config.src_vocab_size, config.n_embd, padding_idx=config.pad_token_id)
-        self.tgt_embed = self.src_embed if config.share_embeddings else nn.Embedding(
-            config.tgt_vocab_size, config.n_embd, padding_idx=config.pad_token_id)
+        self.tgt_embed = (
+            self.src_embed
+            if config.share_embeddings
+            else nn.Embedding(config.tgt_vocab_size, config.n_embd, padding_idx=config.pad_token_id)
+        )
         self.positions = SinusoidalPositions(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.encoder = _Stack(config, config.n_layer, decoder=False)
@@ -167,17 +212,18 @@ class Seq2Seq(HookedModel):
             if p.dim() > 1 and "embed" not in name:
                 nn.init.xavier_uniform_(p)
         for emb in {id(self.src_embed): self.src_embed, id(self.tgt_embed): self.tgt_embed}.values():
-            nn.init.normal_(emb.weight, 0.0, self.config.n_embd ** -0.5)
+            nn.init.normal_(emb.weight, 0.0, self.config.n_embd**-0.5)
             with torch.no_grad():
                 emb.weight[self.config.pad_token_id].zero_()
 
     def _embed(self, ids: torch.Tensor, table: nn.Embedding, start: int, hook: HookPoint) -> torch.Tensor:
         """Ids [batch, seq] from position `start` in, scaled embedding + sinusoidal position [batch, seq, n_embd] out."""
         positions = torch.arange(start, start + ids.size(1), device=ids.device)
-        return hook(self.drop(table(ids) * self.config.n_embd ** 0.5 + self.positions(positions)))
+        return hook(self.drop(table(ids) * self.config.n_embd**0.5 + self.positions(positions)))
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               output_attentions: bool = False) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def encode(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, output_attentions: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """Source ids [batch, src] in, encoder output [batch, src, n_embd] out (plus attention patterns on request).
 
         input_ids: source token ids. attention_mask: 1 = real, 0 = padding. output_attentions: also return patterns.
@@ -191,18 +237,30 @@ class Seq2Seq(HookedModel):
         x = self.encoder.ln_f(x)
         return (x, tuple(patterns)) if output_attentions else x
 
-    def decode_step(self, decoder_input_ids: torch.Tensor, encoder_outputs: torch.Tensor,
-                    attention_mask: torch.Tensor | None = None, past_key_values: Seq2SeqCache | None = None,
-                    decoder_attention_mask: torch.Tensor | None = None, output_attentions: bool = False) -> ModelOutput:
+    def decode_step(
+        self,
+        decoder_input_ids: torch.Tensor,
+        encoder_outputs: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        past_key_values: Seq2SeqCache | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+    ) -> ModelOutput:
         """New target ids [batch, new] and the encoder output in, ModelOutput with logits [batch, new, tgt_vocab] and
         the updated Seq2SeqCache out (the cache is created on the first step).
 
         encoder_outputs: from `encode`. attention_mask: source padding mask. past_key_values: the previous step's cache.
         decoder_attention_mask: target padding [batch, cached + new]. output_attentions: return decoder patterns.
         """
-        return self(attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, encoder_outputs=encoder_outputs,
-                    past_key_values=past_key_values, use_cache=True, decoder_attention_mask=decoder_attention_mask,
-                    output_attentions=output_attentions)
+        return self(
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            encoder_outputs=encoder_outputs,
+            past_key_values=past_key_values,
+            use_cache=True,
+            decoder_attention_mask=decoder_attention_mask,
+            output_attentions=output_attentions,
+        )
 
     def forward(
         self,
@@ -226,7 +284,9 @@ class Seq2Seq(HookedModel):
         """
         if decoder_input_ids is None:
             if labels is None:
-                raise InvalidInputError("Seq2Seq needs decoder_input_ids or labels (labels are shifted right into decoder inputs)")
+                raise InvalidInputError(
+                    "Seq2Seq needs decoder_input_ids or labels (labels are shifted right into decoder inputs)"
+                )
             decoder_input_ids = self.shift_right(labels)
         encoder_attentions = None
         if encoder_outputs is None:
@@ -235,14 +295,23 @@ class Seq2Seq(HookedModel):
             encoded = self.encode(input_ids, attention_mask, output_attentions)
             memory, encoder_attentions = encoded if output_attentions else (encoded, None)
         else:
-            memory = encoder_outputs.encoder_last_hidden_state if isinstance(encoder_outputs, ModelOutput) else encoder_outputs
+            memory = (
+                encoder_outputs.encoder_last_hidden_state
+                if isinstance(encoder_outputs, ModelOutput)
+                else encoder_outputs
+            )
         if use_cache and past_key_values is None:
             past_key_values = Seq2SeqCache(self.config.n_decoder_layer, self.config.block_size)
         start = past_key_values.seq_len if past_key_values is not None else 0
         self._check_ids(decoder_input_ids, self.config.tgt_vocab_size, "decoder_input_ids", None, "", start)
         if labels is not None and labels.shape != decoder_input_ids.shape:
-            raise InvalidInputError(f"labels shape {tuple(labels.shape)} must equal decoder_input_ids shape {tuple(decoder_input_ids.shape)}")
-        if decoder_attention_mask is not None and decoder_attention_mask.shape != (decoder_input_ids.size(0), start + decoder_input_ids.size(1)):
+            raise InvalidInputError(
+                f"labels shape {tuple(labels.shape)} must equal decoder_input_ids shape {tuple(decoder_input_ids.shape)}"
+            )
+        if decoder_attention_mask is not None and decoder_attention_mask.shape != (
+            decoder_input_ids.size(0),
+            start + decoder_input_ids.size(1),
+        ):
             raise InvalidInputError(
                 f"decoder_attention_mask shape {tuple(decoder_attention_mask.shape)} must be [batch, cached + new] = "
                 f"{(decoder_input_ids.size(0), start + decoder_input_ids.size(1))}"
@@ -250,23 +319,36 @@ class Seq2Seq(HookedModel):
         x = self._embed(decoder_input_ids, self.tgt_embed, start, self.decoder.hook_embed)
         self_patterns, cross_patterns = [], []
         for block in self.decoder.blocks:
-            x, sp, cp = block(x, attention_mask=decoder_attention_mask, encoder_hidden_states=memory,
-                              encoder_attention_mask=attention_mask,
-                              past_key_values=past_key_values.self_attn if past_key_values is not None else None,
-                              cross_past_key_values=past_key_values.cross_attn if past_key_values is not None else None,
-                              output_attentions=output_attentions)
+            x, sp, cp = block(
+                x,
+                attention_mask=decoder_attention_mask,
+                encoder_hidden_states=memory,
+                encoder_attention_mask=attention_mask,
+                past_key_values=past_key_values.self_attn if past_key_values is not None else None,
+                cross_past_key_values=past_key_values.cross_attn if past_key_values is not None else None,
+                output_attentions=output_attentions,
+            )
             self_patterns.append(sp)
             cross_patterns.append(cp)
         x = self.decoder.ln_f(x)
         logits = self.lm_head(x)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100,
-                                   label_smoothing=self.config.label_smoothing)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)),
+                labels.reshape(-1),
+                ignore_index=-100,
+                label_smoothing=self.config.label_smoothing,
+            )
         return ModelOutput(
-            logits=logits, loss=loss, past_key_values=past_key_values if use_cache else None, hidden_states=x,
-            attentions=tuple(self_patterns) if output_attentions else None, encoder_last_hidden_state=memory,
-            encoder_attentions=encoder_attentions, cross_attentions=tuple(cross_patterns) if output_attentions else None,
+            logits=logits,
+            loss=loss,
+            past_key_values=past_key_values if use_cache else None,
+            hidden_states=x,
+            attentions=tuple(self_patterns) if output_attentions else None,
+            encoder_last_hidden_state=memory,
+            encoder_attentions=encoder_attentions,
+            cross_attentions=tuple(cross_patterns) if output_attentions else None,
         )
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:

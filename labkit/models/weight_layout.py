@@ -14,9 +14,10 @@ models that are in eval mode on the CPU; `train()` puts the standard layout back
 first, so a training run's numbers never depend on whether the model generated
 text before it.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn

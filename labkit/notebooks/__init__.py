@@ -1,6 +1,7 @@
 """labkit.notebooks: the report runner (typed parameters, papermill execution, offline HTML reports),
 recorded results, sweeps and the gallery."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     "run_notebook": "runner",

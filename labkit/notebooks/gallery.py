@@ -4,6 +4,7 @@ Runs are cached by a hash of the notebook's bytes, its default parameters and
 the labkit version, so rebuilding after editing one lesson re-executes only
 that lesson. Lessons run in parallel (each its own papermill process).
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,9 +14,10 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
@@ -55,7 +57,9 @@ def lesson_paths(notebooks_dir: str | os.PathLike = "notebooks", only: Sequence[
     """Folder in, the lesson notebooks (`NN_name.ipynb`, sorted) out; `only` picks some by stem or number."""
     root = Path(notebooks_dir)
     if not root.is_dir():
-        raise MissingSourceError(f"lesson folder {str(root)!r} does not exist; run from the project root or pass --notebooks")
+        raise MissingSourceError(
+            f"lesson folder {str(root)!r} does not exist; run from the project root or pass --notebooks"
+        )
     lessons = sorted(p for p in root.glob("*.ipynb") if re.match(r"\d\d_", p.name))
     if not only:
         return lessons
@@ -63,7 +67,9 @@ def lesson_paths(notebooks_dir: str | os.PathLike = "notebooks", only: Sequence[
     for name in only:
         match = [p for p in lessons if p.stem == name or p.stem.split("_")[0] == name or p.name == name]
         if not match:
-            raise UnknownNameError(f"no lesson {name!r} in {str(root)!r}; {close_matches(name, [p.stem for p in lessons]) or 'see the folder for names'}")
+            raise UnknownNameError(
+                f"no lesson {name!r} in {str(root)!r}; {close_matches(name, [p.stem for p in lessons]) or 'see the folder for names'}"
+            )
         picked += match
     return picked
 
@@ -115,19 +121,32 @@ def _thumbnail(executed: Path) -> str | None:
 
 
 def _placeholder(number: str) -> str:
-    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='160' height='100'><rect width='160' height='100' "
-           f"fill='#eef2f7'/><text x='80' y='62' font-size='36' text-anchor='middle' fill='#456'>{html.escape(number)}"
-           "</text></svg>")
+    svg = (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='160' height='100'><rect width='160' height='100' "
+        f"fill='#eef2f7'/><text x='80' y='62' font-size='36' text-anchor='middle' fill='#456'>{html.escape(number)}"
+        "</text></svg>"
+    )
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
 def _build_one(spec: dict[str, Any]) -> dict[str, Any]:
     from labkit.notebooks.runner import run_notebook
 
-    result = run_notebook(spec["notebook"], {}, spec["run_dir"], cell_timeout=spec.get("cell_timeout"),
-                          timeout=spec.get("timeout"), threads=spec.get("threads"))
-    return {"ok": result.ok, "error": result.error, "duration_s": result.duration_s,
-            "html": str(result.html_path) if result.html_path else None, "ipynb": str(result.notebook_path)}
+    result = run_notebook(
+        spec["notebook"],
+        {},
+        spec["run_dir"],
+        cell_timeout=spec.get("cell_timeout"),
+        timeout=spec.get("timeout"),
+        threads=spec.get("threads"),
+    )
+    return {
+        "ok": result.ok,
+        "error": result.error,
+        "duration_s": result.duration_s,
+        "html": str(result.html_path) if result.html_path else None,
+        "ipynb": str(result.notebook_path),
+    }
 
 
 def build_gallery(
@@ -162,8 +181,15 @@ def build_gallery(
         if not force and meta.get("key") == key and meta.get("ok") and page.is_file():
             entries[nb.stem] = meta
             continue
-        todo.append({"notebook": str(nb), "run_dir": str(out / CACHE_DIR / "runs" / nb.stem), "key": key,
-                     "cell_timeout": cell_timeout, "timeout": timeout})
+        todo.append(
+            {
+                "notebook": str(nb),
+                "run_dir": str(out / CACHE_DIR / "runs" / nb.stem),
+                "key": key,
+                "cell_timeout": cell_timeout,
+                "timeout": timeout,
+            }
+        )
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     for spec in todo:  # split the cores: oversubscribed kernels run many times slower
         spec["threads"] = max(1, (os.cpu_count() or 1) // workers)
@@ -176,8 +202,13 @@ def build_gallery(
             shutil.copyfile(res["html"], page)
             shutil.copyfile(res["ipynb"], out / f"{stem}.ipynb")
         thumb = _thumbnail(Path(res["ipynb"])) if Path(res["ipynb"]).is_file() else None
-        meta = {"key": spec["key"], "ok": res["ok"], "error": res["error"], "duration_s": round(res["duration_s"], 1),
-                "thumbnail": thumb}
+        meta = {
+            "key": spec["key"],
+            "ok": res["ok"],
+            "error": res["error"],
+            "duration_s": round(res["duration_s"], 1),
+            "thumbnail": thumb,
+        }
         (out / CACHE_DIR / f"{stem}.json").write_text(json.dumps(meta))
         entries[stem] = meta
 
@@ -191,11 +222,20 @@ def build_gallery(
             continue  # never built
         title, summary = describe(nb)
         page = out / f"{nb.stem}.html"
-        gallery_entries.append(GalleryEntry(
-            name=nb.stem, title=title, summary=summary, page=page if page.is_file() else None, ok=bool(meta.get("ok")),
-            cached=nb.stem not in {Path(s["notebook"]).stem for s in todo}, error=meta.get("error"),
-            page_bytes=page.stat().st_size if page.is_file() else 0, duration_s=meta.get("duration_s") or 0.0,
-            thumbnail=meta.get("thumbnail") or _placeholder(nb.stem.split("_")[0])))
+        gallery_entries.append(
+            GalleryEntry(
+                name=nb.stem,
+                title=title,
+                summary=summary,
+                page=page if page.is_file() else None,
+                ok=bool(meta.get("ok")),
+                cached=nb.stem not in {Path(s["notebook"]).stem for s in todo},
+                error=meta.get("error"),
+                page_bytes=page.stat().st_size if page.is_file() else 0,
+                duration_s=meta.get("duration_s") or 0.0,
+                thumbnail=meta.get("thumbnail") or _placeholder(nb.stem.split("_")[0]),
+            )
+        )
     index = write_index(gallery_entries, out / "index.html")
     return GalleryResult(index_path=index, entries=gallery_entries)
 
@@ -210,15 +250,18 @@ def write_index(entries: list[GalleryEntry], path: Path) -> Path:
         cards.append(
             f"<a class='card' href='{link}'><img alt='' src='{e.thumbnail}'>"
             f"<h2>{html.escape(e.title)}</h2><p>{html.escape(e.summary)}</p>"
-            f"<p class='meta'>{html.escape(e.name)} · {e.duration_s:.0f} s · {size}</p>{status}</a>")
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>labkit gallery</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa}"
-            ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}"
-            ".card{display:block;background:#fff;border:1px solid #ddd;border-radius:8px;padding:1em;color:inherit;"
-            "text-decoration:none}.card img{width:100%;height:140px;object-fit:contain;background:#f3f5f8}"
-            ".card h2{font-size:1.05em;margin:.5em 0}.meta{color:#777;font-size:.85em}.failed{color:#b00}"
-            "</style></head><body><h1>labkit gallery</h1>"
-            f"<p>{len(entries)} lessons, each executed with its default parameters; every page works offline.</p>"
-            "<div class='grid'>" + "\n".join(cards) + "</div></body></html>")
+            f"<p class='meta'>{html.escape(e.name)} · {e.duration_s:.0f} s · {size}</p>{status}</a>"
+        )
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>labkit gallery</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa}"
+        ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}"
+        ".card{display:block;background:#fff;border:1px solid #ddd;border-radius:8px;padding:1em;color:inherit;"
+        "text-decoration:none}.card img{width:100%;height:140px;object-fit:contain;background:#f3f5f8}"
+        ".card h2{font-size:1.05em;margin:.5em 0}.meta{color:#777;font-size:.85em}.failed{color:#b00}"
+        "</style></head><body><h1>labkit gallery</h1>"
+        f"<p>{len(entries)} lessons, each executed with its default parameters; every page works offline.</p>"
+        "<div class='grid'>" + "\n".join(cards) + "</div></body></html>"
+    )
     path.write_text(page, encoding="utf-8")
     return path

@@ -5,15 +5,17 @@ with type `int`, `float`, `str`, `bool`, `Literal[...]` (a fixed set of
 choices) or `list[int|float|str|bool]`. The cell is parsed with `ast`, never
 executed, so reading a signature is instant and safe.
 """
+
 from __future__ import annotations
 
 import ast
 import io
 import json
 import tokenize
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
@@ -47,8 +49,13 @@ class Parameter:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-friendly description (for `labkit params --json`)."""
-        return {"name": self.name, "type": self.type, "default": self.default,
-                "help": self.help, "choices": list(self.choices) if self.choices is not None else None}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "default": self.default,
+            "help": self.help,
+            "choices": list(self.choices) if self.choices is not None else None,
+        }
 
 
 def _load_notebook(path_or_nb: Any) -> Mapping[str, Any]:
@@ -61,7 +68,9 @@ def _load_notebook(path_or_nb: Any) -> Mapping[str, Any]:
         try:
             nb = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInputError(f"{str(path)!r} is not a readable notebook ({type(exc).__name__}); pass a valid .ipynb file") from None
+            raise InvalidInputError(
+                f"{str(path)!r} is not a readable notebook ({type(exc).__name__}); pass a valid .ipynb file"
+            ) from None
         if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
             raise InvalidInputError(f"{str(path)!r} is not a notebook (no 'cells' list); pass a valid .ipynb file")
         return nb
@@ -71,13 +80,20 @@ def _load_notebook(path_or_nb: Any) -> Mapping[str, Any]:
 def parameters_cell(path_or_nb: Any) -> tuple[int, Any]:
     """Notebook path or loaded notebook (dict/`NotebookNode`) in, (index, cell) of its single `parameters`-tagged cell out."""
     nb = _load_notebook(path_or_nb)
-    found = [(i, c) for i, c in enumerate(nb["cells"])
-             if c.get("cell_type") == "code" and PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    found = [
+        (i, c)
+        for i, c in enumerate(nb["cells"])
+        if c.get("cell_type") == "code" and PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])
+    ]
     if not found:
-        raise InvalidInputError("the notebook has no code cell tagged 'parameters'; tag the cell that declares `name: type = value` lines")
+        raise InvalidInputError(
+            "the notebook has no code cell tagged 'parameters'; tag the cell that declares `name: type = value` lines"
+        )
     if len(found) > 1:
         where = ", ".join(str(i + 1) for i, _ in found)
-        raise InvalidInputError(f"the notebook has {len(found)} cells tagged 'parameters' (cells {where}); keep the tag on exactly one cell")
+        raise InvalidInputError(
+            f"the notebook has {len(found)} cells tagged 'parameters' (cells {where}); keep the tag on exactly one cell"
+        )
     return found[0]
 
 
@@ -107,7 +123,8 @@ def _annotation(node: ast.expr, line: str) -> tuple[str, tuple | None]:
         if node.value.id == "list" and isinstance(node.slice, ast.Name) and node.slice.id in _SCALARS:
             return f"list[{node.slice.id}]", None
     raise InvalidInputError(
-        f"parameters line {line!r} has unsupported type {ast.unparse(node)!r}; use int, float, str, bool, Literal[...] or list[int|float|str|bool]")
+        f"parameters line {line!r} has unsupported type {ast.unparse(node)!r}; use int, float, str, bool, Literal[...] or list[int|float|str|bool]"
+    )
 
 
 def read_parameters(path_or_nb: Any) -> list[Parameter]:
@@ -122,20 +139,28 @@ def read_parameters(path_or_nb: Any) -> list[Parameter]:
         tree = ast.parse(source)
     except SyntaxError as exc:
         bad = lines[exc.lineno - 1].strip() if exc.lineno and exc.lineno <= len(lines) else source
-        raise InvalidInputError(f"parameters line {bad!r} is not valid Python; write it as `name: type = value  # help`") from None
+        raise InvalidInputError(
+            f"parameters line {bad!r} is not valid Python; write it as `name: type = value  # help`"
+        ) from None
     comments = _comments_by_line(source)
     params: list[Parameter] = []
     for stmt in tree.body:
-        text = "\n".join(lines[stmt.lineno - 1: stmt.end_lineno]).strip()
+        text = "\n".join(lines[stmt.lineno - 1 : stmt.end_lineno]).strip()
         if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None):
-            if isinstance(stmt, (ast.Import, ast.ImportFrom)) and all(a.name in ("Literal", "typing") for a in stmt.names):
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)) and all(
+                a.name in ("Literal", "typing") for a in stmt.names
+            ):
                 continue  # `from typing import Literal` keeps the cell valid Python in Jupyter
-            raise InvalidInputError(f"parameters line {text!r} is not `name: type = value`; declare one typed parameter per line")
+            raise InvalidInputError(
+                f"parameters line {text!r} is not `name: type = value`; declare one typed parameter per line"
+            )
         type_text, choices = _annotation(stmt.annotation, text)
         try:
             default = ast.literal_eval(stmt.value)
         except ValueError:
-            raise InvalidInputError(f"parameters line {text!r} has a default that is not a literal; use a constant such as 3, 'text' or True") from None
+            raise InvalidInputError(
+                f"parameters line {text!r} has a default that is not a literal; use a constant such as 3, 'text' or True"
+            ) from None
         param = Parameter(stmt.target.id, type_text, default, comments.get(stmt.lineno, ""), choices)
         _check_value(param, default)  # a default of the wrong type is a bug in the notebook: say so now
         params.append(param)
@@ -223,7 +248,9 @@ def validate_parameters(declared: list[Parameter], values: Mapping[str, Any]) ->
         if name not in by_name:
             hint = close_matches(name, by_name)
             known = ", ".join(by_name) or "none"
-            raise UnknownNameError(f"unknown parameter {name!r}; {hint + ' ' if hint else ''}the notebook declares: {known}")
+            raise UnknownNameError(
+                f"unknown parameter {name!r}; {hint + ' ' if hint else ''}the notebook declares: {known}"
+            )
         out[name] = coerce(by_name[name], raw)
     return out
 
@@ -237,15 +264,21 @@ def load_parameter_file(path: str | Path) -> dict[str, Any]:
 
     file = Path(path)
     if not file.is_file():
-        raise MissingSourceError(f"parameter file {str(file)!r} does not exist; pass a YAML or JSON file of name: value lines")
+        raise MissingSourceError(
+            f"parameter file {str(file)!r} does not exist; pass a YAML or JSON file of name: value lines"
+        )
     try:
         values = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
-        raise InvalidInputError(f"parameter file {str(file)!r} is not valid YAML{line}; write one `name: value` per line") from None
+        raise InvalidInputError(
+            f"parameter file {str(file)!r} is not valid YAML{line}; write one `name: value` per line"
+        ) from None
     if values is None:
         return {}
     if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
-        raise InvalidInputError(f"parameter file {str(file)!r} must hold a mapping of name: value, got {type(values).__name__}")
+        raise InvalidInputError(
+            f"parameter file {str(file)!r} must hold a mapping of name: value, got {type(values).__name__}"
+        )
     return values

@@ -15,20 +15,21 @@ run). The manager (3.6 MB of JavaScript) travels gzip + base64 (1.2 MB) and a
 small script unpacks it with the browser's DecompressionStream. Pages without
 displayed widgets get none of it.
 """
+
 from __future__ import annotations
 
 import base64
 import gzip
 import os
 import re
-import sys
 import warnings
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError
-from labkit.viz._assets import json_for_script
+from labkit.frontend import SOURCE_MAP, anywidget_module_path, inline_js, json_for_script
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAILED_TAG = "labkit-failed"
@@ -38,7 +39,6 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # Modules the html manager carries itself; "anywidget" is added from this environment when a widget uses it.
 _BUILTIN_WIDGET_MODULES = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
-_SOURCE_MAP = re.compile(r"^//# sourceMappingURL=\S*$", re.M)
 _REMOTE_SRC = re.compile(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//[^>]*>(\s*</script>)?""", re.I)
 
 
@@ -82,36 +82,6 @@ def _drawable_views(nb: Any, state: Mapping[str, Any]) -> int:
     return sum(1 for view in views if isinstance(view, Mapping) and view.get("model_id") in state)
 
 
-def anywidget_module_path() -> Path:
-    """Return the path of anywidget's AMD module (`nbextensions/anywidget/index.js`) in this environment."""
-    folders = [Path(sys.prefix) / "share" / "jupyter" / "nbextensions"]
-    try:
-        from jupyter_core.paths import jupyter_path
-
-        folders += [Path(p) for p in jupyter_path("nbextensions")]
-    except ImportError:  # jupyter_core comes with nbconvert; without it only sys.prefix is searched
-        pass
-    for folder in folders:
-        path = folder / "anywidget" / "index.js"
-        if path.is_file():
-            return path
-    raise MissingSourceError(
-        f"anywidget's AMD module (anywidget/index.js) is in none of {', '.join(map(str, dict.fromkeys(folders)))}; "
-        "reinstall anywidget in this environment: pip install --force-reinstall anywidget")
-
-
-def inline_js(code: str) -> str:
-    """JavaScript source in, the same code safe to place between <script> and </script> out.
-
-    `</script` would end the element early and `<!--` switches the HTML parser into a mode where the
-    closing tag may not count; both are written with a backslash, which JavaScript strings, template
-    literals and regular expressions read as the same characters. Source-map comments are dropped
-    (the maps are not in the page).
-    """
-    code = _SOURCE_MAP.sub("", code)
-    return re.sub(r"</(script)", r"<\\/\1", code, flags=re.I).replace("<!--", "<\\!--")
-
-
 # Runs the packed scripts in page order: base64 -> gunzip (the browser's DecompressionStream) -> <script>.
 # The manager renders on the window's load event, or at once when it arrives after it, so late is fine.
 _UNPACK = """(function () {
@@ -146,21 +116,27 @@ def widget_manager_scripts(modules: set[str] | frozenset[str] = frozenset()) -> 
     the AMD module "anywidget" when needed. Plain `code` is already safe inside <script>.
     Raises MissingSourceError when a vendored file is missing (fix: labkit vendor fetch).
     """
-    from labkit.viz._vendor import vendor_text
+    from labkit.frontend import vendor_text
 
     scripts: list[dict[str, Any]] = [
         {"name": "require.js", "attrs": "", "code": inline_js(vendor_text("require.js")), "packed": False},
         # The manager loads modules it does not carry from a CDN; "./" keeps any such attempt on the
         # page's own folder, so an unknown widget fails visibly instead of calling the network.
-        {"name": "embed-amd.js", "attrs": ' data-jupyter-widgets-cdn="./"',
-         "code": _packed(_SOURCE_MAP.sub("", vendor_text("embed-amd.js"))), "packed": True},
+        {
+            "name": "embed-amd.js",
+            "attrs": ' data-jupyter-widgets-cdn="./"',
+            "code": _packed(SOURCE_MAP.sub("", vendor_text("embed-amd.js"))),
+            "packed": True,
+        },
     ]
     if "anywidget" in modules:
         # anywidget's file is an anonymous define(); a local `define` gives it the module name "anywidget",
         # which is what its models ask the manager for.
         source = anywidget_module_path().read_text(encoding="utf-8")
-        code = ("(function () {\nvar define = function (deps, factory) { return window.define('anywidget', deps, factory); };\n"
-                f"define.amd = window.define.amd;\n{source}\n}}());")
+        code = (
+            "(function () {\nvar define = function (deps, factory) { return window.define('anywidget', deps, factory); };\n"
+            f"define.amd = window.define.amd;\n{source}\n}}());"
+        )
         scripts.append({"name": "anywidget", "attrs": "", "code": inline_js(code), "packed": False})
     scripts.append({"name": "unpack", "attrs": "", "code": _UNPACK, "packed": False})
     return scripts
@@ -176,12 +152,16 @@ def _page_widgets(nb: Any) -> tuple[list[dict[str, Any]], str | None]:
     if not _drawable_views(nb, state):
         nb.get("metadata", {}).pop("widgets", None)  # state that no output displays would be dead weight
         return [], None
-    modules = {str(m.get(key, "")) for m in state.values() if isinstance(m, Mapping)
-               for key in ("model_module", "view_module")} - {""}
+    modules = {
+        str(m.get(key, "")) for m in state.values() if isinstance(m, Mapping) for key in ("model_module", "view_module")
+    } - {""}
     unknown = modules - _BUILTIN_WIDGET_MODULES - {"anywidget"}
     if unknown:
-        warnings.warn(f"widgets from {', '.join(sorted(unknown))} need their own front-end module, which the offline "
-                      "report does not carry; they show as empty boxes there", stacklevel=3)
+        warnings.warn(
+            f"widgets from {', '.join(sorted(unknown))} need their own front-end module, which the offline "
+            "report does not carry; they show as empty boxes there",
+            stacklevel=3,
+        )
     return widget_manager_scripts(modules), json_for_script(nb.metadata["widgets"][WIDGET_STATE])
 
 
@@ -235,8 +215,12 @@ def export_html(
     widget_scripts, widget_state_json = _page_widgets(nb)  # before nbconvert: it may drop `nb`'s saved state
     exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATES)])
     exporter.template_file = "report.html.j2"
-    resources = {"labkit_run": run, "labkit_widget_scripts": widget_scripts, "labkit_widget_state": widget_state_json,
-                 "metadata": {"name": run["title"]}}
+    resources = {
+        "labkit_run": run,
+        "labkit_widget_scripts": widget_scripts,
+        "labkit_widget_state": widget_state_json,
+        "metadata": {"name": run["title"]},
+    }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     body = _keep_one_plotly_bundle(body)
     remote = _REMOTE_SRC.search(body)

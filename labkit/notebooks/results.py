@@ -7,14 +7,16 @@ no side channel; after execution the runner copies every record into the
 notebook's metadata (`metadata.labkit.records`), where `collect()` reads it
 together with the run's parameters, status and wall time.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import numbers
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError
 
@@ -91,8 +93,12 @@ def read_run(nb_path: str | os.PathLike) -> dict[str, Any]:
     meta = _as_dict(nb.metadata.get(METADATA_KEY))
     params = meta.get("parameters") or _as_dict(nb.metadata.get("papermill", {}).get("parameters"))
     records = meta.get("records") or records_from_outputs(nb)
-    row: dict[str, Any] = {"notebook": meta.get("notebook", path.stem), "run": str(path),
-                           "ok": meta.get("ok"), "duration_s": meta.get("duration_s")}
+    row: dict[str, Any] = {
+        "notebook": meta.get("notebook", path.stem),
+        "run": str(path),
+        "ok": meta.get("ok"),
+        "duration_s": meta.get("duration_s"),
+    }
     row.update({f"param.{k}": v for k, v in params.items()})
     row.update({f"metric.{k}": v for k, v in records.items()})
     return row
@@ -110,8 +116,14 @@ def collect(directory: str | os.PathLike | Iterable[str | os.PathLike]) -> Any:
     if isinstance(directory, (str, os.PathLike)):
         root = Path(directory)
         if not root.exists():
-            raise MissingSourceError(f"{str(root)!r} does not exist; pass the output folder of `labkit run` or `labkit sweep`")
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            raise MissingSourceError(
+                f"{str(root)!r} does not exist; pass the output folder of `labkit run` or `labkit sweep`"
+            )
+        paths = (
+            [root]
+            if root.is_file()
+            else sorted(p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        )
     else:
         paths = [Path(p) for p in directory]
     rows = []
@@ -123,8 +135,16 @@ def collect(directory: str | os.PathLike | Iterable[str | os.PathLike]) -> Any:
     return pd.DataFrame(rows)
 
 
-def finalize_executed_notebook(nb_path: str | os.PathLike, *, notebook: str, parameters: dict[str, Any], ok: bool,
-                               duration_s: float, error: str | None, failed_tag: str) -> None:
+def finalize_executed_notebook(
+    nb_path: str | os.PathLike,
+    *,
+    notebook: str,
+    parameters: dict[str, Any],
+    ok: bool,
+    duration_s: float,
+    error: str | None,
+    failed_tag: str,
+) -> None:
     """Write the run's parameters, status, timing and records into the executed notebook's metadata, and tag
     the failing cell (`failed_tag`) so the .ipynb marks it as the HTML report does."""
     import nbformat
@@ -134,8 +154,12 @@ def finalize_executed_notebook(nb_path: str | os.PathLike, *, notebook: str, par
     path = Path(nb_path)
     nb = nbformat.read(path, as_version=4)
     nb.metadata[METADATA_KEY] = {
-        "notebook": notebook, "parameters": _json_value("parameters", dict(parameters)), "ok": ok,
-        "duration_s": round(duration_s, 3), "error": error, "records": records_from_outputs(nb),
+        "notebook": notebook,
+        "parameters": _json_value("parameters", dict(parameters)),
+        "ok": ok,
+        "duration_s": round(duration_s, 3),
+        "error": error,
+        "records": records_from_outputs(nb),
         "labkit_version": __version__,
     }
     if error:

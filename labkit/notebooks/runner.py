@@ -8,6 +8,7 @@ whole-run `timeout` can stop the process group cleanly. Plotly figures are
 rendered for static HTML through the `PLOTLY_RENDERER` environment variable,
 which plotly reads when the notebook imports it.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.notebooks.parameters import read_parameters, validate_parameters
@@ -129,7 +131,9 @@ def run_notebook(
     nb_out = out_dir / f"{src.stem}.ipynb"
     html_out = out_dir / f"{src.stem}.html"
     if nb_out.resolve() == src.resolve():
-        raise InvalidInputError(f"output_dir {str(out_dir)!r} would overwrite the source notebook; choose another folder")
+        raise InvalidInputError(
+            f"output_dir {str(out_dir)!r} would overwrite the source notebook; choose another folder"
+        )
     nb_out.unlink(missing_ok=True)  # a stale notebook from an earlier run must not pass for this one
 
     start = time.perf_counter()
@@ -150,13 +154,28 @@ def run_notebook(
         # papermill's YAML reader as lone surrogates, which cannot be written back into the notebook
         params_file = Path(tmp) / "parameters.yaml"
         params_file.write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
-        cmd = [sys.executable, "-m", "papermill", str(src), str(nb_out),
-               "-k", kernel, "--language", "python", "-f", str(params_file), "--cwd", str(src.parent.resolve()),
-               "--no-progress-bar", "--no-log-output"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(src),
+            str(nb_out),
+            "-k",
+            kernel,
+            "--language",
+            "python",
+            "-f",
+            str(params_file),
+            "--cwd",
+            str(src.parent.resolve()),
+            "--no-progress-bar",
+            "--no-log-output",
+        ]
         if cell_timeout is not None:
             cmd += ["--execution-timeout", str(int(max(1, round(cell_timeout))))]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         try:
             _, stderr = proc.communicate(timeout=timeout)
             timed_out = False
@@ -185,8 +204,8 @@ def run_notebook(
     from labkit.notebooks.report import FAILED_TAG
     from labkit.notebooks.results import finalize_executed_notebook
 
-    finalize_executed_notebook(nb_out, notebook=src.stem, parameters=effective, ok=ok, duration_s=duration,
-                               error=error, failed_tag=FAILED_TAG)
-    export_html(nb_out, html_out, title=title or src.stem, parameters=effective,
-                duration_s=duration, error=error)
+    finalize_executed_notebook(
+        nb_out, notebook=src.stem, parameters=effective, ok=ok, duration_s=duration, error=error, failed_tag=FAILED_TAG
+    )
+    export_html(nb_out, html_out, title=title or src.stem, parameters=effective, duration_s=duration, error=error)
     return RunResult(ok, nb_out, html_out, error, duration, values)

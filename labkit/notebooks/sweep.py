@@ -9,6 +9,7 @@ are tasks on a Dask cluster (a `LocalCluster` when no scheduler address is
 given; remote workers need the notebook and output folder on a shared path).
 The results go through `collect()` into one table and one offline HTML page.
 """
+
 from __future__ import annotations
 
 import html
@@ -16,9 +17,10 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.notebooks.parameters import read_parameters, validate_parameters
@@ -62,14 +64,23 @@ def _run_one(spec: dict[str, Any]) -> dict[str, Any]:
     from labkit.notebooks.runner import run_notebook
 
     for attempt in range(3):
-        result = run_notebook(spec["notebook"], spec["parameters"], spec["output_dir"],
-                              cell_timeout=spec.get("cell_timeout"), timeout=spec.get("timeout"),
-                              threads=spec.get("threads"))
+        result = run_notebook(
+            spec["notebook"],
+            spec["parameters"],
+            spec["output_dir"],
+            cell_timeout=spec.get("cell_timeout"),
+            timeout=spec.get("timeout"),
+            threads=spec.get("threads"),
+        )
         if result.ok or not any(m in (result.error or "") for m in _STARTUP_FAILURES):
             break
         time.sleep(0.5 * (attempt + 1))
-    return {"ok": result.ok, "notebook_path": str(result.notebook_path), "error": result.error,
-            "duration_s": result.duration_s}
+    return {
+        "ok": result.ok,
+        "notebook_path": str(result.notebook_path),
+        "error": result.error,
+        "duration_s": result.duration_s,
+    }
 
 
 def _execute(specs: list[dict[str, Any]], executor: str, scheduler: str | None, workers: int) -> list[dict[str, Any]]:
@@ -112,7 +123,9 @@ def sweep(
     """
     src = Path(notebook)
     if executor not in EXECUTORS:
-        raise UnknownNameError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)} {close_matches(executor, EXECUTORS)}".rstrip())
+        raise UnknownNameError(
+            f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)} {close_matches(executor, EXECUTORS)}".rstrip()
+        )
     if scheduler and executor != "dask":
         raise InvalidInputError("a scheduler address needs executor='dask'; pass --executor dask")
     declared = read_parameters(src)
@@ -129,10 +142,17 @@ def sweep(
     specs = []
     for i, values in enumerate(runs):
         run_dir = out / f"run-{i:03d}"
-        specs.append({"notebook": str(src.resolve()), "parameters": values, "output_dir": str(run_dir.resolve()),
-                      "cell_timeout": cell_timeout, "timeout": timeout,
-                      # local runs share this machine's cores; Dask workers keep their own settings
-                      "threads": max(1, (os.cpu_count() or 1) // workers) if executor == "local" else None})
+        specs.append(
+            {
+                "notebook": str(src.resolve()),
+                "parameters": values,
+                "output_dir": str(run_dir.resolve()),
+                "cell_timeout": cell_timeout,
+                "timeout": timeout,
+                # local runs share this machine's cores; Dask workers keep their own settings
+                "threads": max(1, (os.cpu_count() or 1) // workers) if executor == "local" else None,
+            }
+        )
     start = time.perf_counter()
     results = _execute(specs, executor, scheduler, workers)
     duration = time.perf_counter() - start
@@ -143,21 +163,35 @@ def sweep(
     swept = list(points[0]) if points else []
     csv_path = out / "sweep.csv"
     table.to_csv(csv_path, index=False)
-    report = write_sweep_report(table, swept, out / "sweep.html", title=f"Sweep of {src.stem}",
-                                errors=[r["error"] for r in results if r["error"]])
-    return SweepResult(table=table, report_path=report, csv_path=csv_path,
-                       run_dirs=[Path(s["output_dir"]) for s in specs],
-                       failed=sum(not r["ok"] for r in results), duration_s=duration)
+    report = write_sweep_report(
+        table,
+        swept,
+        out / "sweep.html",
+        title=f"Sweep of {src.stem}",
+        errors=[r["error"] for r in results if r["error"]],
+    )
+    return SweepResult(
+        table=table,
+        report_path=report,
+        csv_path=csv_path,
+        run_dirs=[Path(s["output_dir"]) for s in specs],
+        failed=sum(not r["ok"] for r in results),
+        duration_s=duration,
+    )
 
 
-def write_sweep_report(table: Any, swept: list[str], path: Path, *, title: str, errors: list[str] | None = None) -> Path:
+def write_sweep_report(
+    table: Any, swept: list[str], path: Path, *, title: str, errors: list[str] | None = None
+) -> Path:
     """Table of runs in, one offline HTML page out: the table plus, per recorded metric, a plot against the
     first swept parameter (one line per value of the second). plotly.js is inlined once."""
     import plotly.graph_objects as go
     import plotly.io as pio
 
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>{len(table)} runs; {int((~table['ok'].astype(bool)).sum()) if len(table) else 0} failed.</p>"]
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>{len(table)} runs; {int((~table['ok'].astype(bool)).sum()) if len(table) else 0} failed.</p>",
+    ]
     for err in errors or []:
         parts.append(f"<p class='error'>{html.escape(err)}</p>")
     parts.append(table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.6g}", escape=True))
@@ -173,20 +207,32 @@ def write_sweep_report(table: Any, swept: list[str], path: Path, *, title: str, 
             groups = table.groupby(group_col, sort=True) if group_col else [(None, table)]
             for key, rows in groups:
                 rows = rows.sort_values(x_col)
-                fig.add_trace(go.Scatter(x=rows[x_col], y=rows[metric], mode="lines+markers",
-                                         name=f"{swept[1]}={key}" if group_col else metric.removeprefix("metric.")))
-            fig.update_layout(title=f"{metric.removeprefix('metric.')} vs {swept[0]}", xaxis_title=swept[0],
-                              yaxis_title=metric.removeprefix("metric."), height=380)
+                fig.add_trace(
+                    go.Scatter(
+                        x=rows[x_col],
+                        y=rows[metric],
+                        mode="lines+markers",
+                        name=f"{swept[1]}={key}" if group_col else metric.removeprefix("metric."),
+                    )
+                )
+            fig.update_layout(
+                title=f"{metric.removeprefix('metric.')} vs {swept[0]}",
+                xaxis_title=swept[0],
+                yaxis_title=metric.removeprefix("metric."),
+                height=380,
+            )
             if table[x_col].map(lambda v: isinstance(v, (int, float))).all() and (table[x_col] > 0).all():
                 values = sorted(set(table[x_col]))
                 if len(values) > 2 and values[-1] / values[0] >= 100:
                     fig.update_xaxes(type="log")
             parts.append(pio.to_html(fig, include_plotlyjs=first_plot, full_html=False))
             first_plot = False
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em}}"
-            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
-            ".error{color:#b00}</style></head><body>" + "\n".join(parts) + "</body></html>")
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em}}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".error{color:#b00}</style></head><body>" + "\n".join(parts) + "</body></html>"
+    )
     path.write_text(page, encoding="utf-8")
     return path
 

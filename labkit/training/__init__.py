@@ -1,5 +1,6 @@
 """labkit.training: the train loop, callbacks, optimizers and schedules, checkpoints, LoRA (PEFT), distributed."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     "train": "trainer",
@@ -16,11 +17,17 @@ _EXPORTS = {
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
     "lr_find": "lr_finder",
+    "resolve_device": "device",
+    "peak_flops": "device",
+    "flops_per_token": "device",
     "LRFinderResult": "lr_finder",
     "lora": "lora",
     "trainable_parameters": "lora",
     "save_adapter": "lora",
     "load_adapter": "lora",
+    "is_lora_wrapped": "lora",
+    "lora_targets": "lora",
+    "lora_factors": "lora",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

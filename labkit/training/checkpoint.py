@@ -11,6 +11,7 @@ The folder is written under a temporary name and renamed into place (`os.replace
 `checkpoint_dir/latest` is replaced atomically; only the newest `keep_last` step folders are kept. A crash
 while writing leaves the previous checkpoint and `latest` untouched.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,8 +30,15 @@ from torch import nn
 
 from labkit.errors import InvalidInputError, MissingSourceError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "resolve_checkpoint", "unwrap_model", "check_compatible",
-           "get_rng_state", "set_rng_state"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "resolve_checkpoint",
+    "unwrap_model",
+    "check_compatible",
+    "get_rng_state",
+    "set_rng_state",
+]
 
 FORMAT = "labkit-checkpoint"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -54,7 +62,7 @@ def _normalise_key(key: str) -> str:
         changed = False
         for prefix in _PREFIXES:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
         key = key.replace("._orig_mod.", ".")
     return key
 
@@ -73,10 +81,13 @@ def _jsonable(obj: Any) -> Any:
         return os.fspath(obj)
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise InvalidInputError(f"cannot store a {type(obj).__name__} in checkpoint JSON; keep states to numbers, strings and tensors")
+    raise InvalidInputError(
+        f"cannot store a {type(obj).__name__} in checkpoint JSON; keep states to numbers, strings and tensors"
+    )
 
 
 # ---- RNG ---------------------------------------------------------------------------------------------------
+
 
 def get_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Return (tensors, json) capturing Python `random`, NumPy, torch CPU and every CUDA generator."""
@@ -86,8 +97,10 @@ def get_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             tensors[f"rng.cuda.{i}"] = state
     version, internal, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    info = {"python": [version, list(internal), gauss],
-            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+    info = {
+        "python": [version, list(internal), gauss],
+        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+    }
     return tensors, info
 
 
@@ -95,7 +108,10 @@ def set_rng_state(tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> Non
     """Restore the generators captured by `get_rng_state` (CUDA ones only where this machine has them)."""
     if "rng.torch" in tensors:
         torch.set_rng_state(tensors["rng.torch"].cpu())
-    cuda = [tensors[k].cpu() for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))]
+    cuda = [
+        tensors[k].cpu()
+        for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    ]
     if cuda and torch.cuda.is_available():
         for i, state in enumerate(cuda[: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(state, i)
@@ -109,6 +125,7 @@ def set_rng_state(tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> Non
 
 # ---- model and optimizer state ----------------------------------------------------------------------------
 
+
 def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Return (tensors with each storage once, {alias key: stored key}) for the plain model's state dict."""
     tensors: dict[str, torch.Tensor] = {}
@@ -116,7 +133,11 @@ def _model_tensors(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str,
     seen: dict[tuple, str] = {}
     for key, value in unwrap_model(model).state_dict().items():
         key = _normalise_key(key)
-        ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), value.dtype) if value.numel() else None
+        ident = (
+            (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), value.dtype)
+            if value.numel()
+            else None
+        )
         if ident is not None and ident in seen:
             aliases[key] = seen[ident]
             continue
@@ -137,23 +158,35 @@ def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.
                 tensors[f"optimizer.state.{index}.{name}"] = value.detach().to("cpu").contiguous()
             else:
                 scalars.setdefault(str(index), {})[name] = value
-    info = {"class": type(optimizer).__name__, "param_groups": _jsonable(state["param_groups"]), "scalars": _jsonable(scalars)}
+    info = {
+        "class": type(optimizer).__name__,
+        "param_groups": _jsonable(state["param_groups"]),
+        "scalars": _jsonable(scalars),
+    }
     return tensors, info
 
 
-def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any], where: str) -> None:
+def _load_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict[str, Any], where: str
+) -> None:
     if info["class"] != type(optimizer).__name__:
-        raise InvalidInputError(f"checkpoint {where} holds {info['class']} state but the optimizer is {type(optimizer).__name__}; use the same optimizer")
+        raise InvalidInputError(
+            f"checkpoint {where} holds {info['class']} state but the optimizer is {type(optimizer).__name__}; use the same optimizer"
+        )
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optimizer.state."):
-            index, name = key[len("optimizer.state."):].split(".", 1)
+            index, name = key[len("optimizer.state.") :].split(".", 1)
             state.setdefault(int(index), {})[name] = value
     for index, entries in info.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(entries)
     groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else dict(g) for g in info["param_groups"]]
-    if len(groups) != len(optimizer.param_groups) or any(len(a["params"]) != len(b["params"]) for a, b in zip(groups, optimizer.param_groups)):
-        raise InvalidInputError(f"checkpoint {where} has optimizer groups for different parameters; build the same model and optimizer")
+    if len(groups) != len(optimizer.param_groups) or any(
+        len(a["params"]) != len(b["params"]) for a, b in zip(groups, optimizer.param_groups)
+    ):
+        raise InvalidInputError(
+            f"checkpoint {where} has optimizer groups for different parameters; build the same model and optimizer"
+        )
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -162,7 +195,12 @@ def _model_info(model: nn.Module) -> dict[str, Any]:
     config = getattr(plain, "config", None)
     config_dict = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else None
     arch = getattr(config, "arch", None) or type(plain).__name__
-    return {"class": type(plain).__name__, "module": type(plain).__module__, "arch": arch, "config": _jsonable(config_dict)}
+    return {
+        "class": type(plain).__name__,
+        "module": type(plain).__module__,
+        "arch": arch,
+        "config": _jsonable(config_dict),
+    }
 
 
 def check_compatible(meta: dict[str, Any], model: nn.Module, where: str = "") -> None:
@@ -183,6 +221,7 @@ def check_compatible(meta: dict[str, Any], model: nn.Module, where: str = "") ->
 
 
 # ---- saving -----------------------------------------------------------------------------------------------
+
 
 def save_checkpoint(
     checkpoint_dir: str | os.PathLike,
@@ -220,8 +259,14 @@ def save_checkpoint(
         tensors, aliases = _model_tensors(model)
         save_file(tensors, os.fspath(tmp / "model.safetensors"), metadata={"format": "pt"})
         state_tensors: dict[str, torch.Tensor] = {}
-        meta: dict[str, Any] = {"format": FORMAT, "format_version": 1, "labkit_version": __version__,
-                                "step": int(step), "epoch": int(epoch), "model": {**_model_info(model), "aliases": aliases}}
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": 1,
+            "labkit_version": __version__,
+            "step": int(step),
+            "epoch": int(epoch),
+            "model": {**_model_info(model), "aliases": aliases},
+        }
         if optimizer is not None:
             opt_tensors, meta["optimizer"] = _optimizer_state(optimizer)
             state_tensors.update(opt_tensors)
@@ -263,6 +308,7 @@ def _step_dirs(root: Path) -> list[Path]:
 
 # ---- loading ----------------------------------------------------------------------------------------------
 
+
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint folder or a run folder (its `latest`, else its highest step) in, the checkpoint folder out."""
     path = Path(path)
@@ -277,7 +323,9 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         steps = [p for p in _step_dirs(path) if (p / "meta.json").is_file()]
         if steps:
             return steps[-1]
-    raise MissingSourceError(f"no checkpoint at {os.fspath(path)!r}; pass a run folder written by train(checkpoint_dir=...) or one of its step-* folders")
+    raise MissingSourceError(
+        f"no checkpoint at {os.fspath(path)!r}; pass a run folder written by train(checkpoint_dir=...) or one of its step-* folders"
+    )
 
 
 def load_checkpoint(
@@ -301,13 +349,19 @@ def load_checkpoint(
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise InvalidInputError(f"checkpoint {where} has an unreadable meta.json ({exc}); use another checkpoint") from exc
+        raise InvalidInputError(
+            f"checkpoint {where} has an unreadable meta.json ({exc}); use another checkpoint"
+        ) from exc
     if meta.get("format") != FORMAT:
-        raise InvalidInputError(f"{where} is not a labkit checkpoint (no format tag in meta.json); pass a folder written by save_checkpoint")
+        raise InvalidInputError(
+            f"{where} is not a labkit checkpoint (no format tag in meta.json); pass a folder written by save_checkpoint"
+        )
     meta["path"] = folder
     if model is not None:
         check_compatible(meta, model, where)
-        tensors = {_normalise_key(k): v for k, v in load_file(os.fspath(folder / "model.safetensors"), device="cpu").items()}
+        tensors = {
+            _normalise_key(k): v for k, v in load_file(os.fspath(folder / "model.safetensors"), device="cpu").items()
+        }
         for alias, stored in meta["model"].get("aliases", {}).items():
             tensors[alias] = tensors[stored]
         plain = unwrap_model(model)
@@ -315,7 +369,9 @@ def load_checkpoint(
             result = plain.load_state_dict(tensors, strict=False)
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1].strip()
-            raise InvalidInputError(f"checkpoint {where} does not fit this {type(plain).__name__} ({first}); build the model with the checkpoint's config") from exc
+            raise InvalidInputError(
+                f"checkpoint {where} does not fit this {type(plain).__name__} ({first}); build the model with the checkpoint's config"
+            ) from exc
         if result.missing_keys or result.unexpected_keys:
             raise InvalidInputError(
                 f"checkpoint {where} does not fit this {type(plain).__name__} (missing {result.missing_keys[:3]}, unexpected "
@@ -325,7 +381,9 @@ def load_checkpoint(
         state = load_file(os.fspath(folder / "optimizer.safetensors"), device=str(map_location))
         if optimizer is not None:
             if not meta.get("optimizer"):
-                raise InvalidInputError(f"checkpoint {where} holds no optimizer state; resume without an optimizer or use another checkpoint")
+                raise InvalidInputError(
+                    f"checkpoint {where} holds no optimizer state; resume without an optimizer or use another checkpoint"
+                )
             _load_optimizer(optimizer, state, meta["optimizer"], where)
         if rng and meta.get("rng"):
             set_rng_state({k: v for k, v in state.items() if k.startswith("rng.")}, meta["rng"])

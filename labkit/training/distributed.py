@@ -4,19 +4,33 @@
 `torchrun --nproc_per_node=N script.py`: NCCL on GPUs, gloo on CPUs.
 Outside torchrun every helper answers as a single process (rank 0 of 1).
 """
+
 from __future__ import annotations
 
 import contextlib
 import datetime
 import os
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["is_distributed", "rank", "local_rank", "world_size", "is_main_process", "init_from_env", "wrap_model",
-           "barrier", "all_reduce_mean", "shard_batches", "no_sync", "destroy"]
+__all__ = [
+    "is_distributed",
+    "rank",
+    "local_rank",
+    "world_size",
+    "is_main_process",
+    "init_from_env",
+    "wrap_model",
+    "barrier",
+    "all_reduce_mean",
+    "shard_batches",
+    "no_sync",
+    "destroy",
+]
 
 
 def is_distributed() -> bool:
@@ -36,7 +50,9 @@ def local_rank() -> int:
 
 def world_size() -> int:
     """Number of processes (1 outside distributed runs)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+    return (
+        dist.get_world_size() if dist.is_available() and dist.is_initialized() else int(os.environ.get("WORLD_SIZE", 1))
+    )
 
 
 def is_main_process() -> bool:

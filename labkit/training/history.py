@@ -4,6 +4,7 @@ The trainer fills it in batches, every `log_every` steps (and at the end): it
 keeps the step losses on the device and converts them to floats only then,
 so logging never forces a host-device sync on every step.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ EVAL_FIELDS = ("eval_step", "eval_loss", "eval_perplexity")
 class TrainingDivergedError(LabkitError, FloatingPointError):
     """The training loss became NaN or infinite; the message names the first bad step and the last good checkpoint."""
 
-    def __init__(self, message: str, step: int | None = None, history: "History | None" = None,
-                 last_checkpoint: Path | None = None) -> None:
+    def __init__(
+        self, message: str, step: int | None = None, history: History | None = None, last_checkpoint: Path | None = None
+    ) -> None:
         super().__init__(message)
         self.step = step
         self.history = history
@@ -52,14 +54,23 @@ class History:
     eval_loss: list[float] = field(default_factory=list)
     eval_perplexity: list[float] = field(default_factory=list)
     interrupted: bool = False  # stopped by KeyboardInterrupt / the Stop button rather than by reaching the end
-    stopped_reason: str | None = None  # why training stopped early (interrupt, callback request, ...); None when it ran out
+    stopped_reason: str | None = (
+        None  # why training stopped early (interrupt, callback request, ...); None when it ran out
+    )
     last_checkpoint: Path | None = None  # the newest checkpoint this run wrote (or resumed from)
     elapsed_s: float = 0.0  # wall time spent in train(), summed over resumed sessions
 
     # ---- recording -------------------------------------------------------------------------------------------
 
-    def append_step(self, step: int, loss: float, lr: float, grad_norm: float | None = None,
-                    tokens_per_s: float | None = None, mfu: float | None = None) -> None:
+    def append_step(
+        self,
+        step: int,
+        loss: float,
+        lr: float,
+        grad_norm: float | None = None,
+        tokens_per_s: float | None = None,
+        mfu: float | None = None,
+    ) -> None:
         """Record one optimizer step's host values."""
         self.step.append(int(step))
         self.loss.append(float(loss))
@@ -107,9 +118,13 @@ class History:
 
         frame = pd.DataFrame({name: getattr(self, name) for name in STEP_FIELDS})
         frame = frame.astype({"tokens_per_s": float, "mfu": float, "grad_norm": float})
-        evals = pd.DataFrame({"step": self.eval_step, "eval_loss": self.eval_loss, "eval_perplexity": self.eval_perplexity})
+        evals = pd.DataFrame(
+            {"step": self.eval_step, "eval_loss": self.eval_loss, "eval_perplexity": self.eval_perplexity}
+        )
         evals = evals.astype({"step": "int64", "eval_loss": float, "eval_perplexity": float})
-        return frame.astype({"step": "int64"}).merge(evals, on="step", how="outer").sort_values("step", ignore_index=True)
+        return (
+            frame.astype({"step": "int64"}).merge(evals, on="step", how="outer").sort_values("step", ignore_index=True)
+        )
 
     to_dataframe = to_pandas
 
@@ -128,7 +143,7 @@ class History:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "History":
+    def from_dict(cls, data: dict[str, Any]) -> History:
         """Inverse of `to_dict`; unknown keys are ignored so older files still load."""
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
@@ -146,7 +161,7 @@ class History:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "History":
+    def load(cls, path: str | os.PathLike) -> History:
         """A JSON file written by `History.save` in, the History out."""
         path = Path(path)
         if not path.is_file():

@@ -19,19 +19,30 @@ neither an alias nor a suffix is a full-match regex over module names, as in PEF
 `"attn"` is q, k and v without the output projection: PEFT's default for GPT-2 (c_attn holds exactly q, k, v), so
 a labkit GPT and its GPT-2 twin adapt the same weights and `save_adapter(..., hf_twin=True)` is exact.
 """
+
 from __future__ import annotations
 
 import os
 import re
 from collections import Counter
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
-__all__ = ["TARGET_ALIASES", "lora", "trainable_parameters", "save_adapter", "load_adapter"]
+__all__ = [
+    "TARGET_ALIASES",
+    "lora",
+    "trainable_parameters",
+    "save_adapter",
+    "load_adapter",
+    "is_lora_wrapped",
+    "lora_targets",
+    "lora_factors",
+]
 
 # alias -> (module-name suffixes, suffixes to leave out); "all-linear" is computed from the module types
 _LABKIT = {
@@ -55,7 +66,10 @@ _BERT = {
     "mlp": (("intermediate.dense", "output.dense"), ("attention.output.dense",)),
 }
 TARGET_ALIASES: dict[str, dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "labkit": _LABKIT, "gpt2": _GPT2, "llama": _LLAMA, "bert": _BERT,
+    "labkit": _LABKIT,
+    "gpt2": _GPT2,
+    "llama": _LLAMA,
+    "bert": _BERT,
 }
 _ALIAS_NAMES = ("attn", "qv", "attn-out", "mlp", "all-linear")
 _HEADS = ("lm_head", "classifier")  # output layers that "all-linear" leaves alone (often tied to the embeddings)
@@ -78,7 +92,10 @@ def _family(model: nn.Module) -> str:
 
 
 def _lora_able(module: nn.Module) -> bool:
-    return isinstance(module, (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or type(module).__name__ == "Conv1D"
+    return (
+        isinstance(module, (nn.Linear, nn.Embedding, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+        or type(module).__name__ == "Conv1D"
+    )
 
 
 def _linear(module: nn.Module) -> bool:
@@ -100,17 +117,23 @@ def _resolve_targets(model: nn.Module, targets: str | Sequence[str]) -> tuple[st
         try:
             pattern = re.compile(targets)
         except re.error as exc:
-            raise InvalidInputError(f"targets {targets!r} is not a valid regex ({exc}); pass an alias such as 'attn' or a list of names") from None
+            raise InvalidInputError(
+                f"targets {targets!r} is not a valid regex ({exc}); pass an alias such as 'attn' or a list of names"
+            ) from None
         matched = [n for n in modules if pattern.fullmatch(n)]
         if not matched:
-            hint = close_matches(targets, known + sorted({n.rsplit('.', 1)[-1] for n in layers}))
-            raise UnknownNameError(f"targets {targets!r} matches no module name (a single string is a full-match regex); "
-                                   f"{hint or 'aliases: ' + ', '.join(known)}")
+            hint = close_matches(targets, known + sorted({n.rsplit(".", 1)[-1] for n in layers}))
+            raise UnknownNameError(
+                f"targets {targets!r} matches no module name (a single string is a full-match regex); "
+                f"{hint or 'aliases: ' + ', '.join(known)}"
+            )
         _check_wrappable(modules, matched, targets)
         return targets, matched
     items = [targets] if isinstance(targets, str) else list(targets)
     if not items or not all(isinstance(t, str) and t for t in items):
-        raise InvalidInputError(f"targets must be an alias, a module-name suffix, a regex or a list of them, got {targets!r}")
+        raise InvalidInputError(
+            f"targets must be an alias, a module-name suffix, a regex or a list of them, got {targets!r}"
+        )
     suffixes: list[str] = []
     matched: set[str] = set()
     for item in items:
@@ -124,8 +147,10 @@ def _resolve_targets(model: nn.Module, targets: str | Sequence[str]) -> tuple[st
         elif item in _ALIAS_NAMES:
             if item not in aliases:
                 why = " (GPT-2's c_attn fuses q, k and v)" if family == "gpt2" else ""
-                raise UnknownNameError(f"target alias {item!r} does not exist for {family} models{why}; "
-                                       f"use one of {', '.join(sorted(aliases))}, 'all-linear' or module names")
+                raise UnknownNameError(
+                    f"target alias {item!r} does not exist for {family} models{why}; "
+                    f"use one of {', '.join(sorted(aliases))}, 'all-linear' or module names"
+                )
             wanted, skip = aliases[item]
             found = [n for n in layers if any(_ends(n, s) for s in wanted) and not any(_ends(n, s) for s in skip)]
             suffixes += [s for s in wanted if any(_ends(n, s) for n in found)]
@@ -137,8 +162,10 @@ def _resolve_targets(model: nn.Module, targets: str | Sequence[str]) -> tuple[st
         if not found:
             leaves = sorted({n.rsplit(".", 1)[-1] for n in layers})
             hint = close_matches(item, known + leaves + layers)
-            raise UnknownNameError(f"target {item!r} matches no layer of this {type(model).__name__}; "
-                                   f"{hint + ' ' if hint else ''}aliases: {', '.join(known)}; layer names: {', '.join(leaves)}")
+            raise UnknownNameError(
+                f"target {item!r} matches no layer of this {type(model).__name__}; "
+                f"{hint + ' ' if hint else ''}aliases: {', '.join(known)}; layer names: {', '.join(leaves)}"
+            )
         matched.update(found)
     suffixes = list(dict.fromkeys(suffixes))
     by_suffix = {n for n in layers if any(_ends(n, s) for s in suffixes)}
@@ -149,13 +176,30 @@ def _resolve_targets(model: nn.Module, targets: str | Sequence[str]) -> tuple[st
 def _check_wrappable(modules: dict[str, nn.Module], names: list[str], target: str) -> None:
     bad = [n for n in names if not _lora_able(modules[n])]
     if bad:
-        inner = sorted({c.rsplit(".", 1)[-1] for n in bad for c, m in modules.items() if c.startswith(n + ".") and _lora_able(m)})
-        raise InvalidInputError(f"target {target!r} matches {bad[0]} ({type(modules[bad[0]]).__name__}), which LoRA cannot wrap; "
-                                + (f"name its layers instead: {', '.join(inner)}" if inner else "target Linear, Embedding or Conv layers"))
+        inner = sorted(
+            {c.rsplit(".", 1)[-1] for n in bad for c, m in modules.items() if c.startswith(n + ".") and _lora_able(m)}
+        )
+        raise InvalidInputError(
+            f"target {target!r} matches {bad[0]} ({type(modules[bad[0]]).__name__}), which LoRA cannot wrap; "
+            + (f"name its layers instead: {', '.join(inner)}" if inner else "target Linear, Embedding or Conv layers")
+        )
 
 
-def _is_wrapped(model: nn.Module) -> bool:
+def is_lora_wrapped(model: nn.Module) -> bool:
+    """A model in, whether it already carries LoRA adapters (a PEFT wrapper or LoRA layers) out."""
     return hasattr(model, "peft_config") or any(hasattr(m, "lora_A") for m in model.modules())
+
+
+def lora_targets(model: nn.Module, targets: str | Sequence[str] = "attn") -> list[str]:
+    """A base model (no adapters yet) and LoRA targets in, the names of the modules `lora(model, targets=...)` would adapt out.
+
+    targets: as in `lora` (aliases "attn", "qv", "attn-out", "mlp", "all-linear", suffixes, a regex).
+    """
+    if is_lora_wrapped(model):
+        raise InvalidInputError(
+            "this model already has LoRA adapters; pass the base model (or a copy made before lora())"
+        )
+    return _resolve_targets(model, targets)[1]
 
 
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
@@ -175,8 +219,16 @@ def _summary(model: nn.Module) -> str:
     return f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / max(total, 1):.4f}"
 
 
-def lora(model: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0.0, targets: str | Sequence[str] = ("attn",), *,
-         modules_to_save: Sequence[str] | None = None, verbose: bool = True) -> Any:
+def lora(
+    model: nn.Module,
+    r: int = 8,
+    alpha: float = 16,
+    dropout: float = 0.0,
+    targets: str | Sequence[str] = ("attn",),
+    *,
+    modules_to_save: Sequence[str] | None = None,
+    verbose: bool = True,
+) -> Any:
     """A labkit or Hugging Face model in, the same model wrapped by PEFT with LoRA adapters (a `peft.PeftModel`) out.
 
     The model is changed in place (as PEFT does); deep-copy it first to keep an untouched one. Only the LoRA
@@ -194,17 +246,24 @@ def lora(model: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0.0, 
         raise InvalidInputError(f"LoRA alpha must be > 0, got {alpha!r}; 2 * r is a common choice")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise InvalidInputError(f"LoRA dropout must be in [0, 1), got {dropout!r}")
-    if _is_wrapped(model):
-        raise InvalidInputError("this model already has LoRA adapters; merge them first (peft_model.merge_and_unload()) "
-                                "or keep training the existing PeftModel")
+    if is_lora_wrapped(model):
+        raise InvalidInputError(
+            "this model already has LoRA adapters; merge them first (peft_model.merge_and_unload()) "
+            "or keep training the existing PeftModel"
+        )
     target_modules, matched = _resolve_targets(model, targets)
     modules = dict(model.named_modules())
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=float(dropout), target_modules=target_modules,
-                        # GPT-2's Conv1D stores weights as [in, out]; PEFT must know to transpose when merging
-                        fan_in_fan_out=any(type(modules[n]).__name__ == "Conv1D" for n in matched),
-                        modules_to_save=list(modules_to_save) if modules_to_save else None)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=float(dropout),
+        target_modules=target_modules,
+        # GPT-2's Conv1D stores weights as [in, out]; PEFT must know to transpose when merging
+        fan_in_fan_out=any(type(modules[n]).__name__ == "Conv1D" for n in matched),
+        modules_to_save=list(modules_to_save) if modules_to_save else None,
+    )
     peft_model = get_peft_model(model, config)
     if verbose:
         print(_summary(peft_model))
@@ -213,42 +272,67 @@ def lora(model: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0.0, 
 
 # ---- adapters on disk -------------------------------------------------------------------------------------
 
+
 def _twin_layout(config: Any) -> str:
     """A labkit GPTConfig in, "gpt2" or "llama" (the layout GPT.to_hf() builds) out."""
     if getattr(config, "arch", None) != "gpt":
-        raise InvalidInputError(f"hf_twin export needs a labkit GPT, got a {getattr(config, 'arch', type(config).__name__)!r} model; "
-                                "save with hf_twin=False")
-    if config.positions == "learned" and config.norm == "layernorm" and config.bias and config.mlp != "swiglu" \
-            and (config.n_kv_head or config.n_head) == config.n_head:
+        raise InvalidInputError(
+            f"hf_twin export needs a labkit GPT, got a {getattr(config, 'arch', type(config).__name__)!r} model; "
+            "save with hf_twin=False"
+        )
+    if (
+        config.positions == "learned"
+        and config.norm == "layernorm"
+        and config.bias
+        and config.mlp != "swiglu"
+        and (config.n_kv_head or config.n_head) == config.n_head
+    ):
         return "gpt2"
     if config.positions == "rotary" and config.norm == "rmsnorm" and not config.bias and config.mlp == "swiglu":
         return "llama"
-    raise InvalidInputError("hf_twin export needs a GPT that GPT.to_hf() supports (GPT-2 or Llama layout); save with hf_twin=False")
+    raise InvalidInputError(
+        "hf_twin export needs a GPT that GPT.to_hf() supports (GPT-2 or Llama layout); save with hf_twin=False"
+    )
 
 
 def _twin_names(layout: str) -> dict[str, tuple[str, int | None]]:
     """labkit suffix under blocks.{i}. -> (HF suffix under the layer prefix, part of the fused q/k/v or None)."""
     if layout == "gpt2":
-        return {"attn.q_proj": ("attn.c_attn", 0), "attn.k_proj": ("attn.c_attn", 1), "attn.v_proj": ("attn.c_attn", 2),
-                "attn.out_proj": ("attn.c_proj", None), "mlp.fc_in": ("mlp.c_fc", None), "mlp.fc_out": ("mlp.c_proj", None)}
-    from labkit.models.hf_gpt import _LLAMA_BLOCK  # the one source of truth for Llama <-> labkit weight names
+        return {
+            "attn.q_proj": ("attn.c_attn", 0),
+            "attn.k_proj": ("attn.c_attn", 1),
+            "attn.v_proj": ("attn.c_attn", 2),
+            "attn.out_proj": ("attn.c_proj", None),
+            "mlp.fc_in": ("mlp.c_fc", None),
+            "mlp.fc_out": ("mlp.c_proj", None),
+        }
+    from labkit.models.hf_gpt import LLAMA_WEIGHT_NAMES  # the one source of truth for Llama <-> labkit weight names
 
-    return {dst[: -len(".weight")]: (src[: -len(".weight")], None) for src, dst in _LLAMA_BLOCK.items() if "_proj" in src}
+    return {
+        dst[: -len(".weight")]: (src[: -len(".weight")], None)
+        for src, dst in LLAMA_WEIGHT_NAMES.items()
+        if "_proj" in src
+    }
 
 
-def _lora_layers(model: nn.Module, adapter: str) -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
-    """A model with PEFT LoRA layers in, {module name: (A [r, in], B [out, r], scaling)} of one adapter out."""
+def lora_factors(model: nn.Module, adapter: str) -> dict[str, tuple[torch.Tensor, torch.Tensor, float]]:
+    """A model with PEFT LoRA layers in, {module name: (A [r, in], B [out, r], scaling)} of one adapter out (detached)."""
     out = {}
     for name, module in model.named_modules():
         if hasattr(module, "lora_A") and adapter in module.lora_A:
             if getattr(module, "use_dora", {}).get(adapter, False):
                 raise InvalidInputError(f"{name} uses DoRA, which has no exact HF-twin export; save with hf_twin=False")
-            out[name] = (module.lora_A[adapter].weight.detach(), module.lora_B[adapter].weight.detach(), float(module.scaling[adapter]))
+            out[name] = (
+                module.lora_A[adapter].weight.detach(),
+                module.lora_B[adapter].weight.detach(),
+                float(module.scaling[adapter]),
+            )
     return out
 
 
-def _write_adapter(path: str, layers: dict[str, tuple[torch.Tensor, torch.Tensor, float]], dropout: float,
-                   fan_in_fan_out: bool) -> None:
+def _write_adapter(
+    path: str, layers: dict[str, tuple[torch.Tensor, torch.Tensor, float]], dropout: float, fan_in_fan_out: bool
+) -> None:
     """{module name: (A, B, scaling)} in; adapter_config.json (ranks/alphas per module) + adapter_model.safetensors out."""
     from peft import LoraConfig
     from safetensors.torch import save_file
@@ -260,9 +344,15 @@ def _write_adapter(path: str, layers: dict[str, tuple[torch.Tensor, torch.Tensor
         shapes[name] = (a.shape[0], scaling * a.shape[0])  # alpha = scaling * rank keeps the scale alpha / r
     (r0, alpha0), _ = Counter(shapes.values()).most_common(1)[0]
     others = {n: ra for n, ra in shapes.items() if ra != (r0, alpha0)}
-    config = LoraConfig(r=r0, lora_alpha=alpha0, lora_dropout=dropout, target_modules=sorted(shapes), fan_in_fan_out=fan_in_fan_out,
-                        rank_pattern={re.escape(n): ra[0] for n, ra in others.items()},
-                        alpha_pattern={re.escape(n): ra[1] for n, ra in others.items()})
+    config = LoraConfig(
+        r=r0,
+        lora_alpha=alpha0,
+        lora_dropout=dropout,
+        target_modules=sorted(shapes),
+        fan_in_fan_out=fan_in_fan_out,
+        rank_pattern={re.escape(n): ra[0] for n, ra in others.items()},
+        alpha_pattern={re.escape(n): ra[1] for n, ra in others.items()},
+    )
     os.makedirs(path, exist_ok=True)
     config.save_pretrained(path)
     save_file(tensors, os.path.join(path, "adapter_model.safetensors"), metadata={"format": "pt"})
@@ -277,11 +367,13 @@ def _export_twin(peft_model: Any, path: str) -> None:
     layout = _twin_layout(base.config)
     names, prefix = _twin_names(layout), _TWIN_PREFIX[layout]
     parts: dict[str, dict[int | None, tuple[torch.Tensor, torch.Tensor, float]]] = {}
-    for name, abs_ in _lora_layers(base, adapter).items():
+    for name, abs_ in lora_factors(base, adapter).items():
         m = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
         if m is None or m.group(2) not in names:
-            raise InvalidInputError(f"LoRA on {name} has no place in the HF twin; target attention/MLP projections "
-                                    "(e.g. 'attn', 'mlp') or save with hf_twin=False")
+            raise InvalidInputError(
+                f"LoRA on {name} has no place in the HF twin; target attention/MLP projections "
+                "(e.g. 'attn', 'mlp') or save with hf_twin=False"
+            )
         hf_suffix, part = names[m.group(2)]
         parts.setdefault(f"{prefix}{m.group(1)}.{hf_suffix}", {})[part] = abs_
     out = {}
@@ -297,7 +389,7 @@ def _export_twin(peft_model: Any, path: str) -> None:
         col = 0
         for j in sorted(by_part):
             aj, bj, sj = by_part[j]
-            b[j * width:(j + 1) * width, col:col + aj.shape[0]] = bj * (sj / scaling)
+            b[j * width : (j + 1) * width, col : col + aj.shape[0]] = bj * (sj / scaling)
             col += aj.shape[0]
         out[hf_name] = (a, b, scaling)
     _write_adapter(path, out, src.lora_dropout, fan_in_fan_out=layout == "gpt2")
@@ -310,8 +402,10 @@ def _import_twin(model: nn.Module, path: str, tensors: dict[str, torch.Tensor], 
 
     config = LoraConfig.from_pretrained(path)
     if config.use_dora or config.lora_bias or config.modules_to_save:
-        raise InvalidInputError(f"adapter in {path!r} uses DoRA, LoRA biases or modules_to_save, which labkit cannot convert; "
-                                "load it into the Hugging Face model with peft.PeftModel.from_pretrained")
+        raise InvalidInputError(
+            f"adapter in {path!r} uses DoRA, LoRA biases or modules_to_save, which labkit cannot convert; "
+            "load it into the Hugging Face model with peft.PeftModel.from_pretrained"
+        )
     layout = _twin_layout(model.config)
     inverse: dict[str, list[tuple[str, int | None]]] = {}
     for lk, (hf, part) in _twin_names(layout).items():
@@ -322,26 +416,30 @@ def _import_twin(model: nn.Module, path: str, tensors: dict[str, torch.Tensor], 
         m = pattern.fullmatch(key)
         if m is None:
             continue
-        hf_name = key[len(_ADAPTER_PREFIX):-len(".lora_A.weight")]
+        hf_name = key[len(_ADAPTER_PREFIX) : -len(".lora_A.weight")]
         if m.group(2) not in inverse:
-            raise InvalidInputError(f"adapter module {hf_name} has no labkit counterpart; only attention/MLP projections convert")
+            raise InvalidInputError(
+                f"adapter module {hf_name} has no labkit counterpart; only attention/MLP projections convert"
+            )
         b = tensors[key.replace("lora_A", "lora_B")]
         r = config.rank_pattern.get(get_pattern_key(config.rank_pattern.keys(), hf_name), config.r)
         alpha = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern.keys(), hf_name), config.lora_alpha)
-        scaling = alpha / (r ** 0.5 if config.use_rslora else r)
+        scaling = alpha / (r**0.5 if config.use_rslora else r)
         for lk, part in inverse[m.group(2)]:
             name = f"blocks.{m.group(1)}.{lk}"
             if part is None:
                 layers[name] = (a, b, scaling)
                 continue
             width = b.shape[0] // 3
-            bj = b[part * width:(part + 1) * width]
+            bj = b[part * width : (part + 1) * width]
             # keep only the rank columns this slice uses: an adapter exported from separate q/k/v splits back exactly
             cols = bj.ne(0).any(0) if b.ne(0).any() else torch.ones(b.shape[1], dtype=torch.bool)
             if cols.any():
                 layers[name] = (a[cols], bj[:, cols], scaling)
     if not layers:
-        raise InvalidInputError(f"adapter in {path!r} has no layers under {_TWIN_PREFIX[layout]}*; is it for a {layout} model?")
+        raise InvalidInputError(
+            f"adapter in {path!r} has no layers under {_TWIN_PREFIX[layout]}*; is it for a {layout} model?"
+        )
     _write_adapter(target, layers, config.lora_dropout, fan_in_fan_out=False)
 
 
@@ -378,10 +476,12 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, trainable: bool = Fa
     path = os.fspath(path)
     weights = os.path.join(path, "adapter_model.safetensors")
     if not os.path.isfile(os.path.join(path, "adapter_config.json")) or not os.path.isfile(weights):
-        raise MissingSourceError(f"no adapter_config.json + adapter_model.safetensors in {path!r}; pass a folder written by save_adapter()")
+        raise MissingSourceError(
+            f"no adapter_config.json + adapter_model.safetensors in {path!r}; pass a folder written by save_adapter()"
+        )
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"load_adapter needs a torch model (nn.Module), got {type(model).__name__}")
-    if _is_wrapped(model):
+    if is_lora_wrapped(model):
         raise InvalidInputError("this model already has LoRA adapters; load the adapter into a fresh model")
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -389,7 +489,10 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, trainable: bool = Fa
     tensors = load_file(weights)
     layout = None
     if getattr(getattr(model, "config", None), "arch", None) == "gpt":
-        layout = next((lay for lay, pre in _TWIN_PREFIX.items() if any(k.startswith(_ADAPTER_PREFIX + pre) for k in tensors)), None)
+        layout = next(
+            (lay for lay, pre in _TWIN_PREFIX.items() if any(k.startswith(_ADAPTER_PREFIX + pre) for k in tensors)),
+            None,
+        )
     if layout is not None:
         import tempfile
 
@@ -400,12 +503,16 @@ def load_adapter(model: nn.Module, path: str | os.PathLike, trainable: bool = Fa
     for key, a in tensors.items():
         if not key.endswith(".lora_A.weight"):
             continue
-        stem = key[len(_ADAPTER_PREFIX):-len(".lora_A.weight")]
+        stem = key[len(_ADAPTER_PREFIX) : -len(".lora_A.weight")]
         if stem not in modules:
-            raise InvalidInputError(f"adapter in {path!r} adapts {stem}, which this {type(model).__name__} does not have; "
-                                    "load it into the kind of model it was saved from")
+            raise InvalidInputError(
+                f"adapter in {path!r} adapts {stem}, which this {type(model).__name__} does not have; "
+                "load it into the kind of model it was saved from"
+            )
         module, b = modules[stem], tensors[key.replace("lora_A", "lora_B")]
         if isinstance(module, nn.Linear) and (a.shape[1], b.shape[0]) != (module.in_features, module.out_features):
-            raise InvalidInputError(f"adapter in {path!r} was saved for a different shape: {stem} maps {a.shape[1]} -> {b.shape[0]} "
-                                    f"there, {module.in_features} -> {module.out_features} here; use a model with the saved config")
+            raise InvalidInputError(
+                f"adapter in {path!r} was saved for a different shape: {stem} maps {a.shape[1]} -> {b.shape[0]} "
+                f"there, {module.in_features} -> {module.out_features} here; use a model with the saved config"
+            )
     return PeftModel.from_pretrained(model, path, is_trainable=trainable)

@@ -10,11 +10,13 @@ gradients, requires_grad and training flags, device and the RNG state.
 This module depends only on torch.optim, not on labkit's trainer, so it can be used
 (and understood) on its own.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,9 +53,15 @@ class LRFinderResult:
         fig.add_trace(go.Scatter(x=self.lrs, y=self.smoothed, mode="lines", name="smoothed loss"))
         if self.suggestion is not None:
             at = int(np.argmin(np.abs(np.log(self.lrs) - math.log(self.suggestion))))
-            fig.add_trace(go.Scatter(x=[self.suggestion], y=[self.smoothed[at]], mode="markers",
-                                     name=f"suggestion {self.suggestion:.2e}",
-                                     marker=dict(size=11, symbol="circle-open", line=dict(width=2))))
+            fig.add_trace(
+                go.Scatter(
+                    x=[self.suggestion],
+                    y=[self.smoothed[at]],
+                    mode="markers",
+                    name=f"suggestion {self.suggestion:.2e}",
+                    marker=dict(size=11, symbol="circle-open", line=dict(width=2)),
+                )
+            )
             fig.add_vline(x=self.suggestion, line_dash="dot", opacity=0.5)
         fig.update_xaxes(type="log", title="learning rate")
         fig.update_yaxes(title="training loss")
@@ -61,10 +69,20 @@ class LRFinderResult:
         return fig
 
 
-def lr_find(model: torch.nn.Module, batches: Iterable[Any], *, start_lr: float = 1e-7, end_lr: float = 10.0,
-            num_steps: int = 100, optimizer: str | Callable[[Any], torch.optim.Optimizer] = "adamw", weight_decay: float = 0.0,
-            smooth: float = 0.98, diverge_factor: float = 4.0, device: str | torch.device | None = None,
-            loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None) -> LRFinderResult:
+def lr_find(
+    model: torch.nn.Module,
+    batches: Iterable[Any],
+    *,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    num_steps: int = 100,
+    optimizer: str | Callable[[Any], torch.optim.Optimizer] = "adamw",
+    weight_decay: float = 0.0,
+    smooth: float = 0.98,
+    diverge_factor: float = 4.0,
+    device: str | torch.device | None = None,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+) -> LRFinderResult:
     """A model and training batches in, `LRFinderResult` (lrs, losses, smoothed, suggestion) out; the model is left unchanged.
 
     batches: iterable of batches; cycled when it has fewer than num_steps (a one-shot iterator is cached).
@@ -108,7 +126,9 @@ def lr_find(model: torch.nn.Module, batches: Iterable[Any], *, start_lr: float =
                     group["lr"] = lr
                 loss = loss_fn(model, _to_device(next(batch_stream), run_device))
                 if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                    raise InvalidInputError(f"the loss at step {i} is {type(loss).__name__}; loss_fn must return a scalar tensor")
+                    raise InvalidInputError(
+                        f"the loss at step {i} is {type(loss).__name__}; loss_fn must return a scalar tensor"
+                    )
                 value = float(loss.detach())
                 avg = smooth * avg + (1 - smooth) * value
                 smooth_value = avg / (1 - smooth ** (i + 1))  # bias correction: early averages are not pulled to 0
@@ -124,7 +144,9 @@ def lr_find(model: torch.nn.Module, batches: Iterable[Any], *, start_lr: float =
                 opt.step()
     finally:
         snapshot.restore(model)
-    return LRFinderResult(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=_suggest(lrs, smoothed), diverged=diverged)
+    return LRFinderResult(
+        lrs=lrs, losses=losses, smoothed=smoothed, suggestion=_suggest(lrs, smoothed), diverged=diverged
+    )
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
@@ -153,7 +175,9 @@ class _Snapshot:
             m.training = flag
 
 
-def _validate(start_lr: float, end_lr: float, num_steps: int, smooth: float, diverge_factor: float, weight_decay: float) -> None:
+def _validate(
+    start_lr: float, end_lr: float, num_steps: int, smooth: float, diverge_factor: float, weight_decay: float
+) -> None:
     if not (isinstance(start_lr, (int, float)) and start_lr > 0):
         raise InvalidInputError(f"start_lr={start_lr!r} must be a positive number such as 1e-7")
     if not (isinstance(end_lr, (int, float)) and end_lr > start_lr):
@@ -181,8 +205,10 @@ def _optimizer_factory(optimizer: Any, weight_decay: float) -> Callable[[list], 
 
 def _default_loss(model: torch.nn.Module, batch: Any) -> torch.Tensor:
     if not isinstance(batch, Mapping):
-        raise InvalidInputError(f"a batch is a {type(batch).__name__}, not a dict; pass loss_fn=lambda model, batch: ... "
-                                "that returns the loss")
+        raise InvalidInputError(
+            f"a batch is a {type(batch).__name__}, not a dict; pass loss_fn=lambda model, batch: ... "
+            "that returns the loss"
+        )
     out = model(**batch)
     loss = out["loss"] if isinstance(out, Mapping) else getattr(out, "loss", None)
     if loss is None:

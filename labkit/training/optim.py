@@ -6,11 +6,13 @@ because shrinking them toward zero only shifts or flattens activations.
 Schedules are `LambdaLR`s over a plain function of the step, so their
 `state_dict()` is a small JSON-able dict and a checkpoint can store it.
 """
+
 from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Iterable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,8 +23,16 @@ __all__ = ["make_optimizer", "make_schedule", "lr_multiplier", "OPTIMIZERS", "SC
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop", "adagrad", "adamax", "nadam", "radam")
 SCHEDULES = ("constant", "linear", "cosine", "onecycle")
-_TORCH_CLASS = {"adamw": "AdamW", "adam": "Adam", "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad",
-                "adamax": "Adamax", "nadam": "NAdam", "radam": "RAdam"}
+_TORCH_CLASS = {
+    "adamw": "AdamW",
+    "adam": "Adam",
+    "sgd": "SGD",
+    "rmsprop": "RMSprop",
+    "adagrad": "Adagrad",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+}
 # torch.optim.lr_scheduler.OneCycleLR's defaults: start at lr / 25, end at lr / 25 / 1e4.
 ONECYCLE_START = 1 / 25
 ONECYCLE_END = 1 / 25 / 1e4
@@ -38,7 +48,9 @@ def _param_groups(model_or_params: Any, weight_decay: float) -> list[dict[str, A
             return params  # the caller made their own groups: respect them
     unique = list({id(p): p for p in params}.values())  # tied weights appear once
     if not unique:
-        raise InvalidInputError("no trainable parameters to optimize; unfreeze some (requires_grad=True) or pass the model")
+        raise InvalidInputError(
+            "no trainable parameters to optimize; unfreeze some (requires_grad=True) or pass the model"
+        )
     decay = [p for p in unique if p.dim() >= 2]
     no_decay = [p for p in unique if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}]
@@ -83,7 +95,9 @@ def make_optimizer(
         return name(groups, lr=lr, **kwargs)
     key = str(name).lower()
     if key not in _TORCH_CLASS:
-        raise UnknownNameError(f"unknown optimizer {name!r}; {close_matches(key, OPTIMIZERS) or 'choose one of ' + ', '.join(OPTIMIZERS)}")
+        raise UnknownNameError(
+            f"unknown optimizer {name!r}; {close_matches(key, OPTIMIZERS) or 'choose one of ' + ', '.join(OPTIMIZERS)}"
+        )
     cls = getattr(torch.optim, _TORCH_CLASS[key])
     if key in ("adamw", "adam"):
         if fused is None:
@@ -138,16 +152,22 @@ def make_schedule(
         return torch.optim.lr_scheduler.LambdaLR(optimizer, name)
     key = "constant" if name is None else str(name).lower().replace("-", "").replace("_", "")
     if key not in SCHEDULES:
-        raise UnknownNameError(f"unknown schedule {name!r}; {close_matches(str(name), SCHEDULES) or 'choose one of ' + ', '.join(SCHEDULES)}")
+        raise UnknownNameError(
+            f"unknown schedule {name!r}; {close_matches(str(name), SCHEDULES) or 'choose one of ' + ', '.join(SCHEDULES)}"
+        )
     if key != "constant" and (total_steps is None or total_steps < 1):
-        raise InvalidInputError(f"schedule {key!r} needs total_steps >= 1, got {total_steps!r}; pass the number of optimizer steps")
+        raise InvalidInputError(
+            f"schedule {key!r} needs total_steps >= 1, got {total_steps!r}; pass the number of optimizer steps"
+        )
     total = int(total_steps or 1)
     if isinstance(warmup, float) and 0 < warmup < 1:
         warmup = int(round(warmup * total))
     if key == "onecycle" and not warmup:
         warmup = int(round(0.3 * total))
     if not isinstance(warmup, int) or warmup < 0:
-        raise InvalidInputError(f"warmup must be a non-negative number of steps or a fraction in (0, 1), got {warmup!r}")
+        raise InvalidInputError(
+            f"warmup must be a non-negative number of steps or a fraction in (0, 1), got {warmup!r}"
+        )
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise InvalidInputError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
 

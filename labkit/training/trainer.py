@@ -7,6 +7,7 @@ Step losses stay on the device and are read back once every `log_every` steps,
 so logging does not stall the GPU; NaN/inf losses are caught at those points
 and always before a checkpoint is written.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,9 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,9 +26,15 @@ from torch import nn
 from labkit.errors import InvalidInputError
 from labkit.models.weight_layout import relayout_for_training
 from labkit.training import distributed as dist_utils
-from labkit.training._device import autocast, flops_per_token, peak_flops, resolve_device, resolve_precision
 from labkit.training.callbacks import Callback, CallbackList, ProgressBar
-from labkit.training.checkpoint import get_rng_state, load_checkpoint, resolve_checkpoint, save_checkpoint, set_rng_state
+from labkit.training.checkpoint import (
+    get_rng_state,
+    load_checkpoint,
+    resolve_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from labkit.training.device import autocast, flops_per_token, peak_flops, resolve_device, resolve_precision
 from labkit.training.history import History, TrainingDivergedError
 from labkit.training.optim import make_optimizer, make_schedule
 
@@ -49,7 +57,9 @@ class _BatchStream:
 
     def __init__(self, source: Iterable[Any]) -> None:
         self.source = source
-        self.stateful = callable(getattr(source, "state_dict", None)) and callable(getattr(source, "load_state_dict", None))
+        self.stateful = callable(getattr(source, "state_dict", None)) and callable(
+            getattr(source, "load_state_dict", None)
+        )
         self.epoch, self.index, self._skip = 0, 0, 0
         self._it: Any = None
 
@@ -77,7 +87,9 @@ class _BatchStream:
             batch = next(self._it)
         except StopIteration:
             if self._it is self.source:  # a one-shot iterator cannot start a new epoch
-                raise InvalidInputError(f"train_batches ran out after {self.index} batches; pass a re-iterable (list, Batches) or fewer steps") from None
+                raise InvalidInputError(
+                    f"train_batches ran out after {self.index} batches; pass a re-iterable (list, Batches) or fewer steps"
+                ) from None
             self.epoch, self.index = self.epoch + 1, 0
             self._it = iter(self.source)
             try:
@@ -94,6 +106,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     CPU tensors bound for a CUDA GPU go through pinned memory first: a copy from ordinary (pageable) memory
     makes the host wait for the GPU to finish its queued work, which would stall every step.
     """
+
     def move(v: Any) -> Any:
         if not isinstance(v, torch.Tensor):
             return v
@@ -123,20 +136,49 @@ class Trainer:
     (`trainer.optimizer`, `trainer.step`, ...). Callbacks may call `request_stop(reason)` and `request_checkpoint()`.
     """
 
-    def __init__(self, model: nn.Module, train_batches: Iterable[dict[str, Any]], *, val_batches: Iterable[dict[str, Any]] | None = None,
-                 steps: int | None = None, epochs: int | None = None, optimizer: Any = "adamw", lr: float = 1e-3,
-                 weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95), momentum: float = 0.9,
-                 schedule: Any = "cosine", warmup: int | float = 0, min_lr_ratio: float = 0.1, grad_accum: int = 1,
-                 clip_norm: float | None = 1.0, precision: str = "auto", compile: bool = False, device: Any = "auto",
-                 callbacks: Iterable[Callback] = (), progress: bool = True, log_every: int = 10, eval_every: int | None = None,
-                 eval_batches: int | None = None, checkpoint_dir: str | Path | None = None, checkpoint_every: int | None = None,
-                 keep_last: int = 2, resume: str | Path | bool | None = None, seed: int | None = 0,
-                 loss_fn: Callable[[nn.Module, dict[str, Any]], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_batches: Iterable[dict[str, Any]],
+        *,
+        val_batches: Iterable[dict[str, Any]] | None = None,
+        steps: int | None = None,
+        epochs: int | None = None,
+        optimizer: Any = "adamw",
+        lr: float = 1e-3,
+        weight_decay: float = 0.1,
+        betas: tuple[float, float] = (0.9, 0.95),
+        momentum: float = 0.9,
+        schedule: Any = "cosine",
+        warmup: int | float = 0,
+        min_lr_ratio: float = 0.1,
+        grad_accum: int = 1,
+        clip_norm: float | None = 1.0,
+        precision: str = "auto",
+        compile: bool = False,
+        device: Any = "auto",
+        callbacks: Iterable[Callback] = (),
+        progress: bool = True,
+        log_every: int = 10,
+        eval_every: int | None = None,
+        eval_batches: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        keep_last: int = 2,
+        resume: str | Path | bool | None = None,
+        seed: int | None = 0,
+        loss_fn: Callable[[nn.Module, dict[str, Any]], torch.Tensor] | None = None,
+    ) -> None:
         for name, value in (("grad_accum", grad_accum), ("log_every", log_every)):
             if not isinstance(value, int) or value < 1:
                 raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (("steps", steps), ("epochs", epochs), ("eval_every", eval_every), ("eval_batches", eval_batches),
-                            ("checkpoint_every", checkpoint_every)):
+        for name, value in (
+            ("steps", steps),
+            ("epochs", epochs),
+            ("eval_every", eval_every),
+            ("eval_batches", eval_batches),
+            ("checkpoint_every", checkpoint_every),
+        ):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
         if steps is not None and epochs is not None:
@@ -157,14 +199,18 @@ class Trainer:
                 raise InvalidInputError("train_batches has no len() (a stream?); pass steps=N")
             steps = (epochs or 1) * n // grad_accum
             if steps < 1:
-                raise InvalidInputError(f"{n} batches per epoch are fewer than grad_accum={grad_accum}; lower grad_accum or add data")
+                raise InvalidInputError(
+                    f"{n} batches per epoch are fewer than grad_accum={grad_accum}; lower grad_accum or add data"
+                )
         self.total_steps = steps
         self.grad_accum, self.clip_norm, self.log_every = grad_accum, clip_norm, log_every
         self.val_batches, self.eval_every, self.eval_batches = val_batches, eval_every, eval_batches
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_every, self.keep_last, self.loss_fn, self.seed = checkpoint_every, keep_last, loss_fn, seed
         if resume is True and self.checkpoint_dir is None:
-            raise InvalidInputError("resume=True resumes from checkpoint_dir; pass checkpoint_dir= or a checkpoint path")
+            raise InvalidInputError(
+                "resume=True resumes from checkpoint_dir; pass checkpoint_dir= or a checkpoint path"
+            )
         self.resume = resume
         self.stream = _BatchStream(local)
         self.model = model.to(self.device)  # the plain model: checkpoints, eval and the caller use this one
@@ -173,8 +219,12 @@ class Trainer:
         relayout_for_training(self.model)
         self._fwd_model = torch.compile(self.model) if compile else self.model
         self._train_model = dist_utils.wrap_model(self._fwd_model, self.device)
-        self.optimizer = make_optimizer(self.model, optimizer, lr=lr, weight_decay=weight_decay, betas=betas, momentum=momentum)
-        self.scheduler = make_schedule(self.optimizer, schedule, total_steps=steps, warmup=warmup, min_lr_ratio=min_lr_ratio)
+        self.optimizer = make_optimizer(
+            self.model, optimizer, lr=lr, weight_decay=weight_decay, betas=betas, momentum=momentum
+        )
+        self.scheduler = make_schedule(
+            self.optimizer, schedule, total_steps=steps, warmup=warmup, min_lr_ratio=min_lr_ratio
+        )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         cbs = list(callbacks)
         if progress:
@@ -226,8 +276,12 @@ class Trainer:
                     self._flush_logs(sync_requests=True)
                 if self.val_batches is not None and ((self.eval_every and self.step % self.eval_every == 0) or last):
                     self._evaluate_and_record()
-                if self.checkpoint_dir is not None and (self._checkpoint_wanted() or last or self._stopping()
-                                                        or (self.checkpoint_every and self.step % self.checkpoint_every == 0)):
+                if self.checkpoint_dir is not None and (
+                    self._checkpoint_wanted()
+                    or last
+                    or self._stopping()
+                    or (self.checkpoint_every and self.step % self.checkpoint_every == 0)
+                ):
                     self._checkpoint()
             if self._stop_reason:
                 self.history.stopped_reason = self._stop_reason
@@ -300,7 +354,9 @@ class Trainer:
         out = self._train_model(**batch)
         loss = out.get("loss") if isinstance(out, dict) else getattr(out, "loss", None)
         if loss is None:
-            raise InvalidInputError(f"{type(self.model).__name__} returned no loss; put labels in the batch or pass loss_fn=")
+            raise InvalidInputError(
+                f"{type(self.model).__name__} returned no loss; put labels in the batch or pass loss_fn="
+            )
         return loss
 
     def _train_step(self) -> dict[str, Any]:
@@ -313,7 +369,9 @@ class Trainer:
             for micro in range(self.grad_accum):
                 batch = self.stream.next()
                 if not isinstance(batch, dict):
-                    raise InvalidInputError(f"each batch must be a dict of tensors (input_ids, labels, ...), got {type(batch).__name__}")
+                    raise InvalidInputError(
+                        f"each batch must be a dict of tensors (input_ids, labels, ...), got {type(batch).__name__}"
+                    )
                 tokens = tokens + _count_tokens(batch)
                 ids = batch.get("input_ids")
                 self._seq_len = ids.shape[-1] if isinstance(ids, torch.Tensor) and ids.dim() == 2 else self._seq_len
@@ -329,7 +387,9 @@ class Trainer:
             if self.clip_norm:
                 grad_norm = torch.nn.utils.clip_grad_norm_(params, self.clip_norm)
             else:
-                grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params]))
+                grad_norm = torch.linalg.vector_norm(
+                    torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params])
+                )
             lr = float(self.optimizer.param_groups[0]["lr"])
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -355,7 +415,9 @@ class Trainer:
     def _flush_logs(self, sync_requests: bool = False) -> None:
         """Read pending step values back to the host in one transfer, append them to History, check for NaN/inf."""
         if sync_requests and self.world > 1:
-            flags = torch.tensor([self._stop_reason is not None, self._want_checkpoint], dtype=torch.float32, device=self.device)
+            flags = torch.tensor(
+                [self._stop_reason is not None, self._want_checkpoint], dtype=torch.float32, device=self.device
+            )
             torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)
             self._synced_stop, self._synced_checkpoint = bool(flags[0]), bool(flags[1])
             if self._synced_stop and self._stop_reason is None:
@@ -380,18 +442,37 @@ class Trainer:
             self.history.append_step(step, loss, lr, norm, tokens_per_s, mfu)
         bad = next(((s, v) for s, (v, _) in zip(steps, loss_and_norm) if not math.isfinite(v)), None)
         if bad is not None:
-            where = f"the last good checkpoint is {self.history.last_checkpoint}" if self.history.last_checkpoint else "no checkpoint was written"
+            where = (
+                f"the last good checkpoint is {self.history.last_checkpoint}"
+                if self.history.last_checkpoint
+                else "no checkpoint was written"
+            )
             raise TrainingDivergedError(
                 f"training diverged: loss is {bad[1]} at step {bad[0]}; {where}; lower lr (now {lrs[0]:.3g}), "
-                "raise warmup or check the data", step=bad[0], history=self.history, last_checkpoint=self.history.last_checkpoint)
+                "raise warmup or check the data",
+                step=bad[0],
+                history=self.history,
+                last_checkpoint=self.history.last_checkpoint,
+            )
         last = self.history
-        self.callbacks.on_log(self, steps[-1], {"loss": last.loss[-1], "lr": last.lr[-1], "grad_norm": last.grad_norm[-1],
-                                                "tokens_per_s": tokens_per_s, "mfu": mfu})
+        self.callbacks.on_log(
+            self,
+            steps[-1],
+            {
+                "loss": last.loss[-1],
+                "lr": last.lr[-1],
+                "grad_norm": last.grad_norm[-1],
+                "tokens_per_s": tokens_per_s,
+                "mfu": mfu,
+            },
+        )
 
     # ---- evaluation and checkpoints ------------------------------------------------------------------------
 
     @torch.no_grad()
-    def evaluate(self, batches: Iterable[dict[str, Any]] | None = None, max_batches: int | None = None) -> dict[str, float]:
+    def evaluate(
+        self, batches: Iterable[dict[str, Any]] | None = None, max_batches: int | None = None
+    ) -> dict[str, float]:
         """Batches (default: val_batches) in, {"eval_loss", "eval_perplexity"} out; loss weighted by label tokens.
 
         max_batches: evaluate at most this many (default: eval_batches). Every rank evaluates all of them.
@@ -446,10 +527,19 @@ class Trainer:
             if rng is not None:
                 set_rng_state(*rng)
             self.history.last_checkpoint = path
-            path = save_checkpoint(self.checkpoint_dir, self.model, self.optimizer, self.scheduler, self.scaler,
-                                   step=self.step, epoch=data_state["epoch"], data_state=data_state, history=self.history,
-                                   extra={"total_steps": self.total_steps, "grad_accum": self.grad_accum, "world_size": self.world},
-                                   keep_last=self.keep_last)
+            path = save_checkpoint(
+                self.checkpoint_dir,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                self.scaler,
+                step=self.step,
+                epoch=data_state["epoch"],
+                data_state=data_state,
+                history=self.history,
+                extra={"total_steps": self.total_steps, "grad_accum": self.grad_accum, "world_size": self.world},
+                keep_last=self.keep_last,
+            )
             self.callbacks.on_checkpoint(self, path)
         self._last_checkpoint_step = self.step
         self.history.last_checkpoint = path

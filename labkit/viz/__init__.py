@@ -1,5 +1,6 @@
 """labkit.viz: tensors and caches in, figures or self-contained offline HTML out (no ipywidgets here)."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     # attention.py

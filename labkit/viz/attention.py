@@ -5,27 +5,47 @@ attention as base64 float16, no URL of any kind, so it renders offline and from 
 `image/svg+xml` (a server-side heatmap, for print and for hosts that run no JavaScript) and `text/plain`
 (a diffable summary). Token text is escaped everywhere it is written.
 """
+
 from __future__ import annotations
 
 import html
-import json
 import math
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import HtmlView, asset_text, json_for_script, mount_script
-from labkit.viz._payload import auto_top_k, pack_arrays, png_bytes, to_base64, weight_colors
+from labkit.frontend import (
+    HtmlView,
+    asset_text,
+    auto_top_k,
+    json_for_script,
+    mount_script,
+    pack_arrays,
+    plain_token,
+    png_bytes,
+    to_base64,
+    weight_colors,
+)
 
-__all__ = ["AttentionPayload", "AttentionView", "attention_payload", "attention_tensor", "head_view", "model_view",
-           "qk_view", "cross_attention_view", "attention_heatmap", "DEFAULT_MAX_BYTES"]
+__all__ = [
+    "AttentionPayload",
+    "AttentionView",
+    "attention_payload",
+    "attention_tensor",
+    "head_view",
+    "model_view",
+    "qk_view",
+    "cross_attention_view",
+    "attention_heatmap",
+    "payload_from_tensor",
+    "DEFAULT_MAX_BYTES",
+]
 
 DEFAULT_MAX_BYTES = 3_000_000  # raw payload budget: base64 makes it 4 MB, under the 5 MB page limit
 _PATTERN = re.compile(r"^(?:(?P<stack>[\w.]+)\.)?blocks\.(?P<layer>\d+)\.(?P<kind>attn|cross_attn)\.hook_pattern$")
@@ -53,10 +73,14 @@ def _from_cache(cache: Mapping, stack: str | None, cross: bool, batch_index: int
     if key not in found:
         raise InvalidInputError(f"stack {stack!r} has no {kind} patterns in this cache; choose one of {sorted(found)}")
     layers = found[key]
-    return torch.stack([_select_batch(layers[i].detach().float().cpu(), batch_index, f"layer {i}") for i in sorted(layers)])
+    return torch.stack(
+        [_select_batch(layers[i].detach().float().cpu(), batch_index, f"layer {i}") for i in sorted(layers)]
+    )
 
 
-def attention_tensor(attention: Any, *, stack: str | None = None, cross: bool = False, batch_index: int = 0) -> torch.Tensor:
+def attention_tensor(
+    attention: Any, *, stack: str | None = None, cross: bool = False, batch_index: int = 0
+) -> torch.Tensor:
     """Any attention source in, a float32 tensor [layer, head, query, key] out (validated).
 
     attention: a labkit `ActivationCache` (or any mapping of hook name -> tensor), a model output with
@@ -64,7 +88,9 @@ def attention_tensor(attention: Any, *, stack: str | None = None, cross: bool = 
     (or [head, q, k]) tensors, or one tensor [layer, head, q, k], [batch, layer, head, q, k], [head, q, k] or [q, k].
     stack: "encoder"/"decoder" for Seq2Seq caches. cross: decoder -> encoder patterns. batch_index: which example.
     """
-    if hasattr(attention, "attentions") or hasattr(attention, "cross_attentions"):  # before Mapping: HF outputs are dicts
+    if hasattr(attention, "attentions") or hasattr(
+        attention, "cross_attentions"
+    ):  # before Mapping: HF outputs are dicts
         name = "cross_attentions" if cross else ("encoder_attentions" if stack == "encoder" else "attentions")
         value = getattr(attention, name, None)
         if not value:
@@ -77,31 +103,43 @@ def attention_tensor(attention: Any, *, stack: str | None = None, cross: bool = 
             raise InvalidInputError("the attention tuple is empty; pass one [batch, head, q, k] tensor per layer")
         layers = [torch.as_tensor(a).detach().float().cpu() for a in attention]
         if any(a.dim() not in (3, 4) for a in layers):
-            raise InvalidInputError(f"each layer must be [batch, head, q, k] or [head, q, k], got shapes {[tuple(a.shape) for a in layers]}")
+            raise InvalidInputError(
+                f"each layer must be [batch, head, q, k] or [head, q, k], got shapes {[tuple(a.shape) for a in layers]}"
+            )
         layers = [_select_batch(a, batch_index, f"layer {i}") if a.dim() == 4 else a for i, a in enumerate(layers)]
         if len({a.shape for a in layers}) > 1:
-            raise InvalidInputError(f"layers have different shapes {[tuple(a.shape) for a in layers]}; pass one example's attention")
+            raise InvalidInputError(
+                f"layers have different shapes {[tuple(a.shape) for a in layers]}; pass one example's attention"
+            )
         t = torch.stack(layers)
     else:
         try:
             t = torch.as_tensor(np.asarray(attention) if not isinstance(attention, torch.Tensor) else attention)
         except (TypeError, ValueError, RuntimeError):
-            raise InvalidInputError(f"cannot read attention from a {type(attention).__name__}; pass a cache, output, tuple or tensor") from None
+            raise InvalidInputError(
+                f"cannot read attention from a {type(attention).__name__}; pass a cache, output, tuple or tensor"
+            ) from None
         t = t.detach().float().cpu()
         if t.dim() == 5:
             t = _select_batch(t, batch_index, "the [batch, layer, head, q, k] tensor")
         elif t.dim() in (2, 3):
             t = t.reshape((1,) * (4 - t.dim()) + tuple(t.shape))
         elif t.dim() != 4:
-            raise InvalidInputError(f"attention tensor must be [layer, head, q, k] (or 2-5 dims), got shape {tuple(t.shape)}")
+            raise InvalidInputError(
+                f"attention tensor must be [layer, head, q, k] (or 2-5 dims), got shape {tuple(t.shape)}"
+            )
     if t.numel() == 0:
         raise InvalidInputError(f"attention is empty (shape {tuple(t.shape)}); pass at least one token")
     if not torch.isfinite(t).all():
         bad = (~torch.isfinite(t)).nonzero()[0].tolist()
-        raise InvalidInputError(f"attention has NaN or inf values (first at [layer, head, q, k] = {bad}); check the model's inputs and mask")
+        raise InvalidInputError(
+            f"attention has NaN or inf values (first at [layer, head, q, k] = {bad}); check the model's inputs and mask"
+        )
     lo, hi = float(t.min()), float(t.max())
     if lo < -1e-3 or hi > 1.0 + 1e-2:
-        raise InvalidInputError(f"attention weights must lie in [0, 1] (softmax probabilities), got range [{lo:.3g}, {hi:.3g}]; pass hook_pattern, not hook_scores")
+        raise InvalidInputError(
+            f"attention weights must lie in [0, 1] (softmax probabilities), got range [{lo:.3g}, {hi:.3g}]; pass hook_pattern, not hook_scores"
+        )
     return t.clamp(0.0, 1.0)
 
 
@@ -113,10 +151,14 @@ def _tokens(tokens: Sequence[str] | None, n: int, what: str, source: str = "the 
     if tokens is None:
         return [str(i) for i in range(n)]
     if isinstance(tokens, str):
-        raise InvalidInputError(f"{what} tokens must be a list of strings, got one string {tokens[:30]!r}; split it into tokens")
+        raise InvalidInputError(
+            f"{what} tokens must be a list of strings, got one string {tokens[:30]!r}; split it into tokens"
+        )
     out = [str(t) for t in tokens]
     if len(out) != n:
-        raise InvalidInputError(f"got {len(out)} {what} tokens but {source} has {n} {what} positions; pass one token per position")
+        raise InvalidInputError(
+            f"got {len(out)} {what} tokens but {source} has {n} {what} positions; pass one token per position"
+        )
     return out
 
 
@@ -139,9 +181,17 @@ class AttentionPayload:
         return len(self.data)
 
 
-def attention_payload(attention: Any, tokens: Sequence[str] | None = None, *, query_tokens: Sequence[str] | None = None,
-                      top_k: int | str | None = "auto", max_bytes: int = DEFAULT_MAX_BYTES, stack: str | None = None,
-                      cross: bool = False, batch_index: int = 0) -> AttentionPayload:
+def attention_payload(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    query_tokens: Sequence[str] | None = None,
+    top_k: int | str | None = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stack: str | None = None,
+    cross: bool = False,
+    batch_index: int = 0,
+) -> AttentionPayload:
     """Attention (any source `attention_tensor` reads) and tokens in, an `AttentionPayload` out.
 
     tokens: key tokens (and query tokens unless `query_tokens` is given, as in cross-attention).
@@ -149,26 +199,33 @@ def attention_payload(attention: Any, tokens: Sequence[str] | None = None, *, qu
     array fits `max_bytes`, else the largest k that fits. stack / cross / batch_index: see `attention_tensor`.
     """
     t = attention_tensor(attention, stack=stack, cross=cross, batch_index=batch_index)
-    return _payload_from_tensor(t, tokens, query_tokens, top_k, max_bytes)
+    return payload_from_tensor(t, tokens, query_tokens, top_k, max_bytes)
 
 
-def _payload_from_tensor(t: torch.Tensor, tokens, query_tokens, top_k, max_bytes, extra: dict | None = None,
-                         layer_ids=None, head_ids=None) -> AttentionPayload:
+def payload_from_tensor(
+    t: torch.Tensor, tokens, query_tokens, top_k, max_bytes, extra: dict | None = None, layer_ids=None, head_ids=None
+) -> AttentionPayload:
+    """A validated [layer, head, query, key] tensor and its token labels in, an `AttentionPayload` out.
+
+    top_k: None, "auto" (prune only past `max_bytes`) or k per query row; extra: more named arrays to pack;
+    layer_ids/head_ids: the original indices when `t` holds a selection.
+    """
     L, H, Q, K = t.shape
     k_tok = _tokens(tokens, K, "key")
-    q_tok = _tokens(query_tokens, Q, "query") if query_tokens is not None else (k_tok if Q == K else _tokens(None, Q, "query"))
+    q_tok = (
+        _tokens(query_tokens, Q, "query")
+        if query_tokens is not None
+        else (k_tok if Q == K else _tokens(None, Q, "query"))
+    )
     if top_k == "auto":
         top_k = auto_top_k(tuple(t.shape), max_bytes)
     elif top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidInputError(f"top_k must be None, 'auto' or a positive int, got {top_k!r}")
     arrays = {"attn": t, **(extra or {})}
     header, data = pack_arrays(arrays, {"attn": top_k})
-    return AttentionPayload(header, data, q_tok, k_tok, (L, H, Q, K), header["arrays"]["attn"]["top_k"], layer_ids, head_ids)
-
-
-def _plain(token: str) -> str:
-    """A token as a JSON string literal with <, >, & escaped: readable, diffable, inert anywhere."""
-    return json.dumps(token, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return AttentionPayload(
+        header, data, q_tok, k_tok, (L, H, Q, K), header["arrays"]["attn"]["top_k"], layer_ids, head_ids
+    )
 
 
 @dataclass
@@ -188,10 +245,21 @@ class AttentionView(HtmlView):
         """The JSON-able description the front end mounts (without the binary payload)."""
         p = self.payload
         labels = {"cross": ("target (decoder, query)", "source (encoder, key)")}.get(self.kind, (None, None))
-        return {"view": self.kind, "header": p.header, "q_tokens": p.query_tokens, "k_tokens": p.key_tokens,
-                "layer": 0 if self.kind == "qk" else self.layer, "head": 0 if self.kind == "qk" else self.head,
-                "focus": self.focus, "layer_ids": p.layer_ids, "head_ids": p.head_ids, "title": self.title,
-                "note": self.note, "q_label": labels[0], "k_label": labels[1]}
+        return {
+            "view": self.kind,
+            "header": p.header,
+            "q_tokens": p.query_tokens,
+            "k_tokens": p.key_tokens,
+            "layer": 0 if self.kind == "qk" else self.layer,
+            "head": 0 if self.kind == "qk" else self.head,
+            "focus": self.focus,
+            "layer_ids": p.layer_ids,
+            "head_ids": p.head_ids,
+            "title": self.title,
+            "note": self.note,
+            "q_label": labels[0],
+            "k_label": labels[1],
+        }
 
     def _matrix(self) -> tuple[np.ndarray, str]:
         """The matrix of the static fallback: the selected head, or the mean over heads, and its caption."""
@@ -208,13 +276,17 @@ class AttentionView(HtmlView):
         L, H, Q, K = self.payload.shape
         m, caption = self._matrix()
         pruning = f"top {self.payload.top_k} of {K} keys per query" if self.payload.top_k else "all weights"
-        lines = [f"AttentionView({self.kind}): {L} layers x {H} heads, {Q} queries x {K} keys; {caption}",
-                 f"payload: {self.payload.nbytes:,} bytes float16, {pruning}"]
+        lines = [
+            f"AttentionView({self.kind}): {L} layers x {H} heads, {Q} queries x {K} keys; {caption}",
+            f"payload: {self.payload.nbytes:,} bytes float16, {pruning}",
+        ]
         if self.title:
-            lines.insert(0, _plain(self.title))
+            lines.insert(0, plain_token(self.title))
         for i in range(min(Q, 24)):
             j = int(m[i].argmax())
-            lines.append(f"  {i:>3} {_plain(self.payload.query_tokens[i])} -> {_plain(self.payload.key_tokens[j])} {m[i, j]:.3f}")
+            lines.append(
+                f"  {i:>3} {plain_token(self.payload.query_tokens[i])} -> {plain_token(self.payload.key_tokens[j])} {m[i, j]:.3f}"
+            )
         if Q > 24:
             lines.append(f"  ... {Q - 24} more queries")
         return "\n".join(lines)
@@ -236,23 +308,31 @@ class AttentionView(HtmlView):
         w, h = pad_l + K * cell + 8, pad_t + Q * cell + pad_b
         esc = lambda s: html.escape(s if len(s) <= 16 else s[:15] + "\u2026", quote=True)  # noqa: E731
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        out = [f'<svg{ns} width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
-               'font-family="sans-serif" font-size="11">',
-               f'<text x="4" y="14">{html.escape(self.kind + " view: " + caption)}</text>']
+        out = [
+            f'<svg{ns} width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
+            'font-family="sans-serif" font-size="11">',
+            f'<text x="4" y="14">{html.escape(self.kind + " view: " + caption)}</text>',
+        ]
         if Q * K <= 4096:  # small: one rect per cell, so the SVG diffs cell by cell
             colors = weight_colors(m)
             for i in range(Q):
                 for j in range(K):
                     r, g, b = colors[i, j]
-                    out.append(f'<rect x="{pad_l + j * cell:.1f}" y="{pad_t + i * cell:.1f}" width="{cell:.1f}" '
-                               f'height="{cell:.1f}" fill="#{r:02x}{g:02x}{b:02x}"><title>{m[i, j]:.3f}</title></rect>')
+                    out.append(
+                        f'<rect x="{pad_l + j * cell:.1f}" y="{pad_t + i * cell:.1f}" width="{cell:.1f}" '
+                        f'height="{cell:.1f}" fill="#{r:02x}{g:02x}{b:02x}"><title>{m[i, j]:.3f}</title></rect>'
+                    )
         else:  # large: one embedded PNG pixel per cell keeps the file small
             uri = "data:image/png;base64," + to_base64(png_bytes(weight_colors(m)))
-            out.append(f'<image x="{pad_l}" y="{pad_t}" width="{K * cell:.1f}" height="{Q * cell:.1f}" '
-                       f'preserveAspectRatio="none" style="image-rendering:pixelated" href="{uri}"/>')
+            out.append(
+                f'<image x="{pad_l}" y="{pad_t}" width="{K * cell:.1f}" height="{Q * cell:.1f}" '
+                f'preserveAspectRatio="none" style="image-rendering:pixelated" href="{uri}"/>'
+            )
         if labels:
             for i, t in enumerate(self.payload.query_tokens):
-                out.append(f'<text x="{pad_l - 4}" y="{pad_t + (i + 0.7) * cell:.1f}" text-anchor="end">{esc(t)}</text>')
+                out.append(
+                    f'<text x="{pad_l - 4}" y="{pad_t + (i + 0.7) * cell:.1f}" text-anchor="end">{esc(t)}</text>'
+                )
             for j, t in enumerate(self.payload.key_tokens):
                 x, y = pad_l + (j + 0.7) * cell, pad_t + Q * cell + 4
                 out.append(f'<text transform="translate({x:.1f},{y:.1f}) rotate(90)">{esc(t)}</text>')
@@ -263,10 +343,13 @@ class AttentionView(HtmlView):
         """A self-contained HTML fragment: CSS, the SVG fallback, the base64 payload and the inlined script."""
         vid = "labkit-attn-" + uuid.uuid4().hex
         data = json_for_script({**self.spec(), "b64": to_base64(self.payload.data)})
-        return (f'<div class="labkit-attn" id="{vid}"><style>{asset_text("attention.css")}</style>'
-                f'<div class="labkit-attn-static">{self.to_svg(standalone=False)}</div><div class="labkit-attn-live"></div>'
-                f'<script type="application/json" class="labkit-attn-data">{data}</script>'
-                + mount_script("attention.js", vid) + '</div>')
+        return (
+            f'<div class="labkit-attn" id="{vid}"><style>{asset_text("attention.css")}</style>'
+            f'<div class="labkit-attn-static">{self.to_svg(standalone=False)}</div><div class="labkit-attn-live"></div>'
+            f'<script type="application/json" class="labkit-attn-data">{data}</script>'
+            + mount_script("attention.js", vid)
+            + "</div>"
+        )
 
     def _page_title(self) -> str:
         return self.title or f"labkit {self.kind} view"
@@ -278,11 +361,22 @@ class AttentionView(HtmlView):
         m, caption = self._matrix()
         q = [html.escape(t) for t in self.payload.query_tokens]
         k = [html.escape(t) for t in self.payload.key_tokens]
-        fig = go.Figure(go.Heatmap(z=m, colorscale="Blues", zmin=0, zmax=1, customdata=[[(qi, kj) for kj in k] for qi in q],
-                                   hovertemplate="%{customdata[0]} \u2192 %{customdata[1]}: %{z:.3f}<extra></extra>"))
-        fig.update_layout(title=html.escape(f"{self.kind} view: {caption}"), height=max(300, 18 * len(q) + 120),
-                          xaxis=dict(tickvals=list(range(len(k))), ticktext=k, title="key"),
-                          yaxis=dict(tickvals=list(range(len(q))), ticktext=q, title="query", autorange="reversed"))
+        fig = go.Figure(
+            go.Heatmap(
+                z=m,
+                colorscale="Blues",
+                zmin=0,
+                zmax=1,
+                customdata=[[(qi, kj) for kj in k] for qi in q],
+                hovertemplate="%{customdata[0]} \u2192 %{customdata[1]}: %{z:.3f}<extra></extra>",
+            )
+        )
+        fig.update_layout(
+            title=html.escape(f"{self.kind} view: {caption}"),
+            height=max(300, 18 * len(q) + 120),
+            xaxis=dict(tickvals=list(range(len(k))), ticktext=k, title="key"),
+            yaxis=dict(tickvals=list(range(len(q))), ticktext=q, title="query", autorange="reversed"),
+        )
         return fig
 
 
@@ -291,69 +385,175 @@ def _check_selection(shape: tuple[int, ...], layer: int, head: int | None) -> No
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < L:
         raise InvalidInputError(f"layer {layer!r} is out of range; the attention has {L} layers (0..{L - 1})")
     if head is not None and (isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < H):
-        raise InvalidInputError(f"head {head!r} is out of range; the attention has {H} heads (0..{H - 1}), or None for all")
+        raise InvalidInputError(
+            f"head {head!r} is out of range; the attention has {H} heads (0..{H - 1}), or None for all"
+        )
 
 
-def _view(kind: str, attention: Any, tokens, query_tokens, *, layer: int, head: int | None, top_k, max_bytes: int,
-          stack: str | None, cross: bool, batch_index: int, title: str) -> AttentionView:
+def _view(
+    kind: str,
+    attention: Any,
+    tokens,
+    query_tokens,
+    *,
+    layer: int,
+    head: int | None,
+    top_k,
+    max_bytes: int,
+    stack: str | None,
+    cross: bool,
+    batch_index: int,
+    title: str,
+) -> AttentionView:
     t = attention_tensor(attention, stack=stack, cross=cross, batch_index=batch_index)
     _check_selection(tuple(t.shape), layer, head)
-    p = _payload_from_tensor(t, tokens, query_tokens, top_k, max_bytes)
+    p = payload_from_tensor(t, tokens, query_tokens, top_k, max_bytes)
     return AttentionView(kind, p, t, layer, head, title=title)
 
 
-def head_view(attention: Any, tokens: Sequence[str] | None = None, *, layer: int = 0, head: int | None = None,
-              top_k: int | str | None = "auto", max_bytes: int = DEFAULT_MAX_BYTES, stack: str | None = None,
-              batch_index: int = 0, title: str = "") -> AttentionView:
+def head_view(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    layer: int = 0,
+    head: int | None = None,
+    top_k: int | str | None = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stack: str | None = None,
+    batch_index: int = 0,
+    title: str = "",
+) -> AttentionView:
     """Attention (cache, output, tuple or tensor) and tokens in, an interactive head view out.
 
     Lines join each query token (left) to the keys it attends to (right), opacity = weight, one colour per
     head; layer selector, head chips, hover a token to see only its lines. layer/head: initial selection
     (head None = all heads). top_k/max_bytes: payload pruning (see `attention_payload`). stack: Seq2Seq side.
     """
-    return _view("head", attention, tokens, None, layer=layer, head=head, top_k=top_k, max_bytes=max_bytes,
-                 stack=stack, cross=False, batch_index=batch_index, title=title)
+    return _view(
+        "head",
+        attention,
+        tokens,
+        None,
+        layer=layer,
+        head=head,
+        top_k=top_k,
+        max_bytes=max_bytes,
+        stack=stack,
+        cross=False,
+        batch_index=batch_index,
+        title=title,
+    )
 
 
-def model_view(attention: Any, tokens: Sequence[str] | None = None, *, top_k: int | str | None = "auto",
-               max_bytes: int = DEFAULT_MAX_BYTES, stack: str | None = None, batch_index: int = 0,
-               title: str = "") -> AttentionView:
+def model_view(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    top_k: int | str | None = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stack: str | None = None,
+    batch_index: int = 0,
+    title: str = "",
+) -> AttentionView:
     """Attention and tokens in, a grid of every layer x head (thumbnails; click one to enlarge) out.
 
     Parameters as in `head_view`; the static fallback shows layer 0, mean over heads.
     """
-    return _view("model", attention, tokens, None, layer=0, head=None, top_k=top_k, max_bytes=max_bytes,
-                 stack=stack, cross=False, batch_index=batch_index, title=title)
+    return _view(
+        "model",
+        attention,
+        tokens,
+        None,
+        layer=0,
+        head=None,
+        top_k=top_k,
+        max_bytes=max_bytes,
+        stack=stack,
+        cross=False,
+        batch_index=batch_index,
+        title=title,
+    )
 
 
-def attention_heatmap(attention: Any, tokens: Sequence[str] | None = None, *, layer: int = 0, head: int = 0,
-                      query_tokens: Sequence[str] | None = None, top_k: int | str | None = "auto",
-                      max_bytes: int = DEFAULT_MAX_BYTES, stack: str | None = None, cross: bool = False,
-                      batch_index: int = 0, title: str = "") -> AttentionView:
+def attention_heatmap(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    layer: int = 0,
+    head: int = 0,
+    query_tokens: Sequence[str] | None = None,
+    top_k: int | str | None = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    stack: str | None = None,
+    cross: bool = False,
+    batch_index: int = 0,
+    title: str = "",
+) -> AttentionView:
     """Attention and tokens in, a query x key heatmap of one layer/head out (`.to_figure()` gives plotly).
 
     query_tokens: row labels when queries differ from keys (cross-attention, with cross=True).
     """
-    return _view("heatmap", attention, tokens, query_tokens, layer=layer, head=head, top_k=top_k, max_bytes=max_bytes,
-                 stack=stack, cross=cross, batch_index=batch_index, title=title)
+    return _view(
+        "heatmap",
+        attention,
+        tokens,
+        query_tokens,
+        layer=layer,
+        head=head,
+        top_k=top_k,
+        max_bytes=max_bytes,
+        stack=stack,
+        cross=cross,
+        batch_index=batch_index,
+        title=title,
+    )
 
 
-def cross_attention_view(attention: Any, source_tokens: Sequence[str] | None = None,
-                         target_tokens: Sequence[str] | None = None, *, layer: int = 0, head: int | None = None,
-                         top_k: int | str | None = "auto", max_bytes: int = DEFAULT_MAX_BYTES, batch_index: int = 0,
-                         title: str = "") -> AttentionView:
+def cross_attention_view(
+    attention: Any,
+    source_tokens: Sequence[str] | None = None,
+    target_tokens: Sequence[str] | None = None,
+    *,
+    layer: int = 0,
+    head: int | None = None,
+    top_k: int | str | None = "auto",
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    batch_index: int = 0,
+    title: str = "",
+) -> AttentionView:
     """Decoder -> encoder attention (Seq2Seq cache, output.cross_attentions or [layer, head, tgt, src]) in, a view out.
 
     Target (decoder) tokens on the left attend to source (encoder) tokens on the right; controls as in `head_view`.
     """
-    return _view("cross", attention, source_tokens, target_tokens, layer=layer, head=head, top_k=top_k,
-                 max_bytes=max_bytes, stack="decoder" if isinstance(attention, Mapping) else None, cross=True,
-                 batch_index=batch_index, title=title)
+    return _view(
+        "cross",
+        attention,
+        source_tokens,
+        target_tokens,
+        layer=layer,
+        head=head,
+        top_k=top_k,
+        max_bytes=max_bytes,
+        stack="decoder" if isinstance(attention, Mapping) else None,
+        cross=True,
+        batch_index=batch_index,
+        title=title,
+    )
 
 
-def qk_view(cache: Mapping, tokens: Sequence[str] | None = None, *, layer: int = 0, head: int = 0,
-            query: int | None = None, stack: str | None = None, cross: bool = False, query_tokens: Sequence[str] | None = None,
-            batch_index: int = 0, title: str = "") -> AttentionView:
+def qk_view(
+    cache: Mapping,
+    tokens: Sequence[str] | None = None,
+    *,
+    layer: int = 0,
+    head: int = 0,
+    query: int | None = None,
+    stack: str | None = None,
+    cross: bool = False,
+    query_tokens: Sequence[str] | None = None,
+    batch_index: int = 0,
+    title: str = "",
+) -> AttentionView:
     """A cache with hook_q, hook_k and hook_pattern in, the query-key view of one head out.
 
     For a chosen query token: its q vector, every key's k vector, their elementwise products, q.k/sqrt(d)
@@ -369,8 +569,10 @@ def qk_view(cache: Mapping, tokens: Sequence[str] | None = None, *, layer: int =
     if missing and layers and layer not in layers:
         raise InvalidInputError(f"layer {layer!r} is not in the cache; cached layers: {layers}")
     if missing:
-        raise InvalidInputError(f"qk_view needs {', '.join(missing)} in the cache; capture them with model.run_with_cache("
-                                "ids, names=lambda n: n.endswith(('hook_q', 'hook_k', 'hook_pattern')))")
+        raise InvalidInputError(
+            f"qk_view needs {', '.join(missing)} in the cache; capture them with model.run_with_cache("
+            "ids, names=lambda n: n.endswith(('hook_q', 'hook_k', 'hook_pattern')))"
+        )
     pick = lambda n: _select_batch(cache[n].detach().float().cpu(), batch_index, n)  # noqa: E731
     q, k = pick(names[0]), pick(names[1])  # [pos, head, d_head], [pos, kv_head, d_head]
     pattern = attention_tensor(pick(names[2]))  # [1, head, q, k]
@@ -383,9 +585,14 @@ def qk_view(cache: Mapping, tokens: Sequence[str] | None = None, *, layer: int =
     scores = qh @ kh.T / math.sqrt(qh.shape[-1])
     mask = w > 0
     recomputed = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1).nan_to_num(0.0)
-    note = "" if torch.allclose(recomputed, w, atol=1e-3) else (
-        "softmax(q\u00b7k/\u221ad) differs from the model's weights: hook_q/hook_k are read before rotary "
-        "position embeddings or other score terms; the weight column is what the model used.")
+    note = (
+        ""
+        if torch.allclose(recomputed, w, atol=1e-3)
+        else (
+            "softmax(q\u00b7k/\u221ad) differs from the model's weights: hook_q/hook_k are read before rotary "
+            "position embeddings or other score terms; the weight column is what the model used."
+        )
+    )
     extra = {"q": qh[None, None], "k": kh[None, None]}
-    p = _payload_from_tensor(w[None, None], tokens, query_tokens, None, DEFAULT_MAX_BYTES, extra, [layer], [head])
+    p = payload_from_tensor(w[None, None], tokens, query_tokens, None, DEFAULT_MAX_BYTES, extra, [layer], [head])
     return AttentionView("qk", p, w[None, None], layer, head, focus=query, title=title, note=note)

@@ -5,7 +5,7 @@ bertviz (1.4) emits HTML that loads require.js, d3 5.7.0 and jQuery from a CDN a
 "require is not defined". This module asks bertviz for its HTML (`html_action='return'`), then rewrites it:
 
 - the CDN `<script src>` and the `require.config({paths: ...})` block are removed;
-- d3, jQuery and require.js (pinned copies from `labkit.viz._vendor`, fetched by `labkit vendor fetch`,
+- d3, jQuery and require.js (pinned copies from `labkit.frontend`, fetched by `labkit vendor fetch`,
   never committed) are inlined once per view: d3 and jQuery first, so they become plain globals, then
   require.js, then `define('d3', ...)` / `define('jquery', ...)` hand those globals to bertviz's `requirejs([...])`;
 - bertviz's parameters (its attention JSON) are parsed, tokens are put back (bertviz only ever sees
@@ -21,6 +21,7 @@ view 13.3 MB; labkit's page 2.4 MB with the default `decimals=4`, 6.7 MB with `d
 ~0.4 MB of libraries). It grows with layers x heads x tokens^2; past `WARN_BYTES` a one-line warning suggests
 `labkit.viz.head_view`, which ships float16 binary and stays under 5 MB at 256 tokens.
 """
+
 from __future__ import annotations
 
 import html
@@ -28,36 +29,44 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError
-from labkit.viz._assets import json_for_script
-from labkit.viz.attention import _plain, _tokens, attention_tensor, model_view
+from labkit.frontend import json_for_script, plain_token
+from labkit.viz.attention import _tokens, attention_tensor, model_view
 
 __all__ = ["to_bertviz", "BertvizView", "bertviz_head_view", "bertviz_model_view", "WARN_BYTES"]
 
 WARN_BYTES = 20_000_000  # a page this large makes a notebook slow to open and save
 _LIBRARIES = ("d3.js", "jquery.js", "require.js")  # order matters: plain globals first, then the AMD loader
-_AMD_SHIMS = ("define('d3',[],function(){return window.d3;});"
-              "define('jquery',[],function(){return window.jQuery;});")
+_AMD_SHIMS = "define('d3',[],function(){return window.d3;});define('jquery',[],function(){return window.jQuery;});"
 _CDN_SCRIPT = re.compile(r"<script[^>]*\bsrc=[\"']https?://[^\"']*[\"'][^>]*>\s*</script>", re.I)
 _REQUIRE_CONFIG = re.compile(r"require(?:js)?\.config\(\s*\{\s*paths\s*:\s*\{[^{}]*\}\s*,?\s*\}\s*\)\s*;?")
 _PARAMS = re.compile(r"const\s+params\s*=\s*")
 _PLACEHOLDER = "labkit-token-{}"
 # grows the iframe to its content; frameElement is reachable because srcdoc frames share the host's origin
-_RESIZE = ("(function(){function fit(){try{var f=window.frameElement;if(!f)return;"
-           "var sb=Math.max(0,window.innerHeight-document.documentElement.clientHeight);"
-           "var h=Math.ceil(document.body.getBoundingClientRect().height)+sb+12;if(Math.abs(f.offsetHeight-h)>2)f.style.height=h+'px';}"
-           "catch(e){}}fit();if(window.ResizeObserver)new ResizeObserver(fit).observe(document.body);"
-           "window.addEventListener('load',fit);setTimeout(fit,300);})();")
+_RESIZE = (
+    "(function(){function fit(){try{var f=window.frameElement;if(!f)return;"
+    "var sb=Math.max(0,window.innerHeight-document.documentElement.clientHeight);"
+    "var h=Math.ceil(document.body.getBoundingClientRect().height)+sb+12;if(Math.abs(f.offsetHeight-h)>2)f.style.height=h+'px';}"
+    "catch(e){}}fit();if(window.ResizeObserver)new ResizeObserver(fit).observe(document.body);"
+    "window.addEventListener('load',fit);setTimeout(fit,300);})();"
+)
 
 
-def to_bertviz(attention: Any, tokens: Sequence[str] | None = None, *, stack: str | None = None, cross: bool = False,
-               batch_index: int = 0) -> tuple[tuple[torch.Tensor, ...], list[str]]:
+def to_bertviz(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    stack: str | None = None,
+    cross: bool = False,
+    batch_index: int = 0,
+) -> tuple[tuple[torch.Tensor, ...], list[str]]:
     """Any attention source labkit reads in, bertviz's input out: (tuple of [1, head, q, k] tensors per layer, tokens).
 
     attention: an `ActivationCache` with `blocks.{i}.attn.hook_pattern`, a model output with `attentions`
@@ -68,7 +77,9 @@ def to_bertviz(attention: Any, tokens: Sequence[str] | None = None, *, stack: st
     t = attention_tensor(attention, stack=stack, cross=cross, batch_index=batch_index)
     toks = _tokens(tokens, t.shape[3], "key")
     if not cross and t.shape[2] != t.shape[3]:
-        raise InvalidInputError(f"self-attention must be square, got {t.shape[2]} queries x {t.shape[3]} keys; pass cross=True for cross-attention")
+        raise InvalidInputError(
+            f"self-attention must be square, got {t.shape[2]} queries x {t.shape[3]} keys; pass cross=True for cross-attention"
+        )
     return tuple(layer.unsqueeze(0) for layer in t), toks
 
 
@@ -96,9 +107,11 @@ class BertvizView:
     def summary(self) -> str:
         """A text/plain summary: shapes, page size, tokens (escaped)."""
         L, H, Q, K = self.attention.shape
-        toks = " ".join(_plain(t) for t in self.tokens[:24]) + (" ..." if len(self.tokens) > 24 else "")
-        return (f"BertvizView({self.kind}): {L} layers x {H} heads, {Q} x {K} tokens; page {self.nbytes:,} bytes "
-                f"(bertviz's own output {self.bertviz_bytes:,} bytes)\n  tokens: {toks}")
+        toks = " ".join(plain_token(t) for t in self.tokens[:24]) + (" ..." if len(self.tokens) > 24 else "")
+        return (
+            f"BertvizView({self.kind}): {L} layers x {H} heads, {Q} x {K} tokens; page {self.nbytes:,} bytes "
+            f"(bertviz's own output {self.bertviz_bytes:,} bytes)\n  tokens: {toks}"
+        )
 
     def __repr__(self) -> str:
         return self.summary()
@@ -112,9 +125,11 @@ class BertvizView:
 
     def to_html(self) -> str:
         """An HTML fragment: an `<iframe srcdoc>` holding the page (isolated from the host's scripts)."""
-        return (f'<iframe class="labkit-bertviz labkit-bertviz-{self.kind}" srcdoc="{html.escape(self.page, quote=True)}" '
-                f'style="width:100%;height:{self.height}px;border:0;overflow:auto" '
-                f'title="bertviz {self.kind} view"></iframe>')
+        return (
+            f'<iframe class="labkit-bertviz labkit-bertviz-{self.kind}" srcdoc="{html.escape(self.page, quote=True)}" '
+            f'style="width:100%;height:{self.height}px;border:0;overflow:auto" '
+            f'title="bertviz {self.kind} view"></iframe>'
+        )
 
     def save_html(self, path: str | Path) -> Path:
         """Write the page as a standalone HTML file (works offline, from disk) and return its path."""
@@ -135,7 +150,7 @@ def _mean_heatmap_svg(t: torch.Tensor, tokens: list[str], kind: str, standalone:
 
 
 def _vendor_scripts() -> str:
-    from labkit.viz._vendor import vendor_text
+    from labkit.frontend import vendor_text
 
     parts = []
     for name in _LIBRARIES:
@@ -161,8 +176,10 @@ def _rewrite(raw: str, tokens: list[str], decimals: int | None) -> str:
     body, n_config = _REQUIRE_CONFIG.subn("", body)
     m = _PARAMS.search(body)
     if n_config != 1 or m is None:
-        raise InvalidInputError("bertviz's HTML does not have the layout labkit rewrites (require.config + const params); "
-                                "install bertviz 1.4.x (pip install 'bertviz>=1.4,<1.5')")
+        raise InvalidInputError(
+            "bertviz's HTML does not have the layout labkit rewrites (require.config + const params); "
+            "install bertviz 1.4.x (pip install 'bertviz>=1.4,<1.5')"
+        )
     params, end = json.JSONDecoder().raw_decode(body, m.end())
     lookup = {_PLACEHOLDER.format(i): _prettify(t) for i, t in enumerate(tokens)}
 
@@ -185,8 +202,17 @@ def _rewrite(raw: str, tokens: list[str], decimals: int | None) -> str:
     return body
 
 
-def _render(kind: str, attention: Any, tokens: Sequence[str] | None, options: dict, *, stack: str | None, batch_index: int,
-            decimals: int | None, warn_bytes: int) -> BertvizView:
+def _render(
+    kind: str,
+    attention: Any,
+    tokens: Sequence[str] | None,
+    options: dict,
+    *,
+    stack: str | None,
+    batch_index: int,
+    decimals: int | None,
+    warn_bytes: int,
+) -> BertvizView:
     layers, toks = to_bertviz(attention, tokens, stack=stack, batch_index=batch_index)
     L, H, T = len(layers), layers[0].shape[1], layers[0].shape[-1]
     if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 1 <= decimals <= 8):
@@ -207,31 +233,49 @@ def _render(kind: str, attention: Any, tokens: Sequence[str] | None, options: di
     try:
         import bertviz  # imports IPython and torch; only needed here
     except ImportError:
-        raise MissingSourceError("bertviz is not installed; run: pip install 'bertviz>=1.4,<1.5' (or use labkit.viz.head_view)") from None
+        raise MissingSourceError(
+            "bertviz is not installed; run: pip install 'bertviz>=1.4,<1.5' (or use labkit.viz.head_view)"
+        ) from None
 
     render = bertviz.head_view if kind == "head" else bertviz.model_view
     placeholders = [_PLACEHOLDER.format(i) for i in range(T)]
     raw = render(list(layers), placeholders, prettify_tokens=False, html_action="return", **options).data
     body = _rewrite(raw, toks, decimals)
-    page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>bertviz {kind} view</title>'
-            f"<style>body{{margin:0;padding:4px;background:{'#000' if options.get('display_mode') == 'dark' else '#fff'};"
-            f"color:{'#ccc' if options.get('display_mode') == 'dark' else '#000'}}}</style>"
-            f"{scripts}</head><body>{body}<script>{_RESIZE}</script></body></html>")
+    page = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>bertviz {kind} view</title>'
+        f"<style>body{{margin:0;padding:4px;background:{'#000' if options.get('display_mode') == 'dark' else '#fff'};"
+        f"color:{'#ccc' if options.get('display_mode') == 'dark' else '#000'}}}</style>"
+        f"{scripts}</head><body>{body}<script>{_RESIZE}</script></body></html>"
+    )
     n_layers = len(options["include_layers"] or range(L))
     n_heads = len(options.get("include_heads") or range(H))
     # first guess of the frame height; the frame then fits itself (head view: one row per token; model view: a grid)
     height = 80 + math.ceil(22.5 * T) if kind == "head" else 60 + math.ceil(n_layers * (970 / (n_heads + 1) + 10))
-    view = BertvizView(kind, page, torch.stack([x[0] for x in layers]), toks, len(raw.encode("utf-8")), min(height, 4000))
+    view = BertvizView(
+        kind, page, torch.stack([x[0] for x in layers]), toks, len(raw.encode("utf-8")), min(height, 4000)
+    )
     if view.nbytes > warn_bytes:
-        warnings.warn(f"bertviz {kind} view page is {view.nbytes / 1e6:.0f} MB (bertviz sends attention as JSON); "
-                      "use labkit.viz.head_view / model_view (float16 binary, < 5 MB) or include_layers=[...]", stacklevel=3)
+        warnings.warn(
+            f"bertviz {kind} view page is {view.nbytes / 1e6:.0f} MB (bertviz sends attention as JSON); "
+            "use labkit.viz.head_view / model_view (float16 binary, < 5 MB) or include_layers=[...]",
+            stacklevel=3,
+        )
     return view
 
 
-def bertviz_head_view(attention: Any, tokens: Sequence[str] | None = None, *, layer: int | None = None,
-                      heads: Sequence[int] | None = None, include_layers: Sequence[int] | None = None,
-                      sentence_b_start: int | None = None, decimals: int | None = 4, stack: str | None = None,
-                      batch_index: int = 0, warn_bytes: int = WARN_BYTES) -> BertvizView:
+def bertviz_head_view(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    layer: int | None = None,
+    heads: Sequence[int] | None = None,
+    include_layers: Sequence[int] | None = None,
+    sentence_b_start: int | None = None,
+    decimals: int | None = 4,
+    stack: str | None = None,
+    batch_index: int = 0,
+    warn_bytes: int = WARN_BYTES,
+) -> BertvizView:
     """Attention (cache, HF output or tuple, or tensor) and tokens in, bertviz's head view as an offline `BertvizView` out.
 
     layer / heads: initially selected layer and heads (bertviz's arguments). include_layers: show only these
@@ -240,14 +284,31 @@ def bertviz_head_view(attention: Any, tokens: Sequence[str] | None = None, *, la
     full precision, about 2.8x larger). stack / batch_index: see `to_bertviz`. warn_bytes: warn above this page size.
     """
     options = dict(layer=layer, heads=heads, include_layers=include_layers, sentence_b_start=sentence_b_start)
-    return _render("head", attention, tokens, options, stack=stack, batch_index=batch_index, decimals=decimals,
-                   warn_bytes=warn_bytes)
+    return _render(
+        "head",
+        attention,
+        tokens,
+        options,
+        stack=stack,
+        batch_index=batch_index,
+        decimals=decimals,
+        warn_bytes=warn_bytes,
+    )
 
 
-def bertviz_model_view(attention: Any, tokens: Sequence[str] | None = None, *, include_layers: Sequence[int] | None = None,
-                       include_heads: Sequence[int] | None = None, sentence_b_start: int | None = None,
-                       display_mode: str = "dark", decimals: int | None = 4, stack: str | None = None,
-                       batch_index: int = 0, warn_bytes: int = WARN_BYTES) -> BertvizView:
+def bertviz_model_view(
+    attention: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    include_layers: Sequence[int] | None = None,
+    include_heads: Sequence[int] | None = None,
+    sentence_b_start: int | None = None,
+    display_mode: str = "dark",
+    decimals: int | None = 4,
+    stack: str | None = None,
+    batch_index: int = 0,
+    warn_bytes: int = WARN_BYTES,
+) -> BertvizView:
     """Attention and tokens in, bertviz's model view (every layer x head thumbnail) as an offline `BertvizView` out.
 
     include_layers / include_heads: show only these (the page shrinks accordingly). display_mode: "dark" or "light".
@@ -255,7 +316,19 @@ def bertviz_model_view(attention: Any, tokens: Sequence[str] | None = None, *, i
     """
     if display_mode not in ("dark", "light"):
         raise InvalidInputError(f"display_mode {display_mode!r} must be 'dark' or 'light'")
-    options = dict(include_layers=include_layers, include_heads=include_heads, sentence_b_start=sentence_b_start,
-                   display_mode=display_mode)
-    return _render("model", attention, tokens, options, stack=stack, batch_index=batch_index, decimals=decimals,
-                   warn_bytes=warn_bytes)
+    options = dict(
+        include_layers=include_layers,
+        include_heads=include_heads,
+        sentence_b_start=sentence_b_start,
+        display_mode=display_mode,
+    )
+    return _render(
+        "model",
+        attention,
+        tokens,
+        options,
+        stack=stack,
+        batch_index=batch_index,
+        decimals=decimals,
+        warn_bytes=warn_bytes,
+    )

@@ -5,13 +5,14 @@ the same numbers: `training_curves` (plotly: loss with validation, learning rate
 `curves_svg` (a static loss chart for reports, prints and hosts without JavaScript) and `curves_summary`
 (text/plain, diffable). Titles are escaped wherever they are written.
 """
+
 from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from labkit.errors import InvalidInputError
 
@@ -64,27 +65,47 @@ def curve_data(source: Any) -> CurveData:
     if isinstance(source, Mapping) and "points" in source:
         pts, val = list(source.get("points") or []), list(source.get("val_points") or [])
         if any(not isinstance(p, (list, tuple)) or len(p) != 4 for p in pts):
-            raise InvalidInputError("points must be [step, loss, lr, tokens_per_s] lists; pass the dashboard's `points` trait")
+            raise InvalidInputError(
+                "points must be [step, loss, lr, tokens_per_s] lists; pass the dashboard's `points` trait"
+            )
         if any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in val):
             raise InvalidInputError("val_points must be [step, loss] pairs; pass the dashboard's `val_points` trait")
-        return CurveData([int(p[0]) for p in pts], [_num(p[1]) for p in pts], [_num(p[2]) for p in pts],
-                         [_num(p[3]) for p in pts], [int(p[0]) for p in val], [_num(p[1]) for p in val])
+        return CurveData(
+            [int(p[0]) for p in pts],
+            [_num(p[1]) for p in pts],
+            [_num(p[2]) for p in pts],
+            [_num(p[3]) for p in pts],
+            [int(p[0]) for p in val],
+            [_num(p[1]) for p in val],
+        )
     if hasattr(source, "columns") and hasattr(source, "to_dict"):  # a pandas DataFrame
         frame = source
         if "step" not in frame.columns or "loss" not in frame.columns:
-            raise InvalidInputError(f"the DataFrame needs 'step' and 'loss' columns (History.to_pandas()), got {list(frame.columns)}")
+            raise InvalidInputError(
+                f"the DataFrame needs 'step' and 'loss' columns (History.to_pandas()), got {list(frame.columns)}"
+            )
         rows = frame.to_dict("list")
         steps, losses = rows["step"], [_num(v) for v in rows["loss"]]
         keep = [i for i, v in enumerate(losses) if v is not None]
-        evals = [(int(s), _num(v)) for s, v in zip(steps, rows.get("eval_loss", [None] * len(steps))) if _num(v) is not None]
+        evals = [
+            (int(s), _num(v)) for s, v in zip(steps, rows.get("eval_loss", [None] * len(steps))) if _num(v) is not None
+        ]
         pick = lambda name: [_num(rows[name][i]) if name in rows else None for i in keep]  # noqa: E731
-        return CurveData([int(steps[i]) for i in keep], [losses[i] for i in keep], pick("lr"), pick("tokens_per_s"),
-                         [s for s, _ in evals], [v for _, v in evals])
+        return CurveData(
+            [int(steps[i]) for i in keep],
+            [losses[i] for i in keep],
+            pick("lr"),
+            pick("tokens_per_s"),
+            [s for s, _ in evals],
+            [v for _, v in evals],
+        )
     if isinstance(source, Mapping) or hasattr(source, "step"):
         step = _column(source, "step")
         if not step and not _column(source, "eval_step"):
             if not (isinstance(source, Mapping) and "step" in source) and not hasattr(source, "loss"):
-                raise InvalidInputError(f"cannot read curves from a {type(source).__name__}; pass a History, its DataFrame or dict")
+                raise InvalidInputError(
+                    f"cannot read curves from a {type(source).__name__}; pass a History, its DataFrame or dict"
+                )
         n = len(step)
         cols = {name: _column(source, name, n) for name in ("loss", "lr", "tokens_per_s")}
         for name, col in cols.items():
@@ -92,9 +113,17 @@ def curve_data(source: Any) -> CurveData:
                 raise InvalidInputError(f"{name} has {len(col)} values but step has {n}; pass columns of equal length")
         eval_step, eval_loss = _column(source, "eval_step"), _column(source, "eval_loss")
         if len(eval_step) != len(eval_loss):
-            raise InvalidInputError(f"eval_step has {len(eval_step)} values but eval_loss has {len(eval_loss)}; pass equal lengths")
-        return CurveData([int(s) for s in step], [_num(v) for v in cols["loss"]], [_num(v) for v in cols["lr"]],
-                         [_num(v) for v in cols["tokens_per_s"]], [int(s) for s in eval_step], [_num(v) for v in eval_loss])
+            raise InvalidInputError(
+                f"eval_step has {len(eval_step)} values but eval_loss has {len(eval_loss)}; pass equal lengths"
+            )
+        return CurveData(
+            [int(s) for s in step],
+            [_num(v) for v in cols["loss"]],
+            [_num(v) for v in cols["lr"]],
+            [_num(v) for v in cols["tokens_per_s"]],
+            [int(s) for s in eval_step],
+            [_num(v) for v in eval_loss],
+        )
     raise InvalidInputError(f"cannot read curves from a {type(source).__name__}; pass a History, its DataFrame or dict")
 
 
@@ -127,21 +156,58 @@ def training_curves(source: Any, *, smoothing: float = 0.0, title: str = "", hei
     from plotly.subplots import make_subplots
 
     d = curve_data(source)
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06, row_heights=[0.55, 0.2, 0.25],
-                        subplot_titles=("loss", "learning rate", "tokens / s"))
-    fig.add_trace(go.Scatter(x=d.step, y=d.loss, mode="lines", name="train loss", line=dict(color="#1f77b4", width=1),
-                             opacity=0.45 if smoothing else 1.0), row=1, col=1)
+    fig = make_subplots(
+        rows=3,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.06,
+        row_heights=[0.55, 0.2, 0.25],
+        subplot_titles=("loss", "learning rate", "tokens / s"),
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=d.step,
+            y=d.loss,
+            mode="lines",
+            name="train loss",
+            line=dict(color="#1f77b4", width=1),
+            opacity=0.45 if smoothing else 1.0,
+        ),
+        row=1,
+        col=1,
+    )
     if smoothing:
-        fig.add_trace(go.Scatter(x=d.step, y=ema(d.loss, smoothing), mode="lines", name=f"train loss (EMA {smoothing:g})",
-                                 line=dict(color="#1f77b4", width=2)), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=d.step,
+                y=ema(d.loss, smoothing),
+                mode="lines",
+                name=f"train loss (EMA {smoothing:g})",
+                line=dict(color="#1f77b4", width=2),
+            ),
+            row=1,
+            col=1,
+        )
     if d.eval_step:
-        fig.add_trace(go.Scatter(x=d.eval_step, y=d.eval_loss, mode="lines+markers", name="val loss",
-                                 line=dict(color="#d62728", width=2)), row=1, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=d.eval_step, y=d.eval_loss, mode="lines+markers", name="val loss", line=dict(color="#d62728", width=2)
+            ),
+            row=1,
+            col=1,
+        )
     fig.add_trace(go.Scatter(x=d.step, y=d.lr, mode="lines", name="lr", line=dict(color="#2ca02c")), row=2, col=1)
-    fig.add_trace(go.Scatter(x=d.step, y=d.tokens_per_s, mode="lines", name="tokens/s", line=dict(color="#ff7f0e")), row=3, col=1)
+    fig.add_trace(
+        go.Scatter(x=d.step, y=d.tokens_per_s, mode="lines", name="tokens/s", line=dict(color="#ff7f0e")), row=3, col=1
+    )
     fig.update_xaxes(title_text="step", row=3, col=1)
-    fig.update_layout(height=height, title=html.escape(title) if title else None, hovermode="x unified",
-                      margin=dict(l=60, r=20, t=60 if title else 40, b=40), legend=dict(orientation="h", y=1.08))
+    fig.update_layout(
+        height=height,
+        title=html.escape(title) if title else None,
+        hovermode="x unified",
+        margin=dict(l=60, r=20, t=60 if title else 40, b=40),
+        legend=dict(orientation="h", y=1.08),
+    )
     return fig
 
 
@@ -182,22 +248,31 @@ def curves_svg(source: Any, *, width: int = 640, height: int = 240, title: str =
         y0, y1 = y0 - 0.5, y1 + 0.5
     sx = lambda x: left + (x - x0) / (x1 - x0) * (width - left - right)  # noqa: E731
     sy = lambda y: top + (y1 - y) / (y1 - y0) * (height - top - bottom)  # noqa: E731
-    out = [head, f'<text x="{left}" y="14">{caption}</text>',
-           f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="none" stroke="#ccc"/>']
+    out = [
+        head,
+        f'<text x="{left}" y="14">{caption}</text>',
+        f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" fill="none" stroke="#ccc"/>',
+    ]
     for frac in (0.0, 0.5, 1.0):
         y = y0 + frac * (y1 - y0)
         out.append(f'<text x="{left - 4}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
-    out.append(f'<text x="{left}" y="{height - 8}">{x0:g}</text>'
-               f'<text x="{width - right}" y="{height - 8}" text-anchor="end">step {x1:g}</text>')
+    out.append(
+        f'<text x="{left}" y="{height - 8}">{x0:g}</text>'
+        f'<text x="{width - right}" y="{height - 8}" text-anchor="end">step {x1:g}</text>'
+    )
     if d.step:
         out.append(f'<path d="{_path(d.step, d.loss, sx, sy)}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>')
     if d.eval_step:
-        out.append(f'<path d="{_path(d.eval_step, d.eval_loss, sx, sy)}" fill="none" stroke="#d62728" stroke-width="2"/>')
+        out.append(
+            f'<path d="{_path(d.eval_step, d.eval_loss, sx, sy)}" fill="none" stroke="#d62728" stroke-width="2"/>'
+        )
         for s, v in zip(d.eval_step, d.eval_loss):
             if v is not None:
                 out.append(f'<circle cx="{sx(s):.1f}" cy="{sy(v):.1f}" r="2.5" fill="#d62728"/>')
     val = ' <tspan fill="#d62728">val</tspan>' if d.eval_step else ""
-    out.append(f'<text x="{width - right}" y="14" text-anchor="end"><tspan fill="#1f77b4">train</tspan>{val}</text></svg>')
+    out.append(
+        f'<text x="{width - right}" y="14" text-anchor="end"><tspan fill="#1f77b4">train</tspan>{val}</text></svg>'
+    )
     return "".join(out)
 
 
@@ -225,5 +300,7 @@ def curves_summary(source: Any, *, title: str = "") -> str:
     evals = [(s, v) for s, v in zip(d.eval_step, d.eval_loss) if v is not None]
     if evals:
         best = min(evals, key=lambda e: e[1])
-        lines.append(f"val loss {evals[-1][1]:.4f} at step {evals[-1][0]} (best {best[1]:.4f} at step {best[0]}, {len(evals)} evals)")
+        lines.append(
+            f"val loss {evals[-1][1]:.4f} at step {evals[-1][0]} (best {best[1]:.4f} at step {best[0]}, {len(evals)} evals)"
+        )
     return "\n".join(lines)

@@ -7,14 +7,16 @@ or frequency, with escaped hover text and an optional search highlight. `checkpo
 checkpoint of a run and aligns each frame to the previous one by orthogonal Procrustes (rotation/reflection
 only, no scaling), so moving points mean learning, not a spinning axis.
 """
+
 from __future__ import annotations
 
 import html
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,8 +24,19 @@ from torch import nn
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
-__all__ = ["METHODS", "ProjectionResult", "Neighbour", "Trajectory", "embedding_matrix", "project", "nearest_neighbours",
-           "token_frequencies", "procrustes", "projector_figure", "checkpoint_trajectory"]
+__all__ = [
+    "METHODS",
+    "ProjectionResult",
+    "Neighbour",
+    "Trajectory",
+    "embedding_matrix",
+    "project",
+    "nearest_neighbours",
+    "token_frequencies",
+    "procrustes",
+    "projector_figure",
+    "checkpoint_trajectory",
+]
 
 METHODS = ("pca", "tsne", "umap")
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
@@ -49,8 +62,10 @@ def embedding_matrix(source: Any, *, key: str | None = None) -> torch.Tensor:
             keys = list(f.keys())
             name = key or next((k for k in EMBEDDING_KEYS if k in keys), None)
             if name is None or name not in keys:
-                raise UnknownNameError(f"checkpoint {os.fspath(folder)!r} has no tensor {name or 'token embedding'!r}; "
-                                       f"{close_matches(name or 'embed.weight', keys) or 'pass key= one of its tensors'}")
+                raise UnknownNameError(
+                    f"checkpoint {os.fspath(folder)!r} has no tensor {name or 'token embedding'!r}; "
+                    f"{close_matches(name or 'embed.weight', keys) or 'pass key= one of its tensors'}"
+                )
             return _as_matrix(f.get_tensor(name), f"{folder.name}:{name}")
     if isinstance(source, nn.Embedding):
         return _as_matrix(source.weight, "nn.Embedding")
@@ -61,8 +76,10 @@ def embedding_matrix(source: Any, *, key: str | None = None) -> torch.Tensor:
             return _as_matrix(state[name], name)
         if key is None and hasattr(source, "get_input_embeddings"):
             return _as_matrix(source.get_input_embeddings().weight, "input embeddings")
-        raise UnknownNameError(f"{type(source).__name__} has no parameter {key or 'token embedding'!r}; "
-                               f"{close_matches(key or 'embed.weight', state) or 'pass key= one of its parameters'}")
+        raise UnknownNameError(
+            f"{type(source).__name__} has no parameter {key or 'token embedding'!r}; "
+            f"{close_matches(key or 'embed.weight', state) or 'pass key= one of its parameters'}"
+        )
     return _as_matrix(source, "embeddings")
 
 
@@ -70,7 +87,9 @@ def _as_matrix(x: Any, what: str, min_rows: int = 2) -> torch.Tensor:
     try:
         t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
     except (TypeError, ValueError, RuntimeError):
-        raise InvalidInputError(f"cannot read {what} from a {type(x).__name__}; pass a [n, d] tensor, a model or a checkpoint") from None
+        raise InvalidInputError(
+            f"cannot read {what} from a {type(x).__name__}; pass a [n, d] tensor, a model or a checkpoint"
+        ) from None
     t = t.detach().to("cpu", torch.float32)
     if t.dim() != 2 or t.shape[0] < min_rows or t.shape[1] < 1:
         raise InvalidInputError(f"{what} must be a matrix [n >= {min_rows}, d], got shape {tuple(t.shape)}")
@@ -113,26 +132,38 @@ class ProjectionResult:
     def __repr__(self) -> str:
         return self.summary()
 
-    def to_svg(self, tokens: Sequence[str] | None = None, labels: Sequence[Any] | None = None, *, size: int = 420,
-               standalone: bool = True) -> str:
+    def to_svg(
+        self,
+        tokens: Sequence[str] | None = None,
+        labels: Sequence[Any] | None = None,
+        *,
+        size: int = 420,
+        standalone: bool = True,
+    ) -> str:
         """The static fallback: an SVG scatter of the first two coordinates; escaped tokens as point titles.
 
         labels: one label per point (colours). standalone: include the SVG namespace (for an .svg file).
         """
         xy = self.coords[:, :2].numpy().astype(np.float64)
         lo, hi = xy.min(0), xy.max(0)
-        pts = 10 + (xy - (lo + hi) / 2) / max(float((hi - lo).max()), 1e-12) * (size - 20) + (size - 20) / 2  # aspect kept
+        pts = (
+            10 + (xy - (lo + hi) / 2) / max(float((hi - lo).max()), 1e-12) * (size - 20) + (size - 20) / 2
+        )  # aspect kept
         colors = _label_colors(labels, len(xy)) if labels is not None else [PALETTE[0]] * len(xy)
         step = max(1, math.ceil(len(xy) / 5000))  # a big vocabulary: every step-th point keeps the file small
         caption = self.summary()[:90] + (f" (every {step}th point)" if step > 1 else "")
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        out = [f'<svg{ns} width="{size}" height="{size + 20}" viewBox="0 0 {size} {size + 20}" font-family="sans-serif" font-size="11">',
-               f'<text x="4" y="{size + 14}">{html.escape(caption)}</text>']
+        out = [
+            f'<svg{ns} width="{size}" height="{size + 20}" viewBox="0 0 {size} {size + 20}" font-family="sans-serif" font-size="11">',
+            f'<text x="4" y="{size + 14}">{html.escape(caption)}</text>',
+        ]
         r = 3 if len(xy) <= 2000 else 1.5
         for i in range(0, len(xy), step):
             x, y = pts[i]
             title = f"<title>{html.escape(str(tokens[i]))}</title>" if tokens is not None else ""
-            out.append(f'<circle cx="{x:.1f}" cy="{size - y:.1f}" r="{r}" fill="{colors[i]}" fill-opacity="0.7">{title}</circle>')
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{size - y:.1f}" r="{r}" fill="{colors[i]}" fill-opacity="0.7">{title}</circle>'
+            )
         out.append("</svg>")
         return "".join(out)
 
@@ -156,7 +187,9 @@ def _check_length(name: str, values: Sequence[Any] | None, n: int) -> list[Any]:
 
 def _check_method(method: str, dims: int, n: int) -> None:
     if method not in METHODS:
-        raise UnknownNameError(f"unknown projection method {method!r}; {close_matches(method, METHODS) or 'choose one of ' + ', '.join(METHODS)}")
+        raise UnknownNameError(
+            f"unknown projection method {method!r}; {close_matches(method, METHODS) or 'choose one of ' + ', '.join(METHODS)}"
+        )
     if isinstance(dims, bool) or dims not in (2, 3):
         raise InvalidInputError(f"dims must be 2 or 3, got {dims!r}")
     if method == "tsne" and n < 5:
@@ -184,8 +217,17 @@ def _pca(x: torch.Tensor, dims: int) -> ProjectionResult:
     return ProjectionResult(coords.float(), "pca", ratio.float(), vt.float(), mean.float())
 
 
-def project(embeddings: Any, method: str = "pca", dims: int = 2, *, normalize: bool = False, seed: int = 0,
-            perplexity: float | None = None, n_neighbors: int = 15, init: Any = None) -> ProjectionResult:
+def project(
+    embeddings: Any,
+    method: str = "pca",
+    dims: int = 2,
+    *,
+    normalize: bool = False,
+    seed: int = 0,
+    perplexity: float | None = None,
+    n_neighbors: int = 15,
+    init: Any = None,
+) -> ProjectionResult:
     """Embeddings [n, d] (or anything `embedding_matrix` reads) in, a `ProjectionResult` with coords [n, dims] out.
 
     method: "pca" (exact SVD; randomized when both sides exceed 2048), "tsne" (scikit-learn) or "umap"
@@ -204,14 +246,18 @@ def project(embeddings: Any, method: str = "pca", dims: int = 2, *, normalize: b
         try:
             import umap
         except ImportError:
-            raise MissingSourceError("method='umap' needs the umap-learn package; run: pip install umap-learn (or use method='tsne')") from None
+            raise MissingSourceError(
+                "method='umap' needs the umap-learn package; run: pip install umap-learn (or use method='tsne')"
+            ) from None
         reducer = umap.UMAP(n_components=dims, n_neighbors=min(n_neighbors, n - 1), random_state=seed)
         return ProjectionResult(torch.as_tensor(reducer.fit_transform(x.numpy()), dtype=torch.float32), "umap")
     from sklearn.manifold import TSNE
 
     perplexity = perplexity if perplexity is not None else min(30.0, max(2.0, (n - 1) / 3))
     if not 0 < perplexity < n:
-        raise InvalidInputError(f"perplexity {perplexity} must be in (0, {n}) for {n} points; try {max(2.0, (n - 1) / 3):.0f}")
+        raise InvalidInputError(
+            f"perplexity {perplexity} must be in (0, {n}) for {n} points; try {max(2.0, (n - 1) / 3):.0f}"
+        )
     if init is None:
         start: Any = "pca"
     else:
@@ -219,14 +265,23 @@ def project(embeddings: Any, method: str = "pca", dims: int = 2, *, normalize: b
         if start.shape != (n, dims):
             raise InvalidInputError(f"init must have shape {(n, dims)}, got {start.shape}")
     # exact gradients are faster than Barnes-Hut's tree below a few hundred points, and a little more accurate
-    tsne = TSNE(n_components=dims, perplexity=perplexity, init=start, random_state=seed,
-                method="exact" if n <= 300 else "barnes_hut")
-    return ProjectionResult(torch.as_tensor(tsne.fit_transform(x.numpy().astype(np.float64)), dtype=torch.float32), "tsne")
+    tsne = TSNE(
+        n_components=dims,
+        perplexity=perplexity,
+        init=start,
+        random_state=seed,
+        method="exact" if n <= 300 else "barnes_hut",
+    )
+    return ProjectionResult(
+        torch.as_tensor(tsne.fit_transform(x.numpy().astype(np.float64)), dtype=torch.float32), "tsne"
+    )
 
 
 def _find_token(token: str, tokens: Sequence[str] | None) -> int:
     if tokens is None:
-        raise InvalidInputError(f"cannot look up {token!r} without tokens; pass tokens= (one string per row) or a row index")
+        raise InvalidInputError(
+            f"cannot look up {token!r} without tokens; pass tokens= (one string per row) or a row index"
+        )
     try:
         return list(tokens).index(token)
     except ValueError:
@@ -234,7 +289,9 @@ def _find_token(token: str, tokens: Sequence[str] | None) -> int:
         raise UnknownNameError(f"token {token!r} is not in the vocabulary; {hint}") from None
 
 
-def nearest_neighbours(embeddings: Any, query: int | str | Any, tokens: Sequence[str] | None = None, k: int = 10) -> list[Neighbour]:
+def nearest_neighbours(
+    embeddings: Any, query: int | str | Any, tokens: Sequence[str] | None = None, k: int = 10
+) -> list[Neighbour]:
     """Embeddings [n, d] and a query (row index, token string or a [d] vector) in, its k nearest rows by cosine out.
 
     The query row itself is left out. tokens: one string per row (needed for a string query; shown in results).
@@ -257,7 +314,9 @@ def nearest_neighbours(embeddings: Any, query: int | str | Any, tokens: Sequence
         raise InvalidInputError(f"query vector has {q.shape[0]} dimensions but the embeddings have {x.shape[1]}")
     limit = n - 1 if row is not None else n
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
-        raise InvalidInputError(f"k={k!r} must be in 1..{limit} (the vocabulary has {n} rows{', minus the query' if row is not None else ''})")
+        raise InvalidInputError(
+            f"k={k!r} must be in 1..{limit} (the vocabulary has {n} rows{', minus the query' if row is not None else ''})"
+        )
     xn = torch.nn.functional.normalize(x.double(), dim=1)
     sims = xn @ torch.nn.functional.normalize(q.double(), dim=0)
     if row is not None:
@@ -286,7 +345,9 @@ def procrustes(moving: torch.Tensor, reference: torch.Tensor) -> tuple[torch.Ten
     return ((a - ma) @ r + mb).float(), r.float()
 
 
-def _traces(coords: torch.Tensor, tokens: list[str], labels: list[Any], freqs: list[float], hover: list[str], big: bool) -> list:
+def _traces(
+    coords: torch.Tensor, tokens: list[str], labels: list[Any], freqs: list[float], hover: list[str], big: bool
+) -> list:
     import plotly.graph_objects as go
 
     c = coords.numpy()
@@ -297,28 +358,53 @@ def _traces(coords: torch.Tensor, tokens: list[str], labels: list[Any], freqs: l
 
     def one(rows: list[int], name: str | None, marker: dict) -> Any:
         xyz = dict(x=c[rows, 0], y=c[rows, 1], **({"z": c[rows, 2]} if three else {}))
-        return scatter(**xyz, mode="markers", name=name, showlegend=name is not None, marker=marker,
-                       text=[text[i] for i in rows], customdata=[[i, extra[i]] for i in rows],
-                       hovertemplate="%{text}<br>row %{customdata[0]}<br>%{customdata[1]}<extra></extra>")
+        return scatter(
+            **xyz,
+            mode="markers",
+            name=name,
+            showlegend=name is not None,
+            marker=marker,
+            text=[text[i] for i in rows],
+            customdata=[[i, extra[i]] for i in rows],
+            hovertemplate="%{text}<br>row %{customdata[0]}<br>%{customdata[1]}<extra></extra>",
+        )
 
     size = 3 if three else 6
     if labels:
         groups: dict[Any, list[int]] = {}
         for i, v in enumerate(labels):
             groups.setdefault(v, []).append(i)
-        return [one(rows, html.escape(str(v)), dict(size=size, color=PALETTE[j % len(PALETTE)], opacity=0.75))
-                for j, (v, rows) in enumerate(groups.items())]
+        return [
+            one(rows, html.escape(str(v)), dict(size=size, color=PALETTE[j % len(PALETTE)], opacity=0.75))
+            for j, (v, rows) in enumerate(groups.items())
+        ]
     if freqs:
         color = np.log10(1 + np.asarray(freqs, dtype=np.float64))
-        return [one(list(range(len(c))), None, dict(size=size, color=color, colorscale="Viridis", opacity=0.8,
-                                                     colorbar=dict(title="log10(1+count)")))]
+        return [
+            one(
+                list(range(len(c))),
+                None,
+                dict(size=size, color=color, colorscale="Viridis", opacity=0.8, colorbar=dict(title="log10(1+count)")),
+            )
+        ]
     return [one(list(range(len(c))), None, dict(size=size, color=PALETTE[0], opacity=0.7))]
 
 
-def projector_figure(embeddings: Any, tokens: Sequence[str] | None = None, *, method: str = "pca", dims: int = 2,
-                     labels: Sequence[Any] | None = None, frequencies: Sequence[float] | None = None,
-                     hover: Sequence[str] | None = None, search: int | str | None = None, k: int = 10,
-                     normalize: bool = False, seed: int = 0, title: str = "") -> Any:
+def projector_figure(
+    embeddings: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    method: str = "pca",
+    dims: int = 2,
+    labels: Sequence[Any] | None = None,
+    frequencies: Sequence[float] | None = None,
+    hover: Sequence[str] | None = None,
+    search: int | str | None = None,
+    k: int = 10,
+    normalize: bool = False,
+    seed: int = 0,
+    title: str = "",
+) -> Any:
     """Embeddings (or a `ProjectionResult`) and tokens in, a plotly 2-D/3-D scatter out.
 
     labels: one category per point (one colour each, legend). frequencies: one count per point (log colour scale;
@@ -330,9 +416,15 @@ def projector_figure(embeddings: Any, tokens: Sequence[str] | None = None, *, me
     result = embeddings if isinstance(embeddings, ProjectionResult) else None
     n = result.coords.shape[0] if result is not None else embedding_matrix(embeddings).shape[0]
     toks = [str(t) for t in _check_length("tokens", tokens, n)]
-    lab, freqs, extra = _check_length("labels", labels, n), _check_length("frequencies", frequencies, n), _check_length("hover", hover, n)
+    lab, freqs, extra = (
+        _check_length("labels", labels, n),
+        _check_length("frequencies", frequencies, n),
+        _check_length("hover", hover, n),
+    )
     if search is not None and result is not None:
-        raise InvalidInputError("search needs the embeddings themselves (cosine in the original space), not a ProjectionResult")
+        raise InvalidInputError(
+            "search needs the embeddings themselves (cosine in the original space), not a ProjectionResult"
+        )
     neighbours = nearest_neighbours(embeddings, search, toks or None, k=min(k, n - 1)) if search is not None else []
     if result is None:
         result = project(embeddings, method, dims, normalize=normalize, seed=seed)
@@ -345,11 +437,25 @@ def projector_figure(embeddings: Any, tokens: Sequence[str] | None = None, *, me
         names = [html.escape(toks[i] if toks else str(i)) for i in rows]
         xyz = dict(x=c[:, 0], y=c[:, 1], **({"z": c[:, 2]} if result.dims == 3 else {}))
         scatter = go.Scatter3d if result.dims == 3 else go.Scatter
-        fig.add_trace(scatter(**xyz, mode="markers+text", text=names, textposition="top center", name="search",
-                              marker=dict(size=[14] + [9] * len(neighbours), color="rgba(0,0,0,0)",
-                                          line=dict(color="#d62728", width=2)), hoverinfo="text"))
-        heading += "<br>" + html.escape(f"nearest to {names[0]}: " + ", ".join(f"{names[j + 1]} {nb.cosine:.2f}" for j, nb in enumerate(neighbours)))
-    fig.update_layout(title=heading, height=600, legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=70, b=10))
+        fig.add_trace(
+            scatter(
+                **xyz,
+                mode="markers+text",
+                text=names,
+                textposition="top center",
+                name="search",
+                marker=dict(
+                    size=[14] + [9] * len(neighbours), color="rgba(0,0,0,0)", line=dict(color="#d62728", width=2)
+                ),
+                hoverinfo="text",
+            )
+        )
+        heading += "<br>" + html.escape(
+            f"nearest to {names[0]}: " + ", ".join(f"{names[j + 1]} {nb.cosine:.2f}" for j, nb in enumerate(neighbours))
+        )
+    fig.update_layout(
+        title=heading, height=600, legend=dict(itemsizing="constant"), margin=dict(l=10, r=10, t=70, b=10)
+    )
     return fig
 
 
@@ -367,15 +473,23 @@ class Trajectory:
     def summary(self) -> str:
         """A text/plain summary: frames, method, and how much alignment removed."""
         moved = sum(self.displacement_raw[1:]), sum(self.displacement[1:])
-        return (f"Trajectory({self.method}, {len(self.frames)} frames of {self.frames[0].shape[0]} points): "
-                f"rms movement {moved[0]:.3g} before alignment, {moved[1]:.3g} after ({', '.join(self.names[:6])}"
-                f"{', ...' if len(self.names) > 6 else ''})")
+        return (
+            f"Trajectory({self.method}, {len(self.frames)} frames of {self.frames[0].shape[0]} points): "
+            f"rms movement {moved[0]:.3g} before alignment, {moved[1]:.3g} after ({', '.join(self.names[:6])}"
+            f"{', ...' if len(self.names) > 6 else ''})"
+        )
 
     def __repr__(self) -> str:
         return self.summary()
 
-    def to_figure(self, tokens: Sequence[str] | None = None, *, labels: Sequence[Any] | None = None,
-                  frequencies: Sequence[float] | None = None, title: str = "") -> Any:
+    def to_figure(
+        self,
+        tokens: Sequence[str] | None = None,
+        *,
+        labels: Sequence[Any] | None = None,
+        frequencies: Sequence[float] | None = None,
+        title: str = "",
+    ) -> Any:
         """A plotly figure with one animation frame per checkpoint, a slider and a play button; fixed axes."""
         import plotly.graph_objects as go
 
@@ -387,15 +501,32 @@ class Trajectory:
         lo, hi = allc.min(0), allc.max(0)
         pad = 0.05 * (hi - lo + 1e-9)
         ranges = [[float(lo[i] - pad[i]), float(hi[i] + pad[i])] for i in range(allc.shape[1])]
-        fig = go.Figure(make(self.frames[0]), frames=[go.Frame(data=make(f), name=name) for f, name in zip(self.frames, self.names)])
-        steps = [dict(method="animate", label=html.escape(name), args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
-                 for name in self.names]
-        axes = {"scene": dict(xaxis=dict(range=ranges[0]), yaxis=dict(range=ranges[1]), zaxis=dict(range=ranges[2]))} \
-            if len(ranges) == 3 else {"xaxis": dict(range=ranges[0]), "yaxis": dict(range=ranges[1])}
-        play = dict(label="play", method="animate", args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=True)])
-        fig.update_layout(title=html.escape(title or f"{self.method.upper()} per checkpoint, Procrustes-aligned"), height=600,
-                          sliders=[dict(steps=steps, currentvalue=dict(prefix="checkpoint: "))],
-                          updatemenus=[dict(type="buttons", buttons=[play], x=0, y=0, xanchor="right", yanchor="top")], **axes)
+        fig = go.Figure(
+            make(self.frames[0]), frames=[go.Frame(data=make(f), name=name) for f, name in zip(self.frames, self.names)]
+        )
+        steps = [
+            dict(
+                method="animate",
+                label=html.escape(name),
+                args=[[name], dict(mode="immediate", frame=dict(duration=0, redraw=True))],
+            )
+            for name in self.names
+        ]
+        axes = (
+            {"scene": dict(xaxis=dict(range=ranges[0]), yaxis=dict(range=ranges[1]), zaxis=dict(range=ranges[2]))}
+            if len(ranges) == 3
+            else {"xaxis": dict(range=ranges[0]), "yaxis": dict(range=ranges[1])}
+        )
+        play = dict(
+            label="play", method="animate", args=[None, dict(frame=dict(duration=500, redraw=True), fromcurrent=True)]
+        )
+        fig.update_layout(
+            title=html.escape(title or f"{self.method.upper()} per checkpoint, Procrustes-aligned"),
+            height=600,
+            sliders=[dict(steps=steps, currentvalue=dict(prefix="checkpoint: "))],
+            updatemenus=[dict(type="buttons", buttons=[play], x=0, y=0, xanchor="right", yanchor="top")],
+            **axes,
+        )
         return fig
 
 
@@ -403,9 +534,17 @@ def _rms(d: torch.Tensor) -> float:
     return float(d.double().pow(2).sum(1).mean().sqrt())
 
 
-def checkpoint_trajectory(checkpoints: Sequence[Any], *, method: str = "pca", dims: int = 2, key: str | None = None,
-                          names: Sequence[str] | None = None, align: bool = True, normalize: bool = False,
-                          seed: int = 0) -> Trajectory:
+def checkpoint_trajectory(
+    checkpoints: Sequence[Any],
+    *,
+    method: str = "pca",
+    dims: int = 2,
+    key: str | None = None,
+    names: Sequence[str] | None = None,
+    align: bool = True,
+    normalize: bool = False,
+    seed: int = 0,
+) -> Trajectory:
     """Checkpoints of a run (embedding matrices, models, or folders from `save_checkpoint`) in, an aligned `Trajectory` out.
 
     Each checkpoint is projected on its own (t-SNE starts from the previous frame), then rotated onto the previous
@@ -419,7 +558,11 @@ def checkpoint_trajectory(checkpoints: Sequence[Any], *, method: str = "pca", di
     if len(shapes) > 1:
         raise InvalidInputError(f"checkpoints have different embedding shapes {shapes}; pass checkpoints of one run")
     _check_method(method, dims, mats[0].shape[0])
-    labels = list(names) if names is not None else [Path(c).name if isinstance(c, (str, os.PathLike)) else str(i) for i, c in enumerate(checkpoints)]
+    labels = (
+        list(names)
+        if names is not None
+        else [Path(c).name if isinstance(c, (str, os.PathLike)) else str(i) for i, c in enumerate(checkpoints)]
+    )
     if len(labels) != len(mats):
         raise InvalidInputError(f"got {len(labels)} names for {len(mats)} checkpoints; pass one name per checkpoint")
     frames, rotations, raw, moved = [], [], [0.0], [0.0]

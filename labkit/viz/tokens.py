@@ -6,20 +6,27 @@ whitespace made visible, tokens and characters per token for each tokenizer, a t
 click), `image/svg+xml` (the same rows drawn server-side, for print and hosts without JavaScript) and
 `text/plain` (a table per tokenizer). The data comes from `Tokenizer.explain(text)`.
 """
+
 from __future__ import annotations
 
 import html
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import HtmlView, asset_text, json_for_script, mount_script
-from labkit.viz.attention import _plain
+from labkit.frontend import HtmlView, asset_text, json_for_script, mount_script, plain_token
 
-__all__ = ["TokenRun", "TokenView", "tokenize_runs", "token_view", "named_tokenizers", "visible_whitespace", "MAX_TOKENS"]
+__all__ = [
+    "TokenRun",
+    "TokenView",
+    "tokenize_runs",
+    "token_view",
+    "named_tokenizers",
+    "visible_whitespace",
+    "MAX_TOKENS",
+]
 
 MAX_TOKENS = 2000  # per tokenizer in the page; more would make a slow page, and the counts stay exact anyway
 _WS = {" ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d"}
@@ -49,7 +56,11 @@ class TokenRun:
 
     def to_dict(self) -> dict:
         """The JSON-able record the front end draws (counts, and the tokens)."""
-        return {**asdict(self), "chars_per_token": round(self.chars_per_token, 3), "truncated": self.n_tokens > len(self.tokens)}
+        return {
+            **asdict(self),
+            "chars_per_token": round(self.chars_per_token, 3),
+            "truncated": self.n_tokens > len(self.tokens),
+        }
 
 
 def named_tokenizers(tokenizers: Any) -> dict[str, Any]:
@@ -69,18 +80,24 @@ def named_tokenizers(tokenizers: Any) -> dict[str, Any]:
                 name, n = f"{base} ({n})", n + 1
             items.append((name, tok))
     else:
-        raise InvalidInputError(f"tokenizers must be a labkit Tokenizer, a list of them or a dict name -> Tokenizer, "
-                                f"got {type(tokenizers).__name__}")
+        raise InvalidInputError(
+            f"tokenizers must be a labkit Tokenizer, a list of them or a dict name -> Tokenizer, "
+            f"got {type(tokenizers).__name__}"
+        )
     if not items:
         raise InvalidInputError("no tokenizers given; pass at least one labkit Tokenizer")
     for name, tok in items:
         if not isinstance(tok, Tokenizer):
-            raise InvalidInputError(f"tokenizer {name!r} is a {type(tok).__name__}, not a labkit Tokenizer; "
-                                    "wrap a tokenizers.Tokenizer with labkit.data.Tokenizer(backend) or use load_tokenizer(path)")
+            raise InvalidInputError(
+                f"tokenizer {name!r} is a {type(tok).__name__}, not a labkit Tokenizer; "
+                "wrap a tokenizers.Tokenizer with labkit.data.Tokenizer(backend) or use load_tokenizer(path)"
+            )
     return dict(items)
 
 
-def tokenize_runs(tokenizers: Any, text: str, add_special_tokens: bool = False, max_tokens: int = MAX_TOKENS) -> list[TokenRun]:
+def tokenize_runs(
+    tokenizers: Any, text: str, add_special_tokens: bool = False, max_tokens: int = MAX_TOKENS
+) -> list[TokenRun]:
     """Tokenizers (see `named_tokenizers`) and a text in, one TokenRun per tokenizer out (the explorer's data).
 
     add_special_tokens: include the inserted bos/eos ([CLS]/[SEP]). max_tokens: how many token records to keep
@@ -93,8 +110,18 @@ def tokenize_runs(tokenizers: Any, text: str, add_special_tokens: bool = False, 
     runs = []
     for name, tok in named_tokenizers(tokenizers).items():
         infos = tok.explain(text, add_special_tokens=add_special_tokens)
-        records = [{"id": int(i.id), "token": i.token, "text": i.text, "start": i.start, "end": i.end,
-                    "merges": list(i.merges), "special": bool(i.special)} for i in infos[:max_tokens]]
+        records = [
+            {
+                "id": int(i.id),
+                "token": i.token,
+                "text": i.text,
+                "start": i.start,
+                "end": i.end,
+                "merges": list(i.merges),
+                "special": bool(i.special),
+            }
+            for i in infos[:max_tokens]
+        ]
         runs.append(TokenRun(name, tok.kind, tok.vocab_size, len(infos), len(text), records))
     return runs
 
@@ -118,17 +145,21 @@ class TokenView(HtmlView):
 
     def summary(self, max_rows: int = 40) -> str:
         """A text/plain table per tokenizer: counts, then position, id, token, text and merges (first max_rows)."""
-        lines = [_plain(self.title)] if self.title else []
+        lines = [plain_token(self.title)] if self.title else []
         lines.append(f"TokenView: {len(self.text)} characters, {len(self.runs)} tokenizer(s)")
         for r in self.runs:
-            lines.append(f"[{_plain(r.name)}] {r.kind}, vocab {r.vocab_size:,}: {r.n_tokens} tokens, "
-                         f"{r.chars_per_token:.2f} chars/token")
+            lines.append(
+                f"[{plain_token(r.name)}] {r.kind}, vocab {r.vocab_size:,}: {r.n_tokens} tokens, "
+                f"{r.chars_per_token:.2f} chars/token"
+            )
             lines.append(f"  {'#':>4} {'id':>7}  {'token':<18} {'text':<18} merges")
             for i, t in enumerate(r.tokens[:max_rows]):
-                merges = ", ".join(_plain(m) for m in t["merges"][-3:])
+                merges = ", ".join(plain_token(m) for m in t["merges"][-3:])
                 more = f" (+{len(t['merges']) - 3})" if len(t["merges"]) > 3 else ""
-                lines.append(f"  {i:>4} {t['id']:>7}  {_plain(t['token']):<18} {_plain(t['text']):<18} {merges}{more}"
-                             + (" [special]" if t["special"] else ""))
+                lines.append(
+                    f"  {i:>4} {t['id']:>7}  {plain_token(t['token']):<18} {plain_token(t['text']):<18} {merges}{more}"
+                    + (" [special]" if t["special"] else "")
+                )
             if r.n_tokens > max_rows:
                 lines.append(f"  ... {r.n_tokens - max_rows} more tokens")
         return "\n".join(lines)
@@ -147,8 +178,10 @@ class TokenView(HtmlView):
         y = 4.0
         for r in self.runs:
             y += 14
-            out.append(f'<text x="4" y="{y:.0f}" font-weight="bold">{html.escape(r.name)}: {r.n_tokens} tokens, '
-                       f'{r.chars_per_token:.2f} chars/token</text>')
+            out.append(
+                f'<text x="4" y="{y:.0f}" font-weight="bold">{html.escape(r.name)}: {r.n_tokens} tokens, '
+                f"{r.chars_per_token:.2f} chars/token</text>"
+            )
             y += 6
             x = 4.0
             for i, t in enumerate(r.tokens[:max_tokens]):
@@ -159,34 +192,50 @@ class TokenView(HtmlView):
                     x, y = 4.0, y + box_h + id_h + gap
                 color = "#e5e7eb" if t["special"] else PALETTE[i % len(PALETTE)]
                 tip = html.escape(f"id {t['id']}: {t['token']}", quote=True)
-                out.append(f'<g><title>{tip}</title><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{box_h}" rx="3" '
-                           f'fill="{color}"/><text x="{x + 3:.1f}" y="{y + 13:.1f}" font-family="monospace">'
-                           f'{html.escape(shown)}</text><text x="{x + 3:.1f}" y="{y + box_h + 10:.1f}" font-size="9" '
-                           f'fill="#666">{t["id"]}</text></g>')
+                out.append(
+                    f'<g><title>{tip}</title><rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{box_h}" rx="3" '
+                    f'fill="{color}"/><text x="{x + 3:.1f}" y="{y + 13:.1f}" font-family="monospace">'
+                    f'{html.escape(shown)}</text><text x="{x + 3:.1f}" y="{y + box_h + 10:.1f}" font-size="9" '
+                    f'fill="#666">{t["id"]}</text></g>'
+                )
                 x += w + gap
             if r.n_tokens > max_tokens:
                 y += box_h + id_h + gap
-                out.append(f'<text x="4" y="{y + 10:.1f}" fill="#666">\u2026 {r.n_tokens - max_tokens} more tokens</text>')
+                out.append(
+                    f'<text x="4" y="{y + 10:.1f}" fill="#666">\u2026 {r.n_tokens - max_tokens} more tokens</text>'
+                )
             y += box_h + id_h + 10
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        return (f'<svg{ns} width="{width}" height="{y:.0f}" viewBox="0 0 {width} {y:.0f}" font-family="sans-serif" '
-                f'font-size="11">{"".join(out)}</svg>')
+        return (
+            f'<svg{ns} width="{width}" height="{y:.0f}" viewBox="0 0 {width} {y:.0f}" font-family="sans-serif" '
+            f'font-size="11">{"".join(out)}</svg>'
+        )
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the token data and the inlined script."""
         vid = "labkit-tok-" + uuid.uuid4().hex
         data = json_for_script(self.spec())
-        return (f'<div class="labkit-tok" id="{vid}"><style>{asset_text("tokens.css")}</style>'
-                f'<div class="labkit-tok-static">{self.to_svg(standalone=False)}</div><div class="labkit-tok-live"></div>'
-                f'<script type="application/json" class="labkit-tok-data">{data}</script>'
-                + mount_script("tokens.js", vid) + '</div>')
+        return (
+            f'<div class="labkit-tok" id="{vid}"><style>{asset_text("tokens.css")}</style>'
+            f'<div class="labkit-tok-static">{self.to_svg(standalone=False)}</div><div class="labkit-tok-live"></div>'
+            f'<script type="application/json" class="labkit-tok-data">{data}</script>'
+            + mount_script("tokens.js", vid)
+            + "</div>"
+        )
 
     def _page_title(self) -> str:
         return self.title or "labkit tokenizer explorer"
 
 
-def token_view(tokenizer: Any, text: str, *, compare: Any = None, add_special_tokens: bool = False,
-               max_tokens: int = MAX_TOKENS, title: str = "") -> TokenView:
+def token_view(
+    tokenizer: Any,
+    text: str,
+    *,
+    compare: Any = None,
+    add_special_tokens: bool = False,
+    max_tokens: int = MAX_TOKENS,
+    title: str = "",
+) -> TokenView:
     """A tokenizer (or several) and a text in, the coloured-token view out; `compare` adds tokenizers side by side.
 
     tokenizer: a labkit Tokenizer, a list of them, or {name: Tokenizer}. compare: the same kinds, shown next to it.

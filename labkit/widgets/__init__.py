@@ -1,5 +1,6 @@
 """labkit.widgets: interactive anywidget views; the only labkit package that imports ipywidgets/anywidget/traitlets/IPython."""
-from labkit._lazy import lazy_exports
+
+from labkit.lazy import lazy_exports
 
 _EXPORTS = {
     # attention.py

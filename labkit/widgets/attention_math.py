@@ -3,16 +3,24 @@
 Python recomputes the steps (`labkit.viz.attention_math`) when `layer` or `head` changes and sends the escaped
 step panels as HTML; the front end (`widgets/attention_math.js`) only shows one panel at a time.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import anywidget
 import traitlets as t
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text
-from labkit.viz.attention_math import MAX_DIMS, MAX_TOKENS, AttentionWalkthrough, _check_model, attention_walkthrough
+from labkit.frontend import asset_text
+from labkit.viz.attention_math import (
+    MAX_DIMS,
+    MAX_TOKENS,
+    AttentionWalkthrough,
+    attention_walkthrough,
+    check_walkthrough_input,
+)
 
 __all__ = ["AttentionMathWidget"]
 
@@ -37,10 +45,21 @@ class AttentionMathWidget(anywidget.AnyWidget):
     header_html = t.Unicode("", help="layer/head and the check against the model, as escaped HTML").tag(sync=True)
     max_diff = t.Float(0.0, help="largest |walk-through - model| over the checked steps").tag(sync=True)
 
-    def __init__(self, model: Any, input_ids: Any, tokens: Sequence[str] | None = None, *, layer: int = 0, head: int = 0,
-                 step: int = 0, max_tokens: int = MAX_TOKENS, max_dims: int = MAX_DIMS, title: str = "",
-                 **kwargs: Any) -> None:
-        base, ids = _check_model(model, input_ids)
+    def __init__(
+        self,
+        model: Any,
+        input_ids: Any,
+        tokens: Sequence[str] | None = None,
+        *,
+        layer: int = 0,
+        head: int = 0,
+        step: int = 0,
+        max_tokens: int = MAX_TOKENS,
+        max_dims: int = MAX_DIMS,
+        title: str = "",
+        **kwargs: Any,
+    ) -> None:
+        base, ids = check_walkthrough_input(model, input_ids)
         self._model, self._ids, self._tokens = model, ids, tokens
         self._options = dict(max_tokens=max_tokens, max_dims=max_dims, title=title)
         self._ready = False
@@ -69,7 +88,9 @@ class AttentionMathWidget(anywidget.AnyWidget):
         if not self._ready:
             return
         name = self.step_names[self.step] if self.step < len(self.step_names) else ""
-        self.walkthrough = attention_walkthrough(self._model, self._ids, self.layer, self.head, self._tokens, **self._options)
+        self.walkthrough = attention_walkthrough(
+            self._model, self._ids, self.layer, self.head, self._tokens, **self._options
+        )
         names = [s.name for s in self.walkthrough.steps]
         # stay on the same kind of step (e.g. "softmax") when the head changes
         same = [i for i, n in enumerate(names) if n.split(" (")[0] == name.split(" (")[0]]

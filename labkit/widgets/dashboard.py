@@ -11,21 +11,22 @@ the kernel busy: ipykernel >= 7 reads every incoming comm message on its shell-c
 comm where to route it (`_reply_subshell_for`); the dashboard hooks that question to notice its own
 Stop/Save messages there, at once, and sets the flags from that thread (two booleans, nothing else).
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import anywidget
 import torch
 import traitlets as t
 
 from labkit.errors import InvalidInputError
+from labkit.frontend import asset_text, plain_token
 from labkit.training.callbacks import Callback
-from labkit.viz._assets import asset_text
-from labkit.viz.attention import _plain
 from labkit.viz.curves import curves_summary, curves_svg
 
 __all__ = ["DashboardCallback", "TrainingDashboard"]
@@ -55,28 +56,49 @@ class DashboardCallback(Callback):
     clock: time source (seconds); tests pass a fake one.
     """
 
-    def __init__(self, dashboard: "TrainingDashboard | None" = None, *, min_interval_s: float = 0.5, max_points: int = 2000,
-                 tokenizer: Any = None, sample_prompt: str | None = None, sample_every_s: float = 15.0,
-                 sample_tokens: int = 64, sample_temperature: float = 0.8, sample_seed: int = 0,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        dashboard: TrainingDashboard | None = None,
+        *,
+        min_interval_s: float = 0.5,
+        max_points: int = 2000,
+        tokenizer: Any = None,
+        sample_prompt: str | None = None,
+        sample_every_s: float = 15.0,
+        sample_tokens: int = 64,
+        sample_temperature: float = 0.8,
+        sample_seed: int = 0,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if not isinstance(min_interval_s, (int, float)) or min_interval_s < 0:
-            raise InvalidInputError(f"min_interval_s must be a number >= 0 (seconds between updates), got {min_interval_s!r}")
+            raise InvalidInputError(
+                f"min_interval_s must be a number >= 0 (seconds between updates), got {min_interval_s!r}"
+            )
         if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 8:
             raise InvalidInputError(f"max_points must be an integer >= 8, got {max_points!r}")
         if isinstance(sample_tokens, bool) or not isinstance(sample_tokens, int) or sample_tokens < 1:
             raise InvalidInputError(f"sample_tokens must be a positive integer, got {sample_tokens!r}")
         if not isinstance(sample_every_s, (int, float)) or sample_every_s < 0:
-            raise InvalidInputError(f"sample_every_s must be a number >= 0 (seconds between samples), got {sample_every_s!r}")
+            raise InvalidInputError(
+                f"sample_every_s must be a number >= 0 (seconds between samples), got {sample_every_s!r}"
+            )
         if not isinstance(sample_temperature, (int, float)) or sample_temperature < 0:
             raise InvalidInputError(f"sample_temperature must be >= 0 (0 = greedy), got {sample_temperature!r}")
-        self.dashboard, self.min_interval_s, self.max_points, self.clock = dashboard, float(min_interval_s), max_points, clock
+        self.dashboard, self.min_interval_s, self.max_points, self.clock = (
+            dashboard,
+            float(min_interval_s),
+            max_points,
+            clock,
+        )
         self.tokenizer, self.sample_every_s, self.sample_tokens = tokenizer, float(sample_every_s), sample_tokens
         self.sample_temperature, self.sample_seed = float(sample_temperature), sample_seed
         self.prompt_ids: list[int] | None = None
         if tokenizer is not None:
             self.prompt_ids = self._prompt_ids(tokenizer, sample_prompt)
         elif sample_prompt is not None:
-            raise InvalidInputError("sample_prompt needs tokenizer= to encode it; pass the tokenizer the model was trained with")
+            raise InvalidInputError(
+                "sample_prompt needs tokenizer= to encode it; pass the tokenizer the model was trained with"
+            )
         self.stop_clicked = False  # set by the Stop button (possibly from the kernel's shell-channel thread)
         self.save_clicked = False
         self._seen_clicks: set[Any] = set()
@@ -91,7 +113,9 @@ class DashboardCallback(Callback):
                     value = getattr(tokenizer, name, None)
                     if isinstance(value, int):
                         return [value]
-            raise InvalidInputError("this tokenizer has no BOS or EOS token to start samples from; pass sample_prompt='...'")
+            raise InvalidInputError(
+                "this tokenizer has no BOS or EOS token to start samples from; pass sample_prompt='...'"
+            )
         out = tokenizer.encode(prompt)
         ids = list(getattr(out, "ids", out))
         if not ids:
@@ -100,9 +124,21 @@ class DashboardCallback(Callback):
 
     def reset(self) -> None:
         """Forget the curves and the run state (a new run starts from a clean dashboard)."""
-        self.state: dict[str, Any] = {"points": [], "val_points": [], "step": 0, "total_steps": 0, "progress": 0.0,
-                                      "status": "idle", "message": "", "sample": "", "sample_step": 0,
-                                      "elapsed_s": 0.0, "eta_s": None, "can_save": False, "last_checkpoint": ""}
+        self.state: dict[str, Any] = {
+            "points": [],
+            "val_points": [],
+            "step": 0,
+            "total_steps": 0,
+            "progress": 0.0,
+            "status": "idle",
+            "message": "",
+            "sample": "",
+            "sample_step": 0,
+            "elapsed_s": 0.0,
+            "eta_s": None,
+            "can_save": False,
+            "last_checkpoint": "",
+        }
         self._changed: set[str] = set()
         self._seen = 0  # History entries already copied into points
         self._last_push = self._last_sample = -math.inf
@@ -155,8 +191,13 @@ class DashboardCallback(Callback):
         elapsed = self.clock() - self._start
         done = step - self._start_step
         eta = elapsed / done * (total - step) if done > 0 else None
-        self._set(step=int(step), total_steps=total, progress=min(1.0, step / total), elapsed_s=round(elapsed, 2),
-                  eta_s=None if eta is None else round(eta, 1))
+        self._set(
+            step=int(step),
+            total_steps=total,
+            progress=min(1.0, step / total),
+            elapsed_s=round(elapsed, 2),
+            eta_s=None if eta is None else round(eta, 1),
+        )
 
     def _merge_points(self, points: list[list]) -> list[list]:
         """Halve the curve by averaging neighbouring pairs (the later step and lr stand for the pair)."""
@@ -172,7 +213,9 @@ class DashboardCallback(Callback):
                 points.append([int(h.step[i]), _short(h.loss[i]), _short(h.lr[i]), _short(h.tokens_per_s[i])])
             self._seen = len(h.step)
         elif logs is not None and step is not None:
-            points.append([int(step), _short(logs.get("loss")), _short(logs.get("lr")), _short(logs.get("tokens_per_s"))])
+            points.append(
+                [int(step), _short(logs.get("loss")), _short(logs.get("lr")), _short(logs.get("tokens_per_s"))]
+            )
         if len(points) == len(self.state["points"]):
             return
         while len(points) > self.max_points:
@@ -189,8 +232,13 @@ class DashboardCallback(Callback):
         if h is not None and getattr(h, "eval_step", None):
             self._set(val_points=[[int(s), _short(v)] for s, v in zip(h.eval_step, h.eval_loss)])
         self._read_history(trainer)
-        self._set(status="running", can_save=getattr(trainer, "checkpoint_dir", None) is not None,
-                  message="" if getattr(trainer, "checkpoint_dir", None) is not None else "Save needs train(..., checkpoint_dir=...)")
+        self._set(
+            status="running",
+            can_save=getattr(trainer, "checkpoint_dir", None) is not None,
+            message=""
+            if getattr(trainer, "checkpoint_dir", None) is not None
+            else "Save needs train(..., checkpoint_dir=...)",
+        )
         self._progress(trainer, self._start_step)
         self.flush(force=True)
 
@@ -237,7 +285,9 @@ class DashboardCallback(Callback):
     def on_train_error(self, trainer: Any, error: BaseException) -> None:
         """Show the failure (e.g. a NaN loss) instead of leaving the dashboard 'running'."""
         self._read_history(trainer)
-        self._set(status="failed", message=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+        self._set(
+            status="failed", message=f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        )
         self.flush(force=True)
 
     def on_train_end(self, trainer: Any, history: Any) -> None:
@@ -271,9 +321,16 @@ class DashboardCallback(Callback):
             device = next(model.parameters()).device
             ids = torch.tensor([self.prompt_ids], device=device)
             greedy = self.sample_temperature == 0
-            out = generate(model, ids, max_new_tokens=self.sample_tokens, tokenizer=self.tokenizer,
-                           temperature=None if greedy else self.sample_temperature, do_sample=not greedy,
-                           seed=self.sample_seed, sliding_window=True)
+            out = generate(
+                model,
+                ids,
+                max_new_tokens=self.sample_tokens,
+                tokenizer=self.tokenizer,
+                temperature=None if greedy else self.sample_temperature,
+                do_sample=not greedy,
+                seed=self.sample_seed,
+                sliding_window=True,
+            )
             text = self.tokenizer.decode(out[0].tolist())
         except Exception as exc:  # a dashboard must never end a training run: show why and stop sampling
             self.prompt_ids = None
@@ -370,8 +427,11 @@ class TrainingDashboard(anywidget.AnyWidget):
 
     @t.validate("points", "val_points")
     def _valid_points(self, proposal: dict) -> list:
-        size, form = (4, "point must be [step, loss, lr, tokens_per_s]") if proposal["trait"].name == "points" else \
-            (2, "val point must be [step, eval_loss]")
+        size, form = (
+            (4, "point must be [step, loss, lr, tokens_per_s]")
+            if proposal["trait"].name == "points"
+            else (2, "val point must be [step, eval_loss]")
+        )
         bad = next((p for p in proposal["value"] if len(p) != size), None)
         if bad is not None:
             raise InvalidInputError(f"each {form}, got {bad!r}")
@@ -382,22 +442,30 @@ class TrainingDashboard(anywidget.AnyWidget):
     def summary(self) -> str:
         """A text/plain summary of the current state: status, progress, curves, sample."""
         data = {"points": self.points, "val_points": self.val_points}
-        lines = [f"TrainingDashboard({self.status}): step {self.step}/{self.total_steps} ({100 * self.progress:.0f}%)"
-                 + (f"; {_plain(self.message)}" if self.message else ""), curves_summary(data, title=self.title)]
+        lines = [
+            f"TrainingDashboard({self.status}): step {self.step}/{self.total_steps} ({100 * self.progress:.0f}%)"
+            + (f"; {plain_token(self.message)}" if self.message else ""),
+            curves_summary(data, title=self.title),
+        ]
         if self.sample:  # user text as an escaped string literal: inert wherever the summary is shown
-            lines.append(f"sample at step {self.sample_step}: {_plain(self.sample[:200])}")
+            lines.append(f"sample at step {self.sample_step}: {plain_token(self.sample[:200])}")
         return "\n".join(lines)
 
     def to_figure(self, smoothing: float | None = None) -> Any:
         """The current curves as a plotly Figure (`labkit.viz.curves.training_curves`), for reports."""
         from labkit.viz.curves import training_curves
 
-        return training_curves({"points": self.points, "val_points": self.val_points}, title=self.title,
-                               smoothing=self.smoothing if smoothing is None else smoothing)
+        return training_curves(
+            {"points": self.points, "val_points": self.val_points},
+            title=self.title,
+            smoothing=self.smoothing if smoothing is None else smoothing,
+        )
 
     def to_svg(self, standalone: bool = True) -> str:
         """The static fallback: an SVG of the train and val loss curves (title and text escaped)."""
-        return curves_svg({"points": self.points, "val_points": self.val_points}, title=self.title, standalone=standalone)
+        return curves_svg(
+            {"points": self.points, "val_points": self.val_points}, title=self.title, standalone=standalone
+        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = super()._repr_mimebundle_(**kwargs)

@@ -4,16 +4,18 @@ Counts come from `labkit.viz.lora` (layer shapes, no PEFT wrapping); the front e
 Each adapted layer costs r * (in + out), so the page can also redraw the count from `unit` = sum(in + out)
 while a static export (no Python behind it) is being dragged.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import anywidget
 import traitlets as t
 from torch import nn
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text
+from labkit.frontend import asset_text
 from labkit.viz.lora import LoraTable, lora_parameter_table, lora_singular_values
 
 __all__ = ["LoraExplorer"]
@@ -38,10 +40,19 @@ class LoraExplorer(anywidget.AnyWidget):
     base_parameters = t.Int(0, help="the model's own parameters").tag(sync=True)
     layers = t.List(t.List(), help="[[module name, in, out], ...] of the adapted layers").tag(sync=True)
     targets = t.Unicode("", help="the targets, as text").tag(sync=True)
-    spectrum = t.Dict(help="{module name: singular values of the learned update}, empty without an adapter").tag(sync=True)
+    spectrum = t.Dict(help="{module name: singular values of the learned update}, empty without an adapter").tag(
+        sync=True
+    )
 
-    def __init__(self, model: nn.Module, targets: str | Sequence[str] = ("attn",), *, rank: int = 8,
-                 adapter_model: nn.Module | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        targets: str | Sequence[str] = ("attn",),
+        *,
+        rank: int = 8,
+        adapter_model: nn.Module | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.table: LoraTable = lora_parameter_table(model, ranks=(1,), targets=targets)
         layers = self.table.layers
         self._ready = False
@@ -53,7 +64,9 @@ class LoraExplorer(anywidget.AnyWidget):
             self.layers = [[name, i, o] for name, (i, o) in layers.items()]
             self.targets = targets if isinstance(targets, str) else ", ".join(targets)
             if adapter_model is not None:
-                self.spectrum = {name: [round(float(x), 6) for x in s] for name, s in lora_singular_values(adapter_model).items()}
+                self.spectrum = {
+                    name: [round(float(x), 6) for x in s] for name, s in lora_singular_values(adapter_model).items()
+                }
         self._ready = True
         self.rank = rank
         self._update()
@@ -62,8 +75,10 @@ class LoraExplorer(anywidget.AnyWidget):
     def _valid_rank(self, proposal: dict) -> int:
         r = proposal["value"]
         if not 1 <= r <= self.max_rank:
-            raise InvalidInputError(f"rank {r} is out of range; choose 1..{self.max_rank} (larger ranks add no directions "
-                                    "beyond the layers' width)")
+            raise InvalidInputError(
+                f"rank {r} is out of range; choose 1..{self.max_rank} (larger ranks add no directions "
+                "beyond the layers' width)"
+            )
         return r
 
     @t.observe("rank")
@@ -87,4 +102,6 @@ class LoraExplorer(anywidget.AnyWidget):
     def to_table(self) -> LoraTable:
         """A LoraTable for ranks 1, 4, 16, 64 (up to max_rank) and the current rank (the static fallbacks show it)."""
         ranks = sorted({r for r in (1, 4, 16, 64) if r <= self.max_rank} | {self.rank})
-        return LoraTable([self.table.row(r) for r in ranks], self.table.base_parameters, self.table.layers, self.targets)
+        return LoraTable(
+            [self.table.row(r) for r in ranks], self.table.base_parameters, self.table.layers, self.targets
+        )

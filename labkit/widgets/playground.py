@@ -8,6 +8,7 @@ pruned to the largest weights when large), so a saved notebook or static export 
 Beam search (num_beams > 1) cannot stream: its tokens arrive at the end, with candidates and attention
 read from one forward pass over the result.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,7 @@ import torch
 import traitlets as t
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text
-from labkit.viz._payload import auto_top_k, pack_arrays
-from labkit.viz.attention import _plain
+from labkit.frontend import asset_text, auto_top_k, pack_arrays, plain_token
 
 __all__ = ["GenerationPlayground"]
 
@@ -46,16 +45,22 @@ class GenerationPlayground(anywidget.AnyWidget):
     top_p = t.Float(1.0, help="keep the smallest set with this much probability, in (0, 1]; 1 = off").tag(sync=True)
     max_new_tokens = t.Int(32, help="tokens to generate").tag(sync=True)
     num_beams = t.Int(1, help="beam search width; 1 = sample/greedy with streaming").tag(sync=True)
-    seed = t.Int(0, allow_none=True, help="random seed (same seed, same tokens); None = fresh randomness").tag(sync=True)
+    seed = t.Int(0, allow_none=True, help="random seed (same seed, same tokens); None = fresh randomness").tag(
+        sync=True
+    )
     top_candidates = t.Int(8, help="candidates recorded per step").tag(sync=True)
     # results
     prompt_tokens = t.List(t.Unicode(), help="the prompt's tokens as text").tag(sync=True)
     tokens = t.List(t.Dict(), help="generated tokens: {id, text, p} (p: the model's probability of it)").tag(sync=True)
     candidates = t.List(t.List(), help="per step: [[text, probability, id], ...] most likely first").tag(sync=True)
     text = t.Unicode("", help="the generated text (decoded together)").tag(sync=True)
-    header = t.Dict(help="where the attention lives in `payload` (labkit-arrays/1): attn [layer, head, step, key]").tag(sync=True)
+    header = t.Dict(help="where the attention lives in `payload` (labkit-arrays/1): attn [layer, head, step, key]").tag(
+        sync=True
+    )
     payload = t.Bytes(b"", help="attention of every step as float16 bytes").tag(sync=True)
-    selected = t.Int(None, allow_none=True, help="the generated token whose step is shown (index), None = none").tag(sync=True)
+    selected = t.Int(None, allow_none=True, help="the generated token whose step is shown (index), None = none").tag(
+        sync=True
+    )
     layer = t.Int(0, help="layer whose attention is shown").tag(sync=True)
     head = t.Int(None, allow_none=True, help="head whose attention is shown; None = mean over heads").tag(sync=True)
     n_layer = t.Int(0, help="layers in the attention payload (0: no attention)").tag(sync=True)
@@ -64,20 +69,32 @@ class GenerationPlayground(anywidget.AnyWidget):
     error = t.Unicode("", help="why the last run failed, if it did").tag(sync=True)
     running = t.Bool(False, help="a generation is in progress").tag(sync=True)
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, **controls: Any) -> None:
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, **controls: Any
+    ) -> None:
         from labkit.generation.decoding import model_kind
 
         self.kind = model_kind(model)  # one-line error for a model generate cannot drive
         if self.kind == "seq2seq":
-            raise InvalidInputError("GenerationPlayground drives decoder-only models (GPT, LSTMLM); for Seq2Seq call labkit.generation.generate")
-        if tokenizer is None or not callable(getattr(tokenizer, "encode", None)) or not callable(getattr(tokenizer, "decode", None)):
-            raise InvalidInputError(f"tokenizer must have encode() and decode() (a labkit or Hugging Face tokenizer), got {type(tokenizer).__name__}")
+            raise InvalidInputError(
+                "GenerationPlayground drives decoder-only models (GPT, LSTMLM); for Seq2Seq call labkit.generation.generate"
+            )
+        if (
+            tokenizer is None
+            or not callable(getattr(tokenizer, "encode", None))
+            or not callable(getattr(tokenizer, "decode", None))
+        ):
+            raise InvalidInputError(
+                f"tokenizer must have encode() and decode() (a labkit or Hugging Face tokenizer), got {type(tokenizer).__name__}"
+            )
         if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
             raise InvalidInputError(f"max_bytes must be an integer >= 1024, got {max_bytes!r}")
         unknown = set(controls) - set(self.class_trait_names(sync=True))
         if unknown:
-            raise InvalidInputError(f"unknown control(s) {sorted(unknown)}; controls are prompt, temperature, top_k, top_p, "
-                                    "max_new_tokens, num_beams, seed, top_candidates")
+            raise InvalidInputError(
+                f"unknown control(s) {sorted(unknown)}; controls are prompt, temperature, top_k, top_p, "
+                "max_new_tokens, num_beams, seed, top_candidates"
+            )
         self.model, self.tokenizer, self.max_bytes = model, tokenizer, max_bytes
         self.block_size = None if self.kind == "lstm" else int(model.config.block_size)
         super().__init__(**controls)
@@ -110,8 +127,10 @@ class GenerationPlayground(anywidget.AnyWidget):
     def _valid_max_new_tokens(self, proposal: dict) -> int:
         v, limit = proposal["value"], getattr(self, "block_size", None)
         if v < 1 or (limit is not None and v >= limit):
-            raise InvalidInputError(f"max_new_tokens must be in [1, {limit - 1 if limit else 'inf'}] (the context holds "
-                                    f"{limit} tokens with the prompt), got {v!r}")
+            raise InvalidInputError(
+                f"max_new_tokens must be in [1, {limit - 1 if limit else 'inf'}] (the context holds "
+                f"{limit} tokens with the prompt), got {v!r}"
+            )
         return v
 
     @t.validate("num_beams")
@@ -146,7 +165,9 @@ class GenerationPlayground(anywidget.AnyWidget):
     def _valid_head(self, proposal: dict) -> int | None:
         v, n = proposal["value"], self.n_head
         if v is not None and n and not 0 <= v < n:
-            raise InvalidInputError(f"head {v} is out of range; the model has {n} heads (0..{n - 1}), or None for the mean")
+            raise InvalidInputError(
+                f"head {v} is out of range; the model has {n} heads (0..{n - 1}), or None for the mean"
+            )
         return v
 
     # ---- running ----------------------------------------------------------------------------------------------------
@@ -173,8 +194,10 @@ class GenerationPlayground(anywidget.AnyWidget):
                     return [value]
             raise InvalidInputError("the prompt is empty and the tokenizer has no BOS/EOS token; type a prompt")
         if self.block_size is not None and len(ids) + self.max_new_tokens > self.block_size:
-            raise InvalidInputError(f"prompt of {len(ids)} tokens + max_new_tokens={self.max_new_tokens} exceeds the context "
-                                    f"of {self.block_size}; shorten the prompt or ask for at most {max(self.block_size - len(ids), 0)} tokens")
+            raise InvalidInputError(
+                f"prompt of {len(ids)} tokens + max_new_tokens={self.max_new_tokens} exceeds the context "
+                f"of {self.block_size}; shorten the prompt or ask for at most {max(self.block_size - len(ids), 0)} tokens"
+            )
         return ids
 
     def generate(self) -> str:
@@ -190,9 +213,14 @@ class GenerationPlayground(anywidget.AnyWidget):
             note = f"beam search ({self.num_beams} beams; temperature/top-k/top-p/seed do not apply): candidates are the model's distribution"
         else:
             tokens, cands, rows = self._stream(ids)
-            note = "greedy" if self.temperature == 0 else f"sampled (temperature {self.temperature:g}" + \
-                (f", top-k {self.top_k}" if self.top_k else "") + (f", top-p {self.top_p:g}" if self.top_p < 1 else "") + \
-                (f", seed {self.seed})" if self.seed is not None else ")")
+            note = (
+                "greedy"
+                if self.temperature == 0
+                else f"sampled (temperature {self.temperature:g}"
+                + (f", top-k {self.top_k}" if self.top_k else "")
+                + (f", top-p {self.top_p:g}" if self.top_p < 1 else "")
+                + (f", seed {self.seed})" if self.seed is not None else ")")
+            )
         self._finish(ids, tokens, cands, rows, note)
         return self.text
 
@@ -200,12 +228,23 @@ class GenerationPlayground(anywidget.AnyWidget):
         from labkit.generation import stream
 
         greedy = self.temperature == 0
-        options = dict(do_sample=not greedy, temperature=None if greedy else self.temperature,
-                       top_k=self.top_k or None, top_p=self.top_p if self.top_p < 1 else None)
+        options = dict(
+            do_sample=not greedy,
+            temperature=None if greedy else self.temperature,
+            top_k=self.top_k or None,
+            top_p=self.top_p if self.top_p < 1 else None,
+        )
         tokens, cands, rows = [], [], []
-        for info in stream(self.model, torch.tensor([ids], device=self._device()), self.max_new_tokens,
-                           tokenizer=self.tokenizer, seed=self.seed, top_candidates=self.top_candidates,
-                           output_attentions=self.kind == "gpt", **options):
+        for info in stream(
+            self.model,
+            torch.tensor([ids], device=self._device()),
+            self.max_new_tokens,
+            tokenizer=self.tokenizer,
+            seed=self.seed,
+            top_candidates=self.top_candidates,
+            output_attentions=self.kind == "gpt",
+            **options,
+        ):
             tok = {"id": info["id"], "text": self._piece(info["id"]), "p": round(math.exp(info["logprob"]), 6)}
             step = [[self._piece(i), round(float(p), 6), int(i)] for i, p in zip(info["top_ids"], info["top_probs"])]
             if info["attentions"] is not None:
@@ -218,9 +257,19 @@ class GenerationPlayground(anywidget.AnyWidget):
     def _beam(self, ids: list[int]) -> tuple[list[dict], list[list], list[torch.Tensor]]:
         from labkit.generation import generate
 
-        result = generate(self.model, torch.tensor([ids], device=self._device()), self.max_new_tokens,
-                          num_beams=self.num_beams, tokenizer=self.tokenizer, return_details=True)
-        eos = {getattr(self.tokenizer, n) for n in ("eos_id", "eos_token_id") if isinstance(getattr(self.tokenizer, n, None), int)}
+        result = generate(
+            self.model,
+            torch.tensor([ids], device=self._device()),
+            self.max_new_tokens,
+            num_beams=self.num_beams,
+            tokenizer=self.tokenizer,
+            return_details=True,
+        )
+        eos = {
+            getattr(self.tokenizer, n)
+            for n in ("eos_id", "eos_token_id")
+            if isinstance(getattr(self.tokenizer, n, None), int)
+        }
         new = result.new_tokens[0].tolist()
         cut = next((i + 1 for i, x in enumerate(new) if x in eos), len(new))  # after eos only padding follows
         new = new[:cut]
@@ -238,24 +287,35 @@ class GenerationPlayground(anywidget.AnyWidget):
             pos = len(ids) - 1 + i  # the position whose output chose this token
             top = probs[pos].topk(min(self.top_candidates, probs.shape[-1]))
             tokens.append({"id": token, "text": self._piece(token), "p": round(float(probs[pos, token]), 6)})
-            cands.append([[self._piece(j), round(float(p), 6), int(j)] for j, p in zip(top.indices.tolist(), top.values.tolist())])
+            cands.append(
+                [
+                    [self._piece(j), round(float(p), 6), int(j)]
+                    for j, p in zip(top.indices.tolist(), top.values.tolist())
+                ]
+            )
             if self.kind == "gpt" and out.attentions:
-                rows.append(torch.stack([a[0, :, pos, :pos + 1].float().cpu() for a in out.attentions]))
+                rows.append(torch.stack([a[0, :, pos, : pos + 1].float().cpu() for a in out.attentions]))
         return tokens, cands, rows
 
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def _finish(self, ids: list[int], tokens: list[dict], cands: list[list], rows: list[torch.Tensor], note: str) -> None:
+    def _finish(
+        self, ids: list[int], tokens: list[dict], cands: list[list], rows: list[torch.Tensor], note: str
+    ) -> None:
         header, payload, n_layer, n_head = {}, b"", 0, 0
         if rows:
             n_layer, n_head = rows[0].shape[0], rows[0].shape[1]
             keys = max(r.shape[-1] for r in rows)
             attn = torch.zeros(n_layer, n_head, len(rows), keys)  # [layer, head, step, key], zero past each step's keys
             for s, r in enumerate(rows):
-                attn[:, :, s, :r.shape[-1]] = r
+                attn[:, :, s, : r.shape[-1]] = r
             header, payload = pack_arrays({"attn": attn}, {"attn": auto_top_k(tuple(attn.shape), self.max_bytes)})
-        eos = {getattr(self.tokenizer, n) for n in ("eos_id", "eos_token_id") if isinstance(getattr(self.tokenizer, n, None), int)}
+        eos = {
+            getattr(self.tokenizer, n)
+            for n in ("eos_id", "eos_token_id")
+            if isinstance(getattr(self.tokenizer, n, None), int)
+        }
         text_ids = [tok["id"] for tok in tokens if tok["id"] not in eos]
         with self.hold_sync():
             self.n_layer, self.n_head = n_layer, n_head
@@ -274,26 +334,26 @@ class GenerationPlayground(anywidget.AnyWidget):
 
     def step_attention(self, index: int) -> torch.Tensor:
         """A generated token's index in, the attention of the query that chose it out: [layer, head, key] (float16 precision)."""
-        from labkit.viz._payload import unpack_arrays
+        from labkit.frontend import unpack_arrays
 
         if not 0 <= index < len(self.tokens):
             raise InvalidInputError(f"index {index} is out of range; {len(self.tokens)} tokens were generated")
         if not self.header:
             raise InvalidInputError("this run recorded no attention (an LSTM, or nothing generated yet)")
         attn = unpack_arrays(self.header, self.payload)["attn"]
-        return attn[:, :, index, :len(self.prompt_tokens) + index]
+        return attn[:, :, index, : len(self.prompt_tokens) + index]
 
     def summary(self) -> str:
         """A text/plain summary: prompt, generated text and each step's top candidates (first 16 steps)."""
         # every piece of user or model text goes out as an escaped string literal: inert wherever it is shown
-        lines = [f"GenerationPlayground: {self.status or 'not run yet'}", f"prompt: {_plain(self.prompt)}"]
+        lines = [f"GenerationPlayground: {self.status or 'not run yet'}", f"prompt: {plain_token(self.prompt)}"]
         if self.error:
-            lines.append(f"error: {_plain(self.error)}")
+            lines.append(f"error: {plain_token(self.error)}")
         if self.tokens:
-            lines.append(f"generated: {_plain(self.text)}")
+            lines.append(f"generated: {plain_token(self.text)}")
         for i, (tok, step) in enumerate(zip(self.tokens[:16], self.candidates[:16])):
-            alts = ", ".join(f"{_plain(c[0])} {c[1]:.3f}" for c in step[:4])
-            lines.append(f"  {i:>3} {_plain(tok['text'])} p={tok['p']:.3f} | {alts}")
+            alts = ", ".join(f"{plain_token(c[0])} {c[1]:.3f}" for c in step[:4])
+            lines.append(f"  {i:>3} {plain_token(tok['text'])} p={tok['p']:.3f} | {alts}")
         if len(self.tokens) > 16:
             lines.append(f"  ... {len(self.tokens) - 16} more tokens")
         return "\n".join(lines)
@@ -309,14 +369,18 @@ class GenerationPlayground(anywidget.AnyWidget):
         cands = self.candidates[i]
         h = 26 + 18 * len(cands)
         esc = lambda s: html.escape(s if len(s) <= 24 else s[:23] + "\u2026", quote=True)  # noqa: E731
-        out = [f'<svg{ns} width="420" height="{h}" viewBox="0 0 420 {h}" font-family="sans-serif" font-size="12">',
-               f'<text x="4" y="16">step {i}: chose {esc(_plain(self.tokens[i]["text"]))}</text>']
+        out = [
+            f'<svg{ns} width="420" height="{h}" viewBox="0 0 420 {h}" font-family="sans-serif" font-size="12">',
+            f'<text x="4" y="16">step {i}: chose {esc(plain_token(self.tokens[i]["text"]))}</text>',
+        ]
         for r, (text, p, tid) in enumerate(cands):
             y = 24 + 18 * r
             color = "#1f77b4" if tid == self.tokens[i]["id"] else "#9ecae1"
-            out.append(f'<text x="150" y="{y + 12}" text-anchor="end">{esc(_plain(text))}</text>'
-                       f'<rect x="156" y="{y + 2}" width="{max(1.0, 200 * p):.1f}" height="13" fill="{color}"/>'
-                       f'<text x="{160 + 200 * p:.1f}" y="{y + 12}">{100 * p:.1f}%</text>')
+            out.append(
+                f'<text x="150" y="{y + 12}" text-anchor="end">{esc(plain_token(text))}</text>'
+                f'<rect x="156" y="{y + 2}" width="{max(1.0, 200 * p):.1f}" height="13" fill="{color}"/>'
+                f'<text x="{160 + 200 * p:.1f}" y="{y + 12}">{100 * p:.1f}%</text>'
+            )
         out.append("</svg>")
         return "".join(out)
 

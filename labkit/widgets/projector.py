@@ -5,9 +5,11 @@ The page (`widgets/projector.js`) draws the 2-D/3-D points on a canvas and sends
 answers with `neighbours`, found by cosine in the original embedding space of the current frame
 (`labkit.viz.projector.nearest_neighbours`). Coordinates travel as float32 bytes, not JSON.
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import anywidget
 import numpy as np
@@ -15,10 +17,15 @@ import torch
 import traitlets as t
 
 from labkit.errors import InvalidInputError, LabkitError
-from labkit.viz._assets import asset_text
-from labkit.viz.attention import _plain
-from labkit.viz.projector import (Neighbour, ProjectionResult, checkpoint_trajectory, embedding_matrix, nearest_neighbours,
-                                  project)
+from labkit.frontend import asset_text, plain_token
+from labkit.viz.projector import (
+    Neighbour,
+    ProjectionResult,
+    checkpoint_trajectory,
+    embedding_matrix,
+    nearest_neighbours,
+    project,
+)
 
 __all__ = ["ProjectorWidget"]
 
@@ -48,9 +55,22 @@ class ProjectorWidget(anywidget.AnyWidget):
     error = t.Unicode("", help="why the last search from the page found nothing (one line)").tag(sync=True)
     info = t.Dict(help="title, method, explained variance").tag(sync=True)
 
-    def __init__(self, embeddings: Any = None, tokens: Sequence[str] | None = None, *, method: str = "pca", dims: int = 2,
-                 labels: Sequence[Any] | None = None, frequencies: Sequence[float] | None = None, k: int = 10,
-                 normalize: bool = False, seed: int = 0, title: str = "", query: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        embeddings: Any = None,
+        tokens: Sequence[str] | None = None,
+        *,
+        method: str = "pca",
+        dims: int = 2,
+        labels: Sequence[Any] | None = None,
+        frequencies: Sequence[float] | None = None,
+        k: int = 10,
+        normalize: bool = False,
+        seed: int = 0,
+        title: str = "",
+        query: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._matrices: list[torch.Tensor] = []
         self._results: list[ProjectionResult] = []
@@ -64,16 +84,30 @@ class ProjectorWidget(anywidget.AnyWidget):
             self.search(query)
 
     @classmethod
-    def from_checkpoints(cls, checkpoints: Sequence[Any], tokens: Sequence[str] | None = None, *, method: str = "pca",
-                         dims: int = 2, key: str | None = None, names: Sequence[str] | None = None,
-                         labels: Sequence[Any] | None = None, frequencies: Sequence[float] | None = None, k: int = 10,
-                         normalize: bool = False, seed: int = 0, title: str = "") -> "ProjectorWidget":
+    def from_checkpoints(
+        cls,
+        checkpoints: Sequence[Any],
+        tokens: Sequence[str] | None = None,
+        *,
+        method: str = "pca",
+        dims: int = 2,
+        key: str | None = None,
+        names: Sequence[str] | None = None,
+        labels: Sequence[Any] | None = None,
+        frequencies: Sequence[float] | None = None,
+        k: int = 10,
+        normalize: bool = False,
+        seed: int = 0,
+        title: str = "",
+    ) -> ProjectorWidget:
         """Checkpoints of one run (matrices, models or `save_checkpoint` folders) in, a widget with a frame slider out.
 
         Frames are aligned by Procrustes (see `labkit.viz.projector.checkpoint_trajectory`); neighbours are searched
         in the embedding matrix of the frame shown.
         """
-        traj = checkpoint_trajectory(checkpoints, method=method, dims=dims, key=key, names=names, normalize=normalize, seed=seed)
+        traj = checkpoint_trajectory(
+            checkpoints, method=method, dims=dims, key=key, names=names, normalize=normalize, seed=seed
+        )
         widget = cls()
         mats = [embedding_matrix(c, key=key) for c in checkpoints]
         heading = title or f"{method.upper()} per checkpoint ({len(mats)} frames, Procrustes-aligned)"
@@ -81,8 +115,17 @@ class ProjectorWidget(anywidget.AnyWidget):
         widget._load(mats, frames, traj.names, tokens, labels, frequencies, k, heading)
         return widget
 
-    def _load(self, mats: list[torch.Tensor], frames: list[ProjectionResult], names: Sequence[str], tokens, labels,
-              frequencies, k: int, title: str) -> None:
+    def _load(
+        self,
+        mats: list[torch.Tensor],
+        frames: list[ProjectionResult],
+        names: Sequence[str],
+        tokens,
+        labels,
+        frequencies,
+        k: int,
+        title: str,
+    ) -> None:
         n = mats[0].shape[0]
         toks = _per_point("tokens", tokens, n, str) if tokens is not None else [str(i) for i in range(n)]
         self._matrices, self._results = mats, frames
@@ -108,7 +151,9 @@ class ProjectorWidget(anywidget.AnyWidget):
         Raises UnknownNameError (with close matches) for a token not in `tokens`, InvalidInputError for a bad row.
         """
         if not self._matrices:
-            raise InvalidInputError("this ProjectorWidget has no embeddings yet; build it with ProjectorWidget(embeddings, tokens)")
+            raise InvalidInputError(
+                "this ProjectorWidget has no embeddings yet; build it with ProjectorWidget(embeddings, tokens)"
+            )
         found = nearest_neighbours(self._matrices[self.frame], query, self.tokens, k=self.k)
         row = self.tokens.index(query) if isinstance(query, str) else int(query) % len(self.tokens)
         self._show(row, found, query if isinstance(query, str) else self.tokens[row])
@@ -119,7 +164,9 @@ class ProjectorWidget(anywidget.AnyWidget):
         try:
             with self.hold_trait_notifications():
                 self.selected, self.query, self.error = row, query, ""
-                self.neighbours = [{"index": nb.index, "token": nb.token, "cosine": round(nb.cosine, 6)} for nb in found]
+                self.neighbours = [
+                    {"index": nb.index, "token": nb.token, "cosine": round(nb.cosine, 6)} for nb in found
+                ]
         finally:
             self._busy = False
 
@@ -176,17 +223,21 @@ class ProjectorWidget(anywidget.AnyWidget):
     def to_result(self) -> ProjectionResult:
         """The frame shown as a `ProjectionResult` (coords of that frame; PCA details when there is one frame)."""
         if not self._results:
-            raise InvalidInputError("this ProjectorWidget has no embeddings yet; build it with ProjectorWidget(embeddings, tokens)")
+            raise InvalidInputError(
+                "this ProjectorWidget has no embeddings yet; build it with ProjectorWidget(embeddings, tokens)"
+            )
         return self._results[min(self.frame, len(self._results) - 1)]
 
     def summary(self) -> str:
         """A text/plain summary: the projection, the frame, and the current search with its neighbours."""
         lines = [self.to_result().summary()]
         if self.shape[0] > 1:
-            lines.append(f"frame {self.frame + 1} of {self.shape[0]}: {_plain(self.frame_names[self.frame])}")
+            lines.append(f"frame {self.frame + 1} of {self.shape[0]}: {plain_token(self.frame_names[self.frame])}")
         if self.selected is not None:
-            lines.append(f"nearest to {_plain(self.tokens[self.selected])}: "
-                         + ", ".join(f"{_plain(str(nb['token']))} {nb['cosine']:.3f}" for nb in self.neighbours))
+            lines.append(
+                f"nearest to {plain_token(self.tokens[self.selected])}: "
+                + ", ".join(f"{plain_token(str(nb['token']))} {nb['cosine']:.3f}" for nb in self.neighbours)
+            )
         return "\n".join(lines)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
@@ -195,8 +246,11 @@ class ProjectorWidget(anywidget.AnyWidget):
             return bundle
         data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
         # hosts without a widget manager (GitHub, plain nbconvert, print) show the SVG and the summary
-        data = {**data, "text/plain": self.summary(),
-                "image/svg+xml": self.to_result().to_svg(self.tokens, self.labels or None)}
+        data = {
+            **data,
+            "text/plain": self.summary(),
+            "image/svg+xml": self.to_result().to_svg(self.tokens, self.labels or None),
+        }
         return data, meta
 
 

@@ -3,6 +3,7 @@
 Typing in the page sets the `text` trait; Python re-tokenizes (`labkit.viz.tokens.tokenize_runs`) and pushes the
 token lists as the `runs` trait; the front end (`widgets/tokens.js`, the same module static pages inline) draws them.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,7 +12,7 @@ import anywidget
 import traitlets as t
 
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text
+from labkit.frontend import asset_text
 from labkit.viz.tokens import MAX_TOKENS, TokenRun, TokenView, named_tokenizers, tokenize_runs
 
 __all__ = ["TokenizerExplorer"]
@@ -30,13 +31,23 @@ class TokenizerExplorer(anywidget.AnyWidget):
     _css = asset_text("tokens.css")
 
     text = t.Unicode("", help="the text being tokenized (the page's text box)").tag(sync=True)
-    runs = t.List(t.Dict(), help="per tokenizer: name, kind, vocab_size, n_tokens, n_chars, chars_per_token, tokens").tag(sync=True)
+    runs = t.List(
+        t.Dict(), help="per tokenizer: name, kind, vocab_size, n_tokens, n_chars, chars_per_token, tokens"
+    ).tag(sync=True)
     names = t.List(t.Unicode(), help="tokenizer names, in display order (read-only)").tag(sync=True)
     add_special_tokens = t.Bool(False, help="include the inserted bos/eos ([CLS]/[SEP]) tokens").tag(sync=True)
     title = t.Unicode("", help="a line above the explorer").tag(sync=True)
 
-    def __init__(self, tokenizers: Any, text: str = "", *, add_special_tokens: bool = False,
-                 max_tokens: int = MAX_TOKENS, title: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        tokenizers: Any,
+        text: str = "",
+        *,
+        add_special_tokens: bool = False,
+        max_tokens: int = MAX_TOKENS,
+        title: str = "",
+        **kwargs: Any,
+    ) -> None:
         self._tokenizers = named_tokenizers(tokenizers)
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
             raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
@@ -58,8 +69,10 @@ class TokenizerExplorer(anywidget.AnyWidget):
     def _valid_text(self, proposal: dict) -> str:
         text = proposal["value"]
         if len(text) > MAX_TEXT:
-            raise InvalidInputError(f"text has {len(text):,} characters; the explorer takes at most {MAX_TEXT:,} "
-                                    "(use Tokenizer.encode for whole corpora)")
+            raise InvalidInputError(
+                f"text has {len(text):,} characters; the explorer takes at most {MAX_TEXT:,} "
+                "(use Tokenizer.encode for whole corpora)"
+            )
         return text
 
     @t.observe("text", "add_special_tokens")

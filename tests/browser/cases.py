@@ -4,6 +4,7 @@ Both browser tests (JupyterLab, and the static report from `labkit run`) run ONE
 table and look for each row's selector inside that row's cell output. A row whose modules do not import
 (a widget still being written) is left out of the notebook and its tests skip, naming the import error.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,76 +38,153 @@ class Case:
 
 
 CASES: list[Case] = [
-    Case("intslider", "import ipywidgets as W\nW.IntSlider(value=7, description='slide')", ".widget-slider",
-         ("ipywidgets",)),
+    Case(
+        "intslider",
+        "import ipywidgets as W\nW.IntSlider(value=7, description='slide')",
+        ".widget-slider",
+        ("ipywidgets",),
+    ),
     # labkit.widgets.attention / labkit.viz.attention
-    Case("attention_widget", "from labkit.widgets.attention import AttentionWidget\n"
-         "AttentionWidget.from_cache(cache, toks, view='head', layer=1)",
-         ".labkit-attn-view .lk-chip", ("labkit.widgets.attention:AttentionWidget",), shows_tokens=True),
-    Case("attention_widget_model", "from labkit.widgets.attention import AttentionWidget\n"
-         "AttentionWidget.from_cache(cache, toks, view='model')",
-         ".labkit-attn-view .lk-grid canvas", ("labkit.widgets.attention:AttentionWidget",)),
-    Case("head_view", "from labkit.viz import attention as A\nA.head_view(cache, toks)",
-         ".labkit-attn-live .labkit-attn-view .lk-lane canvas", ("labkit.viz.attention:head_view",), shows_tokens=True),
-    Case("model_view", "from labkit.viz import attention as A\nA.model_view(cache, toks)",
-         ".labkit-attn-live .lk-grid canvas", ("labkit.viz.attention:model_view",)),
-    Case("qk_view", "from labkit.viz import attention as A\nA.qk_view(cache, toks, layer=1, head=2)",
-         ".labkit-attn-live table.lk-qk td.lk-tok", ("labkit.viz.attention:qk_view",), shows_tokens=True),
-    Case("heatmap", "from labkit.viz import attention as A\nA.attention_heatmap(cache, toks, layer=1, head=1)",
-         ".labkit-attn-live .lk-heat canvas", ("labkit.viz.attention:attention_heatmap",)),
+    Case(
+        "attention_widget",
+        "from labkit.widgets.attention import AttentionWidget\n"
+        "AttentionWidget.from_cache(cache, toks, view='head', layer=1)",
+        ".labkit-attn-view .lk-chip",
+        ("labkit.widgets.attention:AttentionWidget",),
+        shows_tokens=True,
+    ),
+    Case(
+        "attention_widget_model",
+        "from labkit.widgets.attention import AttentionWidget\nAttentionWidget.from_cache(cache, toks, view='model')",
+        ".labkit-attn-view .lk-grid canvas",
+        ("labkit.widgets.attention:AttentionWidget",),
+    ),
+    Case(
+        "head_view",
+        "from labkit.viz import attention as A\nA.head_view(cache, toks)",
+        ".labkit-attn-live .labkit-attn-view .lk-lane canvas",
+        ("labkit.viz.attention:head_view",),
+        shows_tokens=True,
+    ),
+    Case(
+        "model_view",
+        "from labkit.viz import attention as A\nA.model_view(cache, toks)",
+        ".labkit-attn-live .lk-grid canvas",
+        ("labkit.viz.attention:model_view",),
+    ),
+    Case(
+        "qk_view",
+        "from labkit.viz import attention as A\nA.qk_view(cache, toks, layer=1, head=2)",
+        ".labkit-attn-live table.lk-qk td.lk-tok",
+        ("labkit.viz.attention:qk_view",),
+        shows_tokens=True,
+    ),
+    Case(
+        "heatmap",
+        "from labkit.viz import attention as A\nA.attention_heatmap(cache, toks, layer=1, head=1)",
+        ".labkit-attn-live .lk-heat canvas",
+        ("labkit.viz.attention:attention_heatmap",),
+    ),
     # labkit.widgets.tokens / labkit.viz.tokens
-    Case("tokenizer_explorer", "from labkit.data import train_tokenizer\n"
-         "from labkit.widgets.tokens import TokenizerExplorer\n"
-         "text = 'the cat sat on the mat. the dog sat on the log. ' * 10\n"
-         "char, bpe = train_tokenizer([text], kind='char'), train_tokenizer([text], kind='bpe', vocab_size=300)\n"
-         "TokenizerExplorer({'char': char, 'bpe': bpe}, text='the cat sat ' + toks[1])",
-         ".labkit-tok .labkit-tok-view .lk-tk-t", ("labkit.widgets.tokens:TokenizerExplorer", "labkit.data:train_tokenizer")),
-    Case("token_view", "from labkit.data import train_tokenizer\n"
-         "from labkit.viz.tokens import token_view\n"
-         "text = 'the cat sat on the mat. the dog sat on the log. ' * 10\n"
-         "bpe, char = train_tokenizer([text], kind='bpe', vocab_size=300), train_tokenizer([text], kind='char')\n"
-         "token_view(bpe, 'the cat sat on the log', compare=char)",
-         ".labkit-tok-view .lk-tk-t", ("labkit.viz.tokens:token_view", "labkit.data:train_tokenizer")),
+    Case(
+        "tokenizer_explorer",
+        "from labkit.data import train_tokenizer\n"
+        "from labkit.widgets.tokens import TokenizerExplorer\n"
+        "text = 'the cat sat on the mat. the dog sat on the log. ' * 10\n"
+        "char, bpe = train_tokenizer([text], kind='char'), train_tokenizer([text], kind='bpe', vocab_size=300)\n"
+        "TokenizerExplorer({'char': char, 'bpe': bpe}, text='the cat sat ' + toks[1])",
+        ".labkit-tok .labkit-tok-view .lk-tk-t",
+        ("labkit.widgets.tokens:TokenizerExplorer", "labkit.data:train_tokenizer"),
+    ),
+    Case(
+        "token_view",
+        "from labkit.data import train_tokenizer\n"
+        "from labkit.viz.tokens import token_view\n"
+        "text = 'the cat sat on the mat. the dog sat on the log. ' * 10\n"
+        "bpe, char = train_tokenizer([text], kind='bpe', vocab_size=300), train_tokenizer([text], kind='char')\n"
+        "token_view(bpe, 'the cat sat on the log', compare=char)",
+        ".labkit-tok-view .lk-tk-t",
+        ("labkit.viz.tokens:token_view", "labkit.data:train_tokenizer"),
+    ),
     # labkit.widgets.attention_math / labkit.viz.attention_math
-    Case("attention_math_widget", "from labkit.widgets.attention_math import AttentionMathWidget\n"
-         "AttentionMathWidget(model, ids, tokens=toks, layer=1, head=0, step=2)",
-         ".lk-am-live .lk-am-step:visible .lk-am-table", ("labkit.widgets.attention_math:AttentionMathWidget",)),
-    Case("attention_walkthrough", "from labkit.viz.attention_math import attention_walkthrough\n"
-         "attention_walkthrough(model, ids, layer=1, head=0, tokens=toks, step=2)",
-         ".labkit-am .lk-am-step:visible .lk-am-table", ("labkit.viz.attention_math:attention_walkthrough",)),
+    Case(
+        "attention_math_widget",
+        "from labkit.widgets.attention_math import AttentionMathWidget\n"
+        "AttentionMathWidget(model, ids, tokens=toks, layer=1, head=0, step=2)",
+        ".lk-am-live .lk-am-step:visible .lk-am-table",
+        ("labkit.widgets.attention_math:AttentionMathWidget",),
+    ),
+    Case(
+        "attention_walkthrough",
+        "from labkit.viz.attention_math import attention_walkthrough\n"
+        "attention_walkthrough(model, ids, layer=1, head=0, tokens=toks, step=2)",
+        ".labkit-am .lk-am-step:visible .lk-am-table",
+        ("labkit.viz.attention_math:attention_walkthrough",),
+    ),
     # labkit.widgets.lora
-    Case("lora_explorer", "from labkit.widgets.lora import LoraExplorer\nLoraExplorer(model, targets='attn', rank=4)",
-         ".labkit-lora .lk-lo-count", ("labkit.widgets.lora:LoraExplorer",)),
+    Case(
+        "lora_explorer",
+        "from labkit.widgets.lora import LoraExplorer\nLoraExplorer(model, targets='attn', rank=4)",
+        ".labkit-lora .lk-lo-count",
+        ("labkit.widgets.lora:LoraExplorer",),
+    ),
     # labkit.widgets.dashboard (after a real 4-step run)
-    Case("training_dashboard", "from labkit.training import train\n"
-         "from labkit.widgets.dashboard import TrainingDashboard\n"
-         "dash, x = TrainingDashboard(min_interval_s=0), torch.randint(0, 50, (2, 8))\n"
-         "small = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16))\n"
-         "train(small, [{'input_ids': x, 'labels': x}] * 4, steps=4, callbacks=[dash.callback], log_every=1, progress=False)\n"
-         "dash",
-         ".labkit-dash svg.lk-chart", ("labkit.widgets.dashboard:TrainingDashboard", "labkit.training:train")),
+    Case(
+        "training_dashboard",
+        "from labkit.training import train\n"
+        "from labkit.widgets.dashboard import TrainingDashboard\n"
+        "dash, x = TrainingDashboard(min_interval_s=0), torch.randint(0, 50, (2, 8))\n"
+        "small = GPT(GPTConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=16))\n"
+        "train(small, [{'input_ids': x, 'labels': x}] * 4, steps=4, callbacks=[dash.callback], log_every=1, progress=False)\n"
+        "dash",
+        ".labkit-dash svg.lk-chart",
+        ("labkit.widgets.dashboard:TrainingDashboard", "labkit.training:train"),
+    ),
     # labkit.widgets.playground (after one generation)
-    Case("generation_playground", "from labkit.data import train_tokenizer\n"
-         "from labkit.widgets.playground import GenerationPlayground\n"
-         "tok = train_tokenizer(['the cat sat on the mat. ' * 20], kind='char')\n"
-         "lm = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()\n"
-         "pg = GenerationPlayground(lm, tok, prompt='the ', max_new_tokens=5, seed=0)\n"
-         "pg.generate()\npg",
-         ".labkit-play .lk-gen-tok", ("labkit.widgets.playground:GenerationPlayground", "labkit.data:train_tokenizer")),
+    Case(
+        "generation_playground",
+        "from labkit.data import train_tokenizer\n"
+        "from labkit.widgets.playground import GenerationPlayground\n"
+        "tok = train_tokenizer(['the cat sat on the mat. ' * 20], kind='char')\n"
+        "lm = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layer=1, n_head=2, n_embd=16)).eval()\n"
+        "pg = GenerationPlayground(lm, tok, prompt='the ', max_new_tokens=5, seed=0)\n"
+        "pg.generate()\npg",
+        ".labkit-play .lk-gen-tok",
+        ("labkit.widgets.playground:GenerationPlayground", "labkit.data:train_tokenizer"),
+    ),
     # labkit.widgets.projector / labkit.viz.projector (plotly)
-    Case("projector_widget", "from labkit.widgets.projector import ProjectorWidget\n"
-         "emb = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))\n"
-         "ProjectorWidget(emb, [f'tok{i}' for i in range(39)] + [toks[1]], query='tok3')",
-         ".labkit-proj canvas.lk-canvas", ("labkit.widgets.projector:ProjectorWidget",)),
-    Case("projector_figure", "from labkit.viz.projector import projector_figure\n"
-         "emb = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))\n"
-         "projector_figure(emb, [f'tok{i}' for i in range(40)])",
-         ".js-plotly-plot .main-svg", ("labkit.viz.projector:projector_figure", "plotly")),
+    Case(
+        "projector_widget",
+        "from labkit.widgets.projector import ProjectorWidget\n"
+        "emb = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))\n"
+        "ProjectorWidget(emb, [f'tok{i}' for i in range(39)] + [toks[1]], query='tok3')",
+        ".labkit-proj canvas.lk-canvas",
+        ("labkit.widgets.projector:ProjectorWidget",),
+    ),
+    Case(
+        "projector_figure",
+        "from labkit.viz.projector import projector_figure\n"
+        "emb = torch.randn(40, 8, generator=torch.Generator().manual_seed(0))\n"
+        "projector_figure(emb, [f'tok{i}' for i in range(40)])",
+        ".js-plotly-plot .main-svg",
+        ("labkit.viz.projector:projector_figure", "plotly"),
+    ),
     # labkit.viz.bertviz: bertviz's own UI in an <iframe srcdoc>
-    Case("bertviz_head_view", "from labkit.viz.bertviz import bertviz_head_view\nbertviz_head_view(cache, toks)",
-         "#vis svg text", ("labkit.viz.bertviz:bertviz_head_view", "bertviz"), frame="iframe", shows_tokens=True),
-    Case("bertviz_model_view", "from labkit.viz.bertviz import bertviz_model_view\nbertviz_model_view(cache, toks)",
-         "#vis svg [id^='attn_background_']", ("labkit.viz.bertviz:bertviz_model_view", "bertviz"), frame="iframe"),
+    Case(
+        "bertviz_head_view",
+        "from labkit.viz.bertviz import bertviz_head_view\nbertviz_head_view(cache, toks)",
+        "#vis svg text",
+        ("labkit.viz.bertviz:bertviz_head_view", "bertviz"),
+        frame="iframe",
+        shows_tokens=True,
+    ),
+    Case(
+        "bertviz_model_view",
+        "from labkit.viz.bertviz import bertviz_model_view\nbertviz_model_view(cache, toks)",
+        "#vis svg [id^='attn_background_']",
+        ("labkit.viz.bertviz:bertviz_model_view", "bertviz"),
+        frame="iframe",
+    ),
 ]
 
 
@@ -134,8 +212,11 @@ def build_notebook(path, cases: list[Case]) -> dict[str, int]:
     nb.metadata["language_info"] = {"name": "python"}
     params = nbformat.v4.new_code_cell("seed: int = 0  # unused; `labkit run` needs a parameters cell")
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# labkit widgets in a real browser"), params,
-                nbformat.v4.new_code_cell(SETUP)]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# labkit widgets in a real browser"),
+        params,
+        nbformat.v4.new_code_cell(SETUP),
+    ]
     index = {}
     for case in cases:
         cell = nbformat.v4.new_code_cell(case.code)

@@ -8,6 +8,7 @@ needed none of them. One notebook holds every row of `cases.py`; JupyterLab runs
 Without Chromium (or Python playwright) the tests skip, naming the fix; with LABKIT_REQUIRE_BROWSER=1
 (CI) they fail instead. LABKIT_CHROMIUM points at another Chromium binary.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -32,8 +33,14 @@ ARTIFACTS = HERE / "artifacts"
 CHROMIUM = os.environ.get("LABKIT_CHROMIUM") or "/usr/bin/chromium"
 REQUIRE_BROWSER = os.environ.get("LABKIT_REQUIRE_BROWSER") == "1"
 # Measured to work in containers (ENVIRONMENT.md): no sandbox, no GPU, no background traffic.
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-               "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # talks to the local Lab server only; never through an http_proxy from the environment
 _LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -159,7 +166,9 @@ class RenderedNotebook:
         cell = self.cell(case)
         cell.scroll_into_view_if_needed()
         if self.cell_errors is not None:
-            assert case.name not in self.cell_errors, f"{case.name} raised in {self.where}: {self.cell_errors[case.name]}"
+            assert case.name not in self.cell_errors, (
+                f"{case.name} raised in {self.where}: {self.cell_errors[case.name]}"
+            )
         else:
             errors = cell.locator(ERROR_OUTPUT)
             assert errors.count() == 0, f"{case.name} raised in {self.where}: {errors.first.inner_text()[-1500:]}"
@@ -184,12 +193,15 @@ class RenderedNotebook:
         """Assert that `token` shows as text in every view of it, that no <img> came from it and no dialog opened."""
         shown = [c for c in cases.CASES if c.shows_tokens and c.name not in self.notebook.skipped]
         assert shown, "no view of the table shows the tokens: the escaping check would test nothing"
-        leaf_with_text = ("(el, tok) => [...el.querySelectorAll('*')]"
-                          ".some(e => e.children.length === 0 && e.textContent.includes(tok))")
+        leaf_with_text = (
+            "(el, tok) => [...el.querySelectorAll('*')]"
+            ".some(e => e.children.length === 0 && e.textContent.includes(tok))"
+        )
         for case in shown:
             cell = self.cell(case)
-            output = (cell.frame_locator(case.frame).first.locator("body") if case.frame
-                      else cell.locator(".jp-OutputArea")).first
+            output = (
+                cell.frame_locator(case.frame).first.locator("body") if case.frame else cell.locator(".jp-OutputArea")
+            ).first
             assert output.evaluate(leaf_with_text, token), f"{case.name}: the token {token!r} is not shown as text"
         assert self.watch.page.locator('img[src="x"]').count() == 0
         self.watch.page.wait_for_timeout(300)  # an onerror handler would fire right after the image fails
@@ -264,20 +276,42 @@ def lab_server(case_notebook, tmp_path_factory):
     home = tmp_path_factory.mktemp("lab-home")
     kernel = home / "path" / "kernels" / "python3"
     kernel.mkdir(parents=True)
-    (kernel / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (labkit browser tests)", "language": "python"}))
+    (kernel / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (labkit browser tests)",
+                "language": "python",
+            }
+        )
+    )
     app_settings = home / "app-settings"
     app_settings.mkdir()
     (app_settings / "overrides.json").write_text(json.dumps(LAB_OVERRIDES))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_DATA_DIR=str(home / "data"),
-               JUPYTER_RUNTIME_DIR=str(home / "runtime"), JUPYTER_PATH=str(home / "path"),
-               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_DATA_DIR=str(home / "data"),
+        JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTER_PATH=str(home / "path"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+        PYTHONUNBUFFERED="1",
+    )
     port = _free_port()
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           "--ServerApp.port_retries=0", "--ServerApp.token=", "--ServerApp.password=",
-           f"--ServerApp.root_dir={case_notebook.path.parent}", f"--LabApp.app_settings_dir={app_settings}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={case_notebook.path.parent}",
+        f"--LabApp.app_settings_dir={app_settings}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     log_path = home / "lab.log"
@@ -333,8 +367,9 @@ def _wait_for_settled_kernel(page: Any, base: str, name: str, settle_s: float = 
 def _click_run_all(page: Any) -> None:
     """Run > Run All Cells (waits until the menu item is enabled: right after loading it may not be)."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel",
-                 has_text=re.compile(r"^Run All Cells$")).click(timeout=20_000)
+    page.locator(
+        ".lm-Menu-item:not(.lm-mod-disabled) .lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")
+    ).click(timeout=20_000)
 
 
 def _run_all_until_done(page: Any, n_code: int, timeout_s: float = 180.0, stall_s: float = 6.0) -> None:
@@ -383,8 +418,9 @@ def lab_notebook(chromium_browser, lab_server, case_notebook):
         assert ids == [kernel], f"the kernel changed during Run All ({kernel} -> {ids}); outputs may be stale"
     except Exception as exc:
         rendered.screenshot("lab-run-all-failed")
-        raise AssertionError(f"{exc}; errors {watch.errors[:5]}; blocked {watch.blocked[:5]}; "
-                             f"screenshot in {ARTIFACTS}") from None
+        raise AssertionError(
+            f"{exc}; errors {watch.errors[:5]}; blocked {watch.blocked[:5]}; screenshot in {ARTIFACTS}"
+        ) from None
     yield rendered
     watch.context.close()
 
@@ -394,11 +430,17 @@ def _cell_errors(executed_path: Path, index: dict[str, int]) -> tuple[dict[str, 
     import nbformat
 
     code = [c for c in nbformat.read(executed_path, as_version=4).cells if c.cell_type == "code"]
-    by_index = {i: f"{o.get('ename')}: {o.get('evalue')}" for i, c in enumerate(code)
-                for o in c.get("outputs", []) if o.get("output_type") == "error"}
+    by_index = {
+        i: f"{o.get('ename')}: {o.get('evalue')}"
+        for i, c in enumerate(code)
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    }
     names = {i: name for name, i in index.items()}
-    return ({names[i]: e for i, e in by_index.items() if i in names},
-            [e for i, e in by_index.items() if i not in names])
+    return (
+        {names[i]: e for i, e in by_index.items() if i in names},
+        [e for i, e in by_index.items() if i not in names],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -410,8 +452,12 @@ def static_report(case_notebook, tmp_path_factory) -> Path:
     """
     _need_browser()
     out = tmp_path_factory.mktemp("report")
-    proc = subprocess.run([sys.executable, "-m", "labkit", "run", str(case_notebook.path), "-o", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "run", str(case_notebook.path), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     html, executed = out / f"{case_notebook.path.stem}.html", out / f"{case_notebook.path.stem}.ipynb"
     assert html.is_file() and executed.is_file(), f"labkit run wrote no report: {proc.stderr[-3000:]}"
     case_errors, other_errors = _cell_errors(executed, case_notebook.index)

@@ -1,5 +1,6 @@
 """Gallery pages render offline: `build_gallery` on a real lesson, then its page and the index in Chromium
 with every non-local request blocked (issue 7: "gallery pages, widgets included, render in headless Chromium")."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """Every widget and view of the table renders in JupyterLab 4 after a real Run All, with the network blocked."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Every widget and view of the table renders in the offline report of `labkit run`, opened from file://
 with the network blocked: the page carries the widget manager, anywidget and the saved widget state."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """EDA augmentations: deterministic by seed, and each keeps its defining property (deletion keeps a subsequence
 and never empties, swap keeps the multiset of words, insertion keeps the original words in order, replacement
 changes at most n positions and only to synonyms)."""
+
 from __future__ import annotations
 
 import random
@@ -81,8 +82,11 @@ def test_insertion_with_synonyms_inserts_synonyms_only():
 
 
 @settings(max_examples=60, deadline=None)
-@given(words=st.lists(st.sampled_from(["a", "good", "movie", "bad", "plot", "Good"]), min_size=1, max_size=12),
-       n=st.integers(0, 4), seed=st.integers(0, 2**32))
+@given(
+    words=st.lists(st.sampled_from(["a", "good", "movie", "bad", "plot", "Good"]), min_size=1, max_size=12),
+    n=st.integers(0, 4),
+    seed=st.integers(0, 2**32),
+)
 def test_replacement_changes_at_most_n_words_to_synonyms(words, n, seed):
     out = RandomReplacement(n, synonyms=SYNONYMS, seed=seed)(" ".join(words)).split()
     assert len(out) == len(words)
@@ -120,14 +124,17 @@ def test_repr_shows_parameters():
     assert repr(Compose([RandomSwap(1)])) == "Compose([RandomSwap(n=1, seed=0)])"
 
 
-@pytest.mark.parametrize("make, match", [
-    (lambda: RandomDeletion(1.5), "p must be"),
-    (lambda: RandomSwap(-1), "n must be"),
-    (lambda: RandomInsertion(1, synonyms=5), "synonyms"),
-    (lambda: RandomReplacement(1, vocabulary=[]), "vocabulary"),
-    (lambda: RandomSwap(1, seed="x"), "seed"),
-    (lambda: Compose([RandomSwap(1), "oops"]), "callables"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: RandomDeletion(1.5), "p must be"),
+        (lambda: RandomSwap(-1), "n must be"),
+        (lambda: RandomInsertion(1, synonyms=5), "synonyms"),
+        (lambda: RandomReplacement(1, vocabulary=[]), "vocabulary"),
+        (lambda: RandomSwap(1, seed="x"), "seed"),
+        (lambda: Compose([RandomSwap(1), "oops"]), "callables"),
+    ],
+)
 def test_bad_parameters_are_one_line_errors(make, match):
     with pytest.raises(InvalidInputError, match=match):
         make()

@@ -1,5 +1,6 @@
 """Collators: padding matches Hugging Face's collators, masks mark exactly the real tokens, and BERT masking
 follows 15% / 80-10-10 statistically while never touching special or padding positions."""
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,11 @@ def hf_tokenizer():
 
 
 @settings(max_examples=30, deadline=None)
-@given(seqs=sequences.filter(lambda s: any(s)), side=st.sampled_from(["right", "left"]), multiple=st.sampled_from([None, 4, 8]))
+@given(
+    seqs=sequences.filter(lambda s: any(s)),
+    side=st.sampled_from(["right", "left"]),
+    multiple=st.sampled_from([None, 4, 8]),
+)
 def test_pad_collator_matches_transformers(hf_tokenizer, seqs, side, multiple):
     from transformers import DataCollatorForSeq2Seq, DataCollatorWithPadding
 
@@ -68,10 +73,12 @@ def test_attention_mask_marks_exactly_the_real_tokens(seqs, side):
 
 
 def test_scalar_labels_stack_and_decoder_inputs_get_their_own_mask():
-    batch = PadCollator(9)([
-        {"input_ids": [5, 6, 7], "decoder_input_ids": [1, 2], "labels": torch.tensor(1), "text": "a"},
-        {"input_ids": [5], "decoder_input_ids": [1, 2, 3, 4], "labels": torch.tensor(0), "text": "b"},
-    ])
+    batch = PadCollator(9)(
+        [
+            {"input_ids": [5, 6, 7], "decoder_input_ids": [1, 2], "labels": torch.tensor(1), "text": "a"},
+            {"input_ids": [5], "decoder_input_ids": [1, 2, 3, 4], "labels": torch.tensor(0), "text": "b"},
+        ]
+    )
     assert batch["labels"].tolist() == [1, 0]
     assert batch["decoder_input_ids"].tolist() == [[1, 2, 9, 9], [1, 2, 3, 4]]
     assert batch["decoder_attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
@@ -80,14 +87,17 @@ def test_scalar_labels_stack_and_decoder_inputs_get_their_own_mask():
     assert own["attention_mask"].tolist() == [[1, 0], [1, 0]]  # an item's own mask is padded, not rebuilt
 
 
-@pytest.mark.parametrize("make, call, match", [
-    (lambda: PadCollator(-1), None, "pad_id"),
-    (lambda: PadCollator(0, padding_side="middle"), None, "padding_side"),
-    (lambda: PadCollator(0, pad_to_multiple_of=0), None, "pad_to_multiple_of"),
-    (lambda: PadCollator(0), [], "empty"),
-    (lambda: PadCollator(0), [{"input_ids": [1]}, {"labels": [1]}], "different keys"),
-    (lambda: PadCollator(0), [[1, 2]], "dict items"),
-])
+@pytest.mark.parametrize(
+    "make, call, match",
+    [
+        (lambda: PadCollator(-1), None, "pad_id"),
+        (lambda: PadCollator(0, padding_side="middle"), None, "padding_side"),
+        (lambda: PadCollator(0, pad_to_multiple_of=0), None, "pad_to_multiple_of"),
+        (lambda: PadCollator(0), [], "empty"),
+        (lambda: PadCollator(0), [{"input_ids": [1]}, {"labels": [1]}], "different keys"),
+        (lambda: PadCollator(0), [[1, 2]], "dict items"),
+    ],
+)
 def test_pad_collator_errors(make, call, match):
     with pytest.raises(InvalidInputError, match=match):
         collator = make()
@@ -109,8 +119,9 @@ def test_mlm_masking_follows_15_percent_and_80_10_10():
     eligible = ~torch.isin(ids, torch.tensor(sorted(SPECIAL)))
     n_eligible = int(eligible.sum())
     assert n_eligible > 200_000
-    masked, labels = mask_tokens(ids, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIAL, pad_id=PAD,
-                                 generator=torch.Generator().manual_seed(1))
+    masked, labels = mask_tokens(
+        ids, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIAL, pad_id=PAD, generator=torch.Generator().manual_seed(1)
+    )
     chosen = labels != -100
     assert abs(int(chosen.sum()) / n_eligible - 0.15) < 0.005
     assert torch.equal(labels[chosen], ids[chosen]) and not (chosen & ~eligible).any()
@@ -123,20 +134,37 @@ def test_mlm_masking_follows_15_percent_and_80_10_10():
     assert abs(int(kept.sum()) / n - 0.1) < 0.01
     assert not torch.isin(masked[changed], torch.tensor(sorted(SPECIAL))).any()  # random ids are ordinary tokens
     random_ids = masked[changed]
-    assert random_ids.min() >= 5 and random_ids.max() < VOCAB and len(random_ids.unique()) > 900  # spread over the vocabulary
+    assert (
+        random_ids.min() >= 5 and random_ids.max() < VOCAB and len(random_ids.unique()) > 900
+    )  # spread over the vocabulary
     assert torch.equal(masked[~chosen], ids[~chosen])
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.integers(1, 6), cols=st.integers(1, 30), seed=st.integers(0, 2**31), p=st.floats(0.0, 1.0),
-       use_mask=st.booleans())
+@given(
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 30),
+    seed=st.integers(0, 2**31),
+    p=st.floats(0.0, 1.0),
+    use_mask=st.booleans(),
+)
 def test_mlm_never_touches_special_or_padding_positions(rows, cols, seed, p, use_mask):
     ids = _stream(rows, cols, seed)
     ids[:, 0] = 2  # [CLS]
     before = ids.clone()
-    attention = (torch.rand(rows, cols, generator=torch.Generator().manual_seed(seed)) < 0.8).long() if use_mask else None
-    masked, labels = mask_tokens(ids, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIAL - {PAD, MASK}, pad_id=PAD,
-                                 probability=p, generator=torch.Generator().manual_seed(seed), attention_mask=attention)
+    attention = (
+        (torch.rand(rows, cols, generator=torch.Generator().manual_seed(seed)) < 0.8).long() if use_mask else None
+    )
+    masked, labels = mask_tokens(
+        ids,
+        mask_id=MASK,
+        vocab_size=VOCAB,
+        special_ids=SPECIAL - {PAD, MASK},
+        pad_id=PAD,
+        probability=p,
+        generator=torch.Generator().manual_seed(seed),
+        attention_mask=attention,
+    )
     assert torch.equal(ids, before)  # input untouched
     protected = torch.isin(ids, torch.tensor(sorted(SPECIAL)))
     if attention is not None:
@@ -152,7 +180,12 @@ def test_mlm_never_touches_special_or_padding_positions(rows, cols, seed, p, use
 
 def test_mask_tokens_is_deterministic_by_generator_and_validates():
     ids = _stream(4, 50, seed=3)
-    run = lambda s: mask_tokens(ids, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIAL, generator=torch.Generator().manual_seed(s))  # noqa: E731
+
+    def run(s):
+        return mask_tokens(
+            ids, mask_id=MASK, vocab_size=VOCAB, special_ids=SPECIAL, generator=torch.Generator().manual_seed(s)
+        )
+
     assert all(torch.equal(a, b) for a, b in zip(run(7), run(7)))
     assert not torch.equal(run(7)[1], run(8)[1])
     with pytest.raises(InvalidInputError, match="mask_id"):

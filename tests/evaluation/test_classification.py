@@ -1,4 +1,5 @@
 """Classification metrics against scikit-learn: fixed cases, zero-division corners and hypothesis properties."""
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,9 @@ def _sk_prf(y_true, y_pred, **kw):
 
 
 def _same(ours, ref) -> None:
-    np.testing.assert_allclose(np.asarray(ours, dtype=float), np.asarray(ref, dtype=float), rtol=1e-12, atol=0, equal_nan=True)
+    np.testing.assert_allclose(
+        np.asarray(ours, dtype=float), np.asarray(ref, dtype=float), rtol=1e-12, atol=0, equal_nan=True
+    )
 
 
 def _check_prf(y_true, y_pred, **kw) -> None:
@@ -106,7 +109,9 @@ def test_logits_tensors_and_string_labels():
     for average in AVERAGES:
         _check_prf(cats_true, cats_pred, average=average)
     order = ["cat", "ant"]
-    _same(confusion_matrix(cats_true, cats_pred, labels=order), skm.confusion_matrix(cats_true, cats_pred, labels=order))
+    _same(
+        confusion_matrix(cats_true, cats_pred, labels=order), skm.confusion_matrix(cats_true, cats_pred, labels=order)
+    )
 
 
 @pytest.mark.parametrize("labels", [None, [2, 0, 1], [1, 2]])
@@ -115,7 +120,9 @@ def test_classification_report_equals_sklearn_output_dict(labels):
     y_true, y_pred = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
     names = None if labels is None else [f"class {x}" for x in labels]
     frame = classification_report(y_true, y_pred, labels=labels, label_names=names)
-    ref = skm.classification_report(y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0.0)
+    ref = skm.classification_report(
+        y_true, y_pred, labels=labels, target_names=names, output_dict=True, zero_division=0.0
+    )
     assert list(frame.index) == list(ref)
     for row, values in ref.items():
         if row == "accuracy":  # sklearn keeps only the number; our row repeats it as micro precision = recall = f1

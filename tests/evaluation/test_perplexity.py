@@ -1,4 +1,5 @@
 """perplexity(): token-weighted, against Hugging Face's GPT-2 loss and by-hand sums over unpadded sequences."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 
 from labkit.errors import InvalidInputError
 from labkit.evaluation.perplexity import PerplexityResult, perplexity
-from labkit.models import GPT, GPTConfig, LSTMConfig, LSTMLM, Seq2Seq, Seq2SeqConfig
+from labkit.models import GPT, LSTMLM, GPTConfig, LSTMConfig, Seq2Seq, Seq2SeqConfig
 
 VOCAB = 61
 
@@ -101,19 +102,37 @@ def test_lstm_is_shifted_and_weighted():
 
 def test_seq2seq_labels_are_not_shifted():
     torch.manual_seed(5)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=40, tgt_vocab_size=VOCAB, n_embd=32, n_head=2, n_inner=64,
-                                  n_layer=1, n_decoder_layer=1, dropout=0.0, label_smoothing=0.1)).eval()
+    model = Seq2Seq(
+        Seq2SeqConfig(
+            src_vocab_size=40,
+            tgt_vocab_size=VOCAB,
+            n_embd=32,
+            n_head=2,
+            n_inner=64,
+            n_layer=1,
+            n_decoder_layer=1,
+            dropout=0.0,
+            label_smoothing=0.1,
+        )
+    ).eval()
     batches = []
     for lens in ((4, 7), (6,)):
         tgt = _padded([torch.randint(2, VOCAB, (n,)) for n in lens])
-        batches.append({"input_ids": torch.randint(2, 40, (len(lens), 5)), "labels": tgt["labels"],
-                        "decoder_attention_mask": tgt["attention_mask"]})
+        batches.append(
+            {
+                "input_ids": torch.randint(2, 40, (len(lens), 5)),
+                "labels": tgt["labels"],
+                "decoder_attention_mask": tgt["attention_mask"],
+            }
+        )
     nll, count = 0.0, 0
     with torch.no_grad():
         for b in batches:
             logits = model(**b).logits
             # plain NLL by hand: the model's own loss carries label smoothing, perplexity must not
-            nll += F.cross_entropy(logits.reshape(-1, VOCAB), b["labels"].reshape(-1), ignore_index=-100, reduction="sum").item()
+            nll += F.cross_entropy(
+                logits.reshape(-1, VOCAB), b["labels"].reshape(-1), ignore_index=-100, reduction="sum"
+            ).item()
             count += int((b["labels"] != -100).sum())
     result = perplexity(model, batches)
     assert result.tokens == count == 4 + 7 + 6

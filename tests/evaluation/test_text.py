@@ -1,4 +1,5 @@
 """bleu/chrf/rouge against sacrebleu and rouge-score called directly (the per-segment -> stream layout is what is tested)."""
+
 from __future__ import annotations
 
 import sys
@@ -57,9 +58,15 @@ def test_bleu_multi_reference_is_transposed_into_streams():
     assert bleu(HYPS, mixed).score == pytest.approx(sacrebleu.corpus_bleu(HYPS, [stream_a, stream_b]).score, abs=1e-9)
 
 
-@pytest.mark.parametrize("options", [dict(tokenize="char"), dict(tokenize="intl", lowercase=True),
-                                     dict(tokenize="none", smooth_method="add-k", smooth_value=1),
-                                     dict(effective_order=True, max_ngram_order=3)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(tokenize="char"),
+        dict(tokenize="intl", lowercase=True),
+        dict(tokenize="none", smooth_method="add-k", smooth_value=1),
+        dict(effective_order=True, max_ngram_order=3),
+    ],
+)
 def test_bleu_options_are_passed_through(options):
     metric = sacrebleu.metrics.BLEU(**options)
     ref = metric.corpus_score(HYPS, [REFS_A, REFS_B])
@@ -119,8 +126,8 @@ def test_bad_inputs_raise_one_clear_error(monkeypatch):
     with pytest.raises(UnknownNameError, match="rougeL"):
         rouge(HYPS, REFS_A, types=("rougel",))
     monkeypatch.setitem(sys.modules, "sacrebleu", None)  # makes `import sacrebleu` fail as if not installed
-    with pytest.raises(MissingSourceError, match=r'labkit\[eval\]'):
+    with pytest.raises(MissingSourceError, match=r"labkit\[eval\]"):
         bleu(HYPS, REFS_A)
     monkeypatch.setitem(sys.modules, "rouge_score", None)
-    with pytest.raises(MissingSourceError, match=r'labkit\[eval\]'):
+    with pytest.raises(MissingSourceError, match=r"labkit\[eval\]"):
         rouge(HYPS, REFS_A)

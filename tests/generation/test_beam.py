@@ -1,4 +1,5 @@
 """Beam search: equals transformers' beam search on twin weights; exact on a tiny Seq2Seq against exhaustive search."""
+
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,13 @@ def twin(model: GPT):
 
 def hf_beam(hf, ids, mask=None, **kwargs):
     with torch.inference_mode():
-        return hf.generate(ids, attention_mask=torch.ones_like(ids) if mask is None else mask, do_sample=False,
-                           pad_token_id=1, **kwargs)
+        return hf.generate(
+            ids,
+            attention_mask=torch.ones_like(ids) if mask is None else mask,
+            do_sample=False,
+            pad_token_id=1,
+            **kwargs,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +51,30 @@ def gpt():
 PROMPT = torch.tensor([[5, 17, 33, 2, 48, 9]])
 
 
-@pytest.mark.parametrize("options", [
-    dict(),
-    dict(length_penalty=0.0, num_return_sequences=3),
-    dict(length_penalty=2.0, early_stopping=True),
-    dict(length_penalty=-0.5, early_stopping="never", num_return_sequences=2),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(),
+        dict(length_penalty=0.0, num_return_sequences=3),
+        dict(length_penalty=2.0, early_stopping=True),
+        dict(length_penalty=-0.5, early_stopping="never", num_return_sequences=2),
+    ],
+)
 @pytest.mark.parametrize("with_eos", [False, True])
 def test_beam_search_equals_transformers(gpt, options, with_eos):
     model, hf = gpt
-    run = lambda eos: beam_search(model, PROMPT, num_beams=4, max_new_tokens=8, eos_token_id=eos,  # noqa: E731
-                                  pad_token_id=1, **options)
+
+    def run(eos):
+        return beam_search(
+            model,
+            PROMPT,
+            num_beams=4,
+            max_new_tokens=8,
+            eos_token_id=eos,
+            pad_token_id=1,
+            **options,
+        )
+
     eos = None
     if with_eos:  # a token of the eos-free output that, as eos, ends a returned hypothesis: eos is really hit
         eos = next(t for t in run(None)[0, 6:].tolist() if t in run(t)[0, 6:].tolist())
@@ -73,16 +92,23 @@ def test_left_padded_batch_and_llama_equal_transformers():
     ids = torch.tensor([[1] * (5 - len(r)) + r for r in rows])
     mask = torch.tensor([[0] * (5 - len(r)) + [1] * len(r) for r in rows])
     eos = int(beam_search(model, [rows[0]], num_beams=3, max_new_tokens=6)[0, 3 + 1])
-    ours = beam_search(model, rows, num_beams=3, max_new_tokens=6, eos_token_id=eos, pad_token_id=1, num_return_sequences=2)
-    assert torch.equal(ours, hf_beam(hf, ids, mask, num_beams=3, max_new_tokens=6, eos_token_id=eos, num_return_sequences=2))
+    ours = beam_search(
+        model, rows, num_beams=3, max_new_tokens=6, eos_token_id=eos, pad_token_id=1, num_return_sequences=2
+    )
+    assert torch.equal(
+        ours, hf_beam(hf, ids, mask, num_beams=3, max_new_tokens=6, eos_token_id=eos, num_return_sequences=2)
+    )
     cached = beam_search(model, rows, num_beams=3, max_new_tokens=6, eos_token_id=eos, pad_token_id=1, use_cache=False)
     assert torch.equal(cached, ours[::2])
 
 
 def tiny_seq2seq(tgt_vocab: int = 40) -> Seq2Seq:
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=30, tgt_vocab_size=tgt_vocab, dropout=0.0,
-                                         block_size=16)).eval()
+    model = Seq2Seq(
+        Seq2SeqConfig.preset(
+            "transformer-tiny", src_vocab_size=30, tgt_vocab_size=tgt_vocab, dropout=0.0, block_size=16
+        )
+    ).eval()
     with torch.no_grad():
         model.lm_head.weight.mul_(4.0)  # sharper distributions than the near-uniform random init
     return model
@@ -91,8 +117,9 @@ def tiny_seq2seq(tgt_vocab: int = 40) -> Seq2Seq:
 def test_seq2seq_beam_is_exact_against_exhaustive_search():
     model, eos, steps = tiny_seq2seq(tgt_vocab=4), 2, 3
     src = torch.tensor([[5, 9, 13, 2, 7]])
-    result = beam_search(model, src, num_beams=4 ** steps, max_new_tokens=steps, eos_token_id=eos, length_penalty=0.0,
-                         return_details=True)
+    result = beam_search(
+        model, src, num_beams=4**steps, max_new_tokens=steps, eos_token_id=eos, length_penalty=0.0, return_details=True
+    )
     candidates = []
     for n in range(1, steps + 1):
         for tail in itertools.product(range(4), repeat=n):
@@ -127,10 +154,15 @@ def test_lstm_beam_cache_equals_recompute():
     assert torch.equal(a, b) and len({tuple(r) for r in a.tolist()}) == 4
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(num_beams=0), "num_beams"), (dict(num_return_sequences=5), "num_return_sequences"),
-    (dict(early_stopping="sometimes"), "early_stopping"), (dict(max_new_tokens=60), "block_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(num_beams=0), "num_beams"),
+        (dict(num_return_sequences=5), "num_return_sequences"),
+        (dict(early_stopping="sometimes"), "early_stopping"),
+        (dict(max_new_tokens=60), "block_size"),
+    ],
+)
 def test_bad_arguments_raise_one_line_errors(gpt, kwargs, fragment):
     args = dict(num_beams=4, max_new_tokens=4) | kwargs
     with pytest.raises(InvalidInputError) as info:

@@ -1,4 +1,5 @@
 """generate()/stream(): parity with transformers' generate on twin weights, KV cache == recompute, all model kinds."""
+
 from __future__ import annotations
 
 import pytest
@@ -85,9 +86,9 @@ def test_left_padded_batch_equals_rows_alone_and_transformers(gpt, with_eos):
     batch = generate(model, rows, max_new_tokens=12, eos_token_id=eos, pad_token_id=pad)
     assert batch.size(1) == 7 + 12 or with_eos
     for r, row in enumerate(rows):
-        alone = generate(model, [row], max_new_tokens=12, eos_token_id=eos)[0, len(row):].tolist()
+        alone = generate(model, [row], max_new_tokens=12, eos_token_id=eos)[0, len(row) :].tolist()
         got = batch[r, 7:].tolist()
-        assert got[: len(alone)] == alone and all(t == pad for t in got[len(alone):])
+        assert got[: len(alone)] == alone and all(t == pad for t in got[len(alone) :])
     ids, mask = left_pad(rows, pad)
     ref = hf_generate(hf, ids, mask, max_new_tokens=12, do_sample=False, eos_token_id=eos, pad_token_id=pad)
     assert torch.equal(batch, ref)
@@ -119,10 +120,18 @@ def test_details_hold_candidates_logprobs_and_the_attention_of_each_step(gpt):
     model, hf = gpt
     ids = torch.tensor([prompts(6)[1]])
     res = generate(model, ids, max_new_tokens=6, return_details=True, output_attentions=True, top_candidates=4)
-    assert isinstance(res, GenerationResult) and len(res.steps) == 6 and torch.equal(res.new_tokens, res.sequences[:, 7:])
+    assert (
+        isinstance(res, GenerationResult) and len(res.steps) == 6 and torch.equal(res.new_tokens, res.sequences[:, 7:])
+    )
     with torch.inference_mode():
-        ref = hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
-                          return_dict_in_generate=True, output_logits=True)
+        ref = hf.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=6,
+            do_sample=False,
+            return_dict_in_generate=True,
+            output_logits=True,
+        )
         full = model(res.sequences[:, :-1], output_attentions=True).attentions
     logits = torch.stack(ref.logits, dim=1)
     expected = torch.log_softmax(logits, -1).gather(-1, res.new_tokens[..., None])[..., 0]
@@ -154,7 +163,9 @@ def test_sliding_window_goes_past_the_context_and_matches_refeeding():
 
 def test_lstm_state_carrying_equals_recompute():
     torch.manual_seed(0)
-    model = LSTMLM(LSTMConfig.preset("lstm-tiny", vocab_size=V, dropout=0.3))  # train mode on purpose: generate uses eval
+    model = LSTMLM(
+        LSTMConfig.preset("lstm-tiny", vocab_size=V, dropout=0.3)
+    )  # train mode on purpose: generate uses eval
     ids = torch.tensor(prompts(8, lengths=(5, 5)))
     for kw in (dict(), dict(temperature=1.2, top_k=20, seed=3)):
         a = generate(model, ids, max_new_tokens=20, return_details=True, **kw)
@@ -168,7 +179,9 @@ def test_lstm_state_carrying_equals_recompute():
 
 def test_seq2seq_greedy_cache_equals_recompute_and_a_reference_loop():
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=30, tgt_vocab_size=40, dropout=0.0, block_size=32)).eval()
+    model = Seq2Seq(
+        Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=30, tgt_vocab_size=40, dropout=0.0, block_size=32)
+    ).eval()
     with torch.no_grad():
         model.lm_head.weight.mul_(4.0)  # tied with the target embedding: sharper, more varied outputs
     src = [torch.randint(2, 30, (n,), generator=torch.Generator().manual_seed(n)).tolist() for n in (6, 9, 4)]
@@ -232,13 +245,21 @@ def test_text_prompts_and_stop_sequences():
     assert by_text.text == [res.text[:5]] * 2
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"), (dict(top_k=0), "top_k"),
-    (dict(temperature=-1.0), "temperature"), (dict(num_beams=0), "num_beams"),
-    (dict(repetition_penalty=0.0), "repetition_penalty"), (dict(max_new_tokens=0), "max_new_tokens"),
-    (dict(stop=["x"]), "tokenizer"), (dict(input_ids="text"), "tokenizer"),
-    (dict(attention_mask=torch.tensor([[1, 1, 0]])), "left"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_k=0), "top_k"),
+        (dict(temperature=-1.0), "temperature"),
+        (dict(num_beams=0), "num_beams"),
+        (dict(repetition_penalty=0.0), "repetition_penalty"),
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(stop=["x"]), "tokenizer"),
+        (dict(input_ids="text"), "tokenizer"),
+        (dict(attention_mask=torch.tensor([[1, 1, 0]])), "left"),
+    ],
+)
 def test_bad_inputs_raise_one_line_errors(gpt, kwargs, fragment):
     args = dict(input_ids=torch.tensor([[3, 4, 5]]), max_new_tokens=4) | kwargs
     with pytest.raises(InvalidInputError) as info:

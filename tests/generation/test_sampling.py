@@ -1,4 +1,5 @@
 """Sampling functions equal Hugging Face's logits processors on random logits (ties included) and draw correctly."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.errors import InvalidInputError
-from labkit.generation import (apply_repetition_penalty, apply_temperature, greedy, sample, top_k_filter,
-                               top_p_filter)
+from labkit.generation import apply_repetition_penalty, apply_temperature, greedy, sample, top_k_filter, top_p_filter
 
 lp = pytest.importorskip("transformers.generation.logits_process")
 
@@ -67,7 +67,10 @@ def test_filters_are_pure_and_work_on_any_leading_shape():
     flat = top_p_filter(top_k_filter(logits.view(6, 11), 4), 0.7)
     _same(out.view(6, 11), flat)
     ids = torch.randint(0, 11, (2, 3, 5))
-    _same(apply_repetition_penalty(logits, ids, 1.3).view(6, 11), apply_repetition_penalty(logits.view(6, 11), ids.view(6, 5), 1.3))
+    _same(
+        apply_repetition_penalty(logits, ids, 1.3).view(6, 11),
+        apply_repetition_penalty(logits.view(6, 11), ids.view(6, 5), 1.3),
+    )
 
 
 def test_greedy_is_argmax_and_sample_respects_filters():
@@ -93,15 +96,18 @@ def test_sample_with_a_seeded_generator_is_deterministic_and_follows_the_distrib
     assert (freq - torch.softmax(logits / 0.7, -1)).abs().max() < 0.03
 
 
-@pytest.mark.parametrize("call, fragment", [
-    (lambda x: top_p_filter(x, 0.0), "top_p"),
-    (lambda x: top_p_filter(x, 1.5), "top_p"),
-    (lambda x: top_k_filter(x, 0), "top_k"),
-    (lambda x: apply_temperature(x, -1.0), "temperature"),
-    (lambda x: sample(x, temperature=-0.5), "temperature"),
-    (lambda x: apply_repetition_penalty(x, torch.zeros(2, 1, dtype=torch.long), 0.0), "repetition_penalty"),
-    (lambda x: apply_repetition_penalty(x, torch.zeros(3, 1, dtype=torch.long), 1.2), "previous_ids"),
-])
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda x: top_p_filter(x, 0.0), "top_p"),
+        (lambda x: top_p_filter(x, 1.5), "top_p"),
+        (lambda x: top_k_filter(x, 0), "top_k"),
+        (lambda x: apply_temperature(x, -1.0), "temperature"),
+        (lambda x: sample(x, temperature=-0.5), "temperature"),
+        (lambda x: apply_repetition_penalty(x, torch.zeros(2, 1, dtype=torch.long), 0.0), "repetition_penalty"),
+        (lambda x: apply_repetition_penalty(x, torch.zeros(3, 1, dtype=torch.long), 1.2), "previous_ids"),
+    ],
+)
 def test_bad_parameters_raise_one_line_errors(call, fragment):
     with pytest.raises(InvalidInputError) as info:
         call(torch.randn(2, 5))

@@ -1,4 +1,5 @@
 """Encoder: parity with transformers' BERT classes (random init), heads, hooks, presets and bad input."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,9 +18,19 @@ VOCAB = 99
 
 
 def hf_config(**overrides):
-    base = dict(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
-                max_position_embeddings=40, type_vocab_size=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                num_labels=3, attn_implementation="eager")
+    base = dict(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=40,
+        type_vocab_size=2,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=3,
+        attn_implementation="eager",
+    )
     base.update(overrides)
     return transformers.BertConfig(**base)
 
@@ -92,8 +103,17 @@ def test_sequence_classification_logits_and_loss_match_transformers():
 @pytest.mark.parametrize("head", ["mlm", "classification", None])
 def test_to_hf_round_trip_gives_the_same_outputs(head):
     torch.manual_seed(3)
-    ours = Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=VOCAB, head=head, num_labels=4, dropout=0.0,
-                                        attn_dropout=0.0, classifier_dropout=0.0)).eval()
+    ours = Encoder(
+        EncoderConfig.preset(
+            "encoder-tiny",
+            vocab_size=VOCAB,
+            head=head,
+            num_labels=4,
+            dropout=0.0,
+            attn_dropout=0.0,
+            classifier_dropout=0.0,
+        )
+    ).eval()
     hf = ours.to_hf()
     b = batch(3)
     ref = hf(**b)

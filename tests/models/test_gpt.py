@@ -1,4 +1,5 @@
 """GPT: presets and parameter counts, config/input validation, loss, KV cache == full recompute, checkpoints."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,7 +14,9 @@ from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameErro
 from labkit.models import GPT, GPTConfig, KVCache, ModelOutput
 
 TINY = dict(vocab_size=61, block_size=32, n_layer=2, n_head=4, n_embd=32)
-LLAMA = dict(TINY, n_kv_head=2, positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False, n_inner=48, rope_theta=500.0)
+LLAMA = dict(
+    TINY, n_kv_head=2, positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False, n_inner=48, rope_theta=500.0
+)
 
 
 def _model(**kw) -> GPT:
@@ -21,7 +24,9 @@ def _model(**kw) -> GPT:
     return GPT(GPTConfig(**kw)).eval()
 
 
-@pytest.mark.parametrize("name, count", [("gpt2", 124_439_808), ("gpt2-medium", 354_823_168), ("smollm2-135m", 134_515_008)])
+@pytest.mark.parametrize(
+    "name, count", [("gpt2", 124_439_808), ("gpt2-medium", 354_823_168), ("smollm2-135m", 134_515_008)]
+)
 def test_preset_parameter_counts_on_meta(name, count):
     with torch.device("meta"):
         model = GPT(GPTConfig.preset(name))
@@ -29,20 +34,25 @@ def test_preset_parameter_counts_on_meta(name, count):
 
 
 def test_presets_listed_and_overridable():
-    assert {"gpt-nano", "gpt-micro", "gpt-mini", "gpt-char", "gpt2", "gpt2-medium", "smollm2-135m"} <= set(GPTConfig.presets())
+    assert {"gpt-nano", "gpt-micro", "gpt-mini", "gpt-char", "gpt2", "gpt2-medium", "smollm2-135m"} <= set(
+        GPTConfig.presets()
+    )
     char = GPTConfig.preset("gpt-char", vocab_size=70)
     assert (char.n_layer, char.n_head, char.n_embd, char.block_size, char.vocab_size) == (4, 4, 128, 64, 70)
 
 
-@pytest.mark.parametrize("kwargs, error, pattern", [
-    (dict(n_embd=30, n_head=4), InvalidInputError, "n_embd=30 must be divisible by n_head=4"),
-    (dict(n_head=4, n_kv_head=3), InvalidInputError, "n_head=4 must be divisible by n_kv_head=3"),
-    (dict(positions="alibi"), UnknownNameError, "alibi"),
-    (dict(norm="batchnorm"), UnknownNameError, "batchnorm"),
-    (dict(mlp="gelu_nwe"), UnknownNameError, "gelu_new"),
-    (dict(dropout=1.5), InvalidInputError, "dropout"),
-    (dict(vocab_size=0), InvalidInputError, "vocab_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, pattern",
+    [
+        (dict(n_embd=30, n_head=4), InvalidInputError, "n_embd=30 must be divisible by n_head=4"),
+        (dict(n_head=4, n_kv_head=3), InvalidInputError, "n_head=4 must be divisible by n_kv_head=3"),
+        (dict(positions="alibi"), UnknownNameError, "alibi"),
+        (dict(norm="batchnorm"), UnknownNameError, "batchnorm"),
+        (dict(mlp="gelu_nwe"), UnknownNameError, "gelu_new"),
+        (dict(dropout=1.5), InvalidInputError, "dropout"),
+        (dict(vocab_size=0), InvalidInputError, "vocab_size"),
+    ],
+)
 def test_config_validation(kwargs, error, pattern):
     with pytest.raises(error, match=pattern):
         GPTConfig(**{**TINY, **kwargs})
@@ -98,7 +108,7 @@ def test_kv_cache_incremental_decoding_equals_full_recompute(cfg):
     cache = out.past_key_values
     steps = [out.logits]
     for t in range(5, 12):
-        out = model(ids[:, t:t + 1], past_key_values=cache, use_cache=True)
+        out = model(ids[:, t : t + 1], past_key_values=cache, use_cache=True)
         steps.append(out.logits)
     assert cache.get_seq_length() == 12 and out.past_key_values is cache
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=0)
@@ -115,11 +125,11 @@ def test_kv_cache_with_left_padding_equals_unpadded_rows(cfg):
     logits = [out.logits[:, -1]]
     for t in range(3):
         mask = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
-        out = model(nxt[:, t:t + 1], attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
+        out = model(nxt[:, t : t + 1], attention_mask=mask, past_key_values=out.past_key_values, use_cache=True)
         logits.append(out.logits[:, -1])
     # each row alone, no padding, no cache
     for row, prompt in enumerate((short, long_)):
-        alone = model(torch.cat([prompt, nxt[row:row + 1]], 1)).logits[0, -4:]
+        alone = model(torch.cat([prompt, nxt[row : row + 1]], 1)).logits[0, -4:]
         torch.testing.assert_close(torch.stack([step[row] for step in logits]), alone, atol=1e-5, rtol=0)
 
 
@@ -155,7 +165,7 @@ def test_kv_cache_chunked_updates_equal_concatenation(chunks, max_len):
     k, v = torch.randn(2, 3, total, 4), torch.randn(2, 3, total, 4)
     start = 0
     for n in chunks:
-        ka, va = cache.update(1, k[:, :, start:start + n], v[:, :, start:start + n])
+        ka, va = cache.update(1, k[:, :, start : start + n], v[:, :, start : start + n])
         start += n
         assert torch.equal(ka, k[:, :, :start]) and torch.equal(va, v[:, :, :start])
     assert cache.get_seq_length(1) == total

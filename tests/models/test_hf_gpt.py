@@ -1,4 +1,5 @@
 """GPT-2 interop: random-init transformers GPT2LMHeadModel and labkit's GPT agree on logits and attention."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,17 @@ from labkit.models import GPT, GPTConfig  # noqa: E402
 
 def _hf_gpt2(tie: bool = True):
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=97, n_positions=40, n_embd=32, n_layer=2, n_head=4, tie_word_embeddings=tie,
-                                  bos_token_id=0, eos_token_id=0, attn_implementation="eager")
+    cfg = transformers.GPT2Config(
+        vocab_size=97,
+        n_positions=40,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        tie_word_embeddings=tie,
+        bos_token_id=0,
+        eos_token_id=0,
+        attn_implementation="eager",
+    )
     return transformers.GPT2LMHeadModel(cfg).eval()
 
 
@@ -85,8 +95,11 @@ def test_from_hf_folder(tmp_path):
 
 
 def test_wrong_architecture_and_sources_raise_clear_errors(tmp_path):
-    bert = transformers.BertForMaskedLM(transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
-                                                                num_attention_heads=2, intermediate_size=32))
+    bert = transformers.BertForMaskedLM(
+        transformers.BertConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    )
     with pytest.raises(InvalidInputError, match="'bert'.*GPT2LMHeadModel, LlamaForCausalLM"):
         GPT.from_hf(bert)
     bert.save_pretrained(tmp_path / "bert")

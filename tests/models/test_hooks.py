@@ -1,11 +1,12 @@
 """Hook points: caching leaves outputs unchanged, only asked-for names are cached, hooks can ablate and are removed."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from labkit.errors import InvalidInputError, UnknownNameError
-from labkit.models import ActivationCache, GPT, GPTConfig, HookPoint
+from labkit.models import GPT, ActivationCache, GPTConfig, HookPoint
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +22,14 @@ def ids() -> torch.Tensor:
 
 def test_hook_names_are_module_paths(model):
     names = model.hook_names()
-    for expected in ("hook_embed", "hook_pos_embed", "blocks.0.hook_resid_pre", "blocks.1.attn.hook_pattern",
-                     "blocks.1.mlp.hook_post", "hook_normalized"):
+    for expected in (
+        "hook_embed",
+        "hook_pos_embed",
+        "blocks.0.hook_resid_pre",
+        "blocks.1.attn.hook_pattern",
+        "blocks.1.mlp.hook_post",
+        "hook_normalized",
+    ):
         assert expected in names
     assert all(model.get_submodule(n).name == n for n in names)
 
@@ -39,11 +46,17 @@ def test_run_with_cache_leaves_output_unchanged_and_caches_all(model, ids):
     assert cache.pattern(0)[..., 0, 1:].abs().max() == 0
 
 
-@pytest.mark.parametrize("names, expected", [
-    ("hook_embed", {"hook_embed"}),
-    (["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"], {"blocks.0.hook_resid_post", "blocks.1.hook_resid_post"}),
-    (lambda n: n.endswith("hook_pattern"), {"blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"}),
-])
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        ("hook_embed", {"hook_embed"}),
+        (
+            ["blocks.0.hook_resid_post", "blocks.1.hook_resid_post"],
+            {"blocks.0.hook_resid_post", "blocks.1.hook_resid_post"},
+        ),
+        (lambda n: n.endswith("hook_pattern"), {"blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"}),
+    ],
+)
 def test_run_with_cache_caches_only_what_was_asked(model, ids, names, expected):
     _, cache = model.run_with_cache(ids, names=names)
     assert set(cache) == expected
@@ -80,7 +93,9 @@ def test_sdpa_path_equals_explicit_path_with_padding(model, ids):
 
 def test_run_with_hooks_ablates_and_removes_hooks(model, ids):
     plain = model(ids).logits
-    ablated = model.run_with_hooks(ids, fwd_hooks=[("blocks.0.attn.hook_z", lambda t, hook: torch.zeros_like(t))]).logits
+    ablated = model.run_with_hooks(
+        ids, fwd_hooks=[("blocks.0.attn.hook_z", lambda t, hook: torch.zeros_like(t))]
+    ).logits
     assert (ablated - plain).abs().max() > 1e-3
     assert not any(p.has_hooks for p in model.hook_points().values())
     torch.testing.assert_close(model(ids).logits, plain)
@@ -93,8 +108,9 @@ def test_zero_ablating_attention_equals_removing_its_output(model, ids):
     def look(t, hook):
         seen[hook.name] = t
 
-    out = model.run_with_hooks(ids, fwd_hooks=[("blocks.1.attn.hook_z", lambda t, hook: torch.zeros_like(t)),
-                                               ("blocks.1.hook_attn_out", look)])
+    out = model.run_with_hooks(
+        ids, fwd_hooks=[("blocks.1.attn.hook_z", lambda t, hook: torch.zeros_like(t)), ("blocks.1.hook_attn_out", look)]
+    )
     bias = model.blocks[1].attn.out_proj.bias
     torch.testing.assert_close(seen["blocks.1.hook_attn_out"], bias.expand_as(seen["blocks.1.hook_attn_out"]))
     assert out.logits.shape == (2, 9, 50)

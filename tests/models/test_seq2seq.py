@@ -1,4 +1,5 @@
 """Seq2Seq: KV-cached decoding == full recompute, fast == explicit attention, masks, label shifting, copy-task training."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,13 @@ def test_incremental_decoding_with_kv_cache_equals_full_recompute(norm):
     assert (torch.cat(steps, 1) - full).abs().max() <= 1e-5
     # forward() with encoder_outputs + past_key_values + use_cache is the same path.
     first = model(src, attention_mask=mask, decoder_input_ids=tgt[:, :4], use_cache=True)
-    rest = model(attention_mask=mask, encoder_outputs=enc, decoder_input_ids=tgt[:, 4:],
-                 past_key_values=first.past_key_values, use_cache=True)
+    rest = model(
+        attention_mask=mask,
+        encoder_outputs=enc,
+        decoder_input_ids=tgt[:, 4:],
+        past_key_values=first.past_key_values,
+        use_cache=True,
+    )
     assert (torch.cat([first.logits, rest.logits], 1) - full).abs().max() <= 1e-5
 
 
@@ -74,8 +80,11 @@ def test_hook_patterns_are_distributions_with_causal_and_padding_masks():
     tgt = target()
     _, cache = model.run_with_cache(src, attention_mask=mask, decoder_input_ids=tgt)
     names = model.hook_names()
-    for name in ("encoder.blocks.0.attn.hook_pattern", "decoder.blocks.1.attn.hook_pattern",
-                 "decoder.blocks.1.cross_attn.hook_pattern"):
+    for name in (
+        "encoder.blocks.0.attn.hook_pattern",
+        "decoder.blocks.1.attn.hook_pattern",
+        "decoder.blocks.1.cross_attn.hook_pattern",
+    ):
         assert name in names
         pattern = cache[name]
         torch.testing.assert_close(pattern.sum(-1), torch.ones(pattern.shape[:-1]), atol=1e-5, rtol=0)
@@ -115,7 +124,9 @@ def test_embedding_sharing_and_tying():
 
 def test_copy_task_loss_decreases_and_greedy_decoding_copies():
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=12, tgt_vocab_size=12, dropout=0.0, norm="pre"))
+    model = Seq2Seq(
+        Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=12, tgt_vocab_size=12, dropout=0.0, norm="pre")
+    )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for step in range(150):
@@ -144,8 +155,9 @@ def test_base_preset_matches_the_paper_shapes_and_torch_transformer_size():
     assert (cfg.n_layer, cfg.n_decoder_layer, cfg.n_embd, cfg.n_head, cfg.n_inner) == (6, 6, 512, 8, 2048)
     with torch.device("meta"):
         ours = Seq2Seq(cfg)
-        ref = torch.nn.Transformer(d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048,
-                                   batch_first=True)
+        ref = torch.nn.Transformer(
+            d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048, batch_first=True
+        )
     n_ours = sum(p.numel() for p in ours.parameters())
     # torch's Transformer has the same blocks plus two final LayerNorms and no embeddings.
     n_ref = sum(p.numel() for p in ref.parameters()) - 2 * 2 * 512 + 37000 * 512
@@ -186,9 +198,16 @@ def test_bad_inputs_raise_one_clear_error():
 def test_matches_torch_nn_transformer_with_the_same_weights(norm):
     model = tiny(norm=norm)
     c = model.config
-    ref = torch.nn.Transformer(d_model=c.n_embd, nhead=c.n_head, num_encoder_layers=c.n_layer,
-                               num_decoder_layers=c.n_decoder_layer, dim_feedforward=c.n_inner, dropout=0.0,
-                               batch_first=True, norm_first=norm == "pre").eval()
+    ref = torch.nn.Transformer(
+        d_model=c.n_embd,
+        nhead=c.n_head,
+        num_encoder_layers=c.n_layer,
+        num_decoder_layers=c.n_decoder_layer,
+        dim_feedforward=c.n_inner,
+        dropout=0.0,
+        batch_first=True,
+        norm_first=norm == "pre",
+    ).eval()
 
     def copy_attn(dst, src):
         dst.in_proj_weight.data = torch.cat([src.q_proj.weight, src.k_proj.weight, src.v_proj.weight])
@@ -216,11 +235,17 @@ def test_matches_torch_nn_transformer_with_the_same_weights(norm):
         ref.encoder.norm = ref.decoder.norm = None
     src, mask = source()
     tgt = target()
-    out, cache = model.run_with_cache(src, attention_mask=mask, decoder_input_ids=tgt,
-                                      names=["encoder.hook_embed", "decoder.hook_embed"])
+    out, cache = model.run_with_cache(
+        src, attention_mask=mask, decoder_input_ids=tgt, names=["encoder.hook_embed", "decoder.hook_embed"]
+    )
     causal = torch.nn.Transformer.generate_square_subsequent_mask(tgt.size(1))
-    expected = ref(cache["encoder.hook_embed"], cache["decoder.hook_embed"], tgt_mask=causal,
-                   src_key_padding_mask=mask == 0, memory_key_padding_mask=mask == 0)
+    expected = ref(
+        cache["encoder.hook_embed"],
+        cache["decoder.hook_embed"],
+        tgt_mask=causal,
+        src_key_padding_mask=mask == 0,
+        memory_key_padding_mask=mask == 0,
+    )
     assert (out.hidden_states - expected).abs().max() <= 1e-5
 
 
@@ -234,6 +259,8 @@ def test_cache_reorder_for_beam_search_equals_recomputing_the_reordered_batch():
     cache = first.past_key_values
     cache.reorder(order)
     assert cache.seq_len == 3
-    step = model.decode_step(tgt[order, 3:5], encoder_outputs=enc[order], attention_mask=mask[order], past_key_values=cache)
+    step = model.decode_step(
+        tgt[order, 3:5], encoder_outputs=enc[order], attention_mask=mask[order], past_key_values=cache
+    )
     full = model(src[order], attention_mask=mask[order], decoder_input_ids=tgt[order, :5]).logits
     assert (step.logits - full[:, 3:5]).abs().max() <= 1e-5

@@ -1,4 +1,5 @@
 """summary(): per-block counts add up to the real parameter count, tied weights once, FLOPs formula, bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,7 +42,10 @@ def test_flops_and_memory_formulas():
 def test_to_pandas():
     pytest.importorskip("pandas")
     df = summary(GPTConfig.preset("gpt-nano")).to_pandas()
-    assert list(df.columns) == ["block", "params"] and df["params"].sum() == summary(GPTConfig.preset("gpt-nano")).total_params
+    assert (
+        list(df.columns) == ["block", "params"]
+        and df["params"].sum() == summary(GPTConfig.preset("gpt-nano")).total_params
+    )
 
 
 def test_bad_input():

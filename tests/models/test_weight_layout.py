@@ -1,4 +1,5 @@
 """relayout_for_decoding: tall CPU weights stored column-major, with values, shapes, ties and training unchanged."""
+
 from __future__ import annotations
 
 import copy

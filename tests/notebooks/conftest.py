@@ -1,4 +1,5 @@
 """Fixtures for runner, sweep and gallery tests: tiny lesson notebooks written into a temporary folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +8,15 @@ import nbformat
 import pytest
 
 
-def write_lesson(folder: Path, name: str = "lesson", *, params: str, cells: list[str], title: str = "A tiny lesson",
-                 intro: str = "It multiplies two numbers. Then it records the product.") -> Path:
+def write_lesson(
+    folder: Path,
+    name: str = "lesson",
+    *,
+    params: str,
+    cells: list[str],
+    title: str = "A tiny lesson",
+    intro: str = "It multiplies two numbers. Then it records the product.",
+) -> Path:
     """Write a notebook with a markdown intro, a `parameters` cell and `cells`; return its path."""
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

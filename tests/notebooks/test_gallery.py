@@ -1,4 +1,5 @@
 """The gallery: lessons executed once per change (cache), pages plus an index with titles and summaries."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,10 +11,22 @@ from labkit.notebooks.gallery import PAGE_LIMIT_BYTES
 
 def test_gallery_builds_caches_and_rebuilds_only_what_changed(tmp_path, write_lesson):
     lessons = tmp_path / "notebooks"
-    write_lesson(lessons, "01_first", params="n: int = 2", cells=["print(n * 21)"], title="First steps",
-                 intro="We print a number. Nothing else.")
-    write_lesson(lessons, "02_second", params="n: int = 3", cells=["import labkit\nlabkit.record('n', n)"],
-                 title="Second <steps>", intro="A second lesson with a <b>tag</b> in its text.")
+    write_lesson(
+        lessons,
+        "01_first",
+        params="n: int = 2",
+        cells=["print(n * 21)"],
+        title="First steps",
+        intro="We print a number. Nothing else.",
+    )
+    write_lesson(
+        lessons,
+        "02_second",
+        params="n: int = 3",
+        cells=["import labkit\nlabkit.record('n', n)"],
+        title="Second <steps>",
+        intro="A second lesson with a <b>tag</b> in its text.",
+    )
     (lessons / "scratch.ipynb").write_text((lessons / "01_first.ipynb").read_text())  # not a lesson: no NN_ prefix
     out = tmp_path / "gallery"
 

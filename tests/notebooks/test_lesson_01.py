@@ -1,4 +1,5 @@
 """The flagship lesson, notebooks/01_tokenization.ipynb: its signature, and a real `labkit run` with small parameters."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,12 @@ def test_lesson_is_committed_clean_with_a_documented_signature():
 
 
 def test_lesson_rejects_a_mistyped_parameter_before_any_kernel(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "labkit", "run", str(LESSON), "-p", "vocab_size", "lots", "-o", str(tmp_path)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "run", str(LESSON), "-p", "vocab_size", "lots", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "labkit: error: parameter 'vocab_size' expects int, got 'lots'"
     assert not list(tmp_path.iterdir())
@@ -45,9 +50,27 @@ def test_lesson_rejects_a_mistyped_parameter_before_any_kernel(tmp_path):
 @pytest.mark.notebook
 def test_lesson_runs_into_an_offline_report_with_every_section(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "labkit", "run", str(LESSON), "-p", "max_chars", "200000", "-p", "vocab_size", "500",
-         "-p", "sample_text", "Wherefore art thou Romeo? 🌹", "-o", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "run",
+            str(LESSON),
+            "-p",
+            "max_chars",
+            "200000",
+            "-p",
+            "vocab_size",
+            "500",
+            "-p",
+            "sample_text",
+            "Wherefore art thou Romeo? 🌹",
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     executed = nbformat.read(tmp_path / "01_tokenization.ipynb", as_version=4)

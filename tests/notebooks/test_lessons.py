@@ -3,6 +3,7 @@
 The lessons themselves execute under nbval (`pytest notebooks/`, part of the suite), and lesson 01
 also through `labkit run` in test_lesson_01.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,10 +47,22 @@ def test_lesson_is_clean_documented_and_typed(lesson):
 SMALLEST = {
     "01_tokenization": {"max_chars": 50_000, "vocab_size": 300, "compare_pretrained": False},
     "02_attention_from_scratch": {"n_embd": 8, "n_head": 2, "head": 0, "text": "a b a"},
-    "03_train_gpt_shakespeare": {"preset": "gpt-nano", "steps": 20, "eval_every": 10, "sample_chars": 20, "block_size": 32},
+    "03_train_gpt_shakespeare": {
+        "preset": "gpt-nano",
+        "steps": 20,
+        "eval_every": 10,
+        "sample_chars": 20,
+        "block_size": 32,
+    },
     "04_generation_and_sampling": {"max_new_tokens": 4, "num_beams": 2},
-    "05_bert_mlm_and_sentiment": {"preset": "encoder-tiny", "vocab_size": 500, "mlm_steps": 5, "finetune_steps": 5,
-                                  "max_length": 16, "minilm_baseline": False},
+    "05_bert_mlm_and_sentiment": {
+        "preset": "encoder-tiny",
+        "vocab_size": 500,
+        "mlm_steps": 5,
+        "finetune_steps": 5,
+        "max_length": 16,
+        "minilm_baseline": False,
+    },
     "06_lora_fine_tuning": {"pretrain_steps": 5, "finetune_steps": 5, "ranks": "[1, 2]"},
     "07_translation": {"steps": 5, "n_test": 3, "num_beams": 2, "max_chars": 40, "vocab_size": 300},
     "08_embeddings": {"n_texts": 20, "max_chars": 80},

@@ -1,23 +1,25 @@
 """The `parameters` cell as a typed signature: parsing with ast, coercion of CLI strings, one-line errors."""
+
 from __future__ import annotations
 
 import math
 
 import nbformat
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError
 from labkit.notebooks.parameters import Parameter, coerce, read_parameters, validate_parameters
 
-SIGNATURE = '''from typing import Literal
+SIGNATURE = """from typing import Literal
 vocab_size: int = 2000  # how many tokens the tokenizer may learn
 lr: float = 3e-4  # learning rate
 corpus: str = "shakespeare"  # which corpus to load
 lowercase: bool = False
 kind: Literal["char", "bpe", "wordpiece"] = "bpe"  # tokenizer family
 sizes: list[int] = [1, 2, 3]  # several sizes
-'''
+"""
 
 
 def _nb(*sources: str, tagged: tuple[int, ...] = (0,)) -> nbformat.NotebookNode:
@@ -56,15 +58,18 @@ def test_the_cell_is_parsed_not_executed():
     assert params[0].default == 1
 
 
-@pytest.mark.parametrize(("source", "message"), [
-    ("x = 1", "is not `name: type = value`"),
-    ("print('hi')", "is not `name: type = value`"),
-    ("n: int", "is not `name: type = value`"),
-    ("n: dict = {}", "unsupported type 'dict'"),
-    ("n: int = len('ab')", "not a literal"),
-    ("n: int = 'abc'", "parameter 'n' expects int, got 'abc'"),
-    ("n: int = = 3", "is not valid Python"),
-])
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("x = 1", "is not `name: type = value`"),
+        ("print('hi')", "is not `name: type = value`"),
+        ("n: int", "is not `name: type = value`"),
+        ("n: dict = {}", "unsupported type 'dict'"),
+        ("n: int = len('ab')", "not a literal"),
+        ("n: int = 'abc'", "parameter 'n' expects int, got 'abc'"),
+        ("n: int = = 3", "is not valid Python"),
+    ],
+)
 def test_bad_parameter_lines_raise_one_clear_line(source, message):
     with pytest.raises(InvalidInputError) as info:
         read_parameters(_nb(source))
@@ -95,15 +100,18 @@ def test_cli_strings_are_converted_to_the_declared_types():
     assert coerce(p["corpus"], "1e-3") == "1e-3"  # a str parameter keeps the text as typed
 
 
-@pytest.mark.parametrize(("name", "raw", "message"), [
-    ("vocab_size", "abc", "parameter 'vocab_size' expects int, got 'abc'"),
-    ("vocab_size", "1.5", "parameter 'vocab_size' expects int, got '1.5'"),
-    ("vocab_size", True, "parameter 'vocab_size' expects int, got True"),
-    ("lr", "fast", "parameter 'lr' expects float, got 'fast'"),
-    ("lowercase", "maybe", "parameter 'lowercase' expects bool"),
-    ("kind", "unigram", "must be one of 'char', 'bpe', 'wordpiece'; got 'unigram'"),
-    ("sizes", "1,x", "parameter 'sizes' expects list[int]"),
-])
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("vocab_size", "abc", "parameter 'vocab_size' expects int, got 'abc'"),
+        ("vocab_size", "1.5", "parameter 'vocab_size' expects int, got '1.5'"),
+        ("vocab_size", True, "parameter 'vocab_size' expects int, got True"),
+        ("lr", "fast", "parameter 'lr' expects float, got 'fast'"),
+        ("lowercase", "maybe", "parameter 'lowercase' expects bool"),
+        ("kind", "unigram", "must be one of 'char', 'bpe', 'wordpiece'; got 'unigram'"),
+        ("sizes", "1,x", "parameter 'sizes' expects list[int]"),
+    ],
+)
 def test_wrong_values_name_the_parameter_and_the_expected_type(name, raw, message):
     p = {q.name: q for q in read_parameters(_nb(SIGNATURE))}
     with pytest.raises(InvalidInputError) as info:

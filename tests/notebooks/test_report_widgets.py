@@ -3,6 +3,7 @@
 The browser side (the widgets actually drawing in Chromium with the network blocked) is in
 tests/browser/test_static.py; these tests need no browser.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,23 +12,32 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from labkit.errors import MissingSourceError
-from labkit.notebooks import report, run_notebook
-from labkit.notebooks.report import (WIDGET_STATE, WIDGET_VIEW, anywidget_module_path, export_html, inline_js,
-                                     widget_manager_scripts)
-from labkit.viz._vendor import vendor_text
+from labkit.frontend import vendor_text
+from labkit.notebooks import run_notebook
+from labkit.notebooks.report import (
+    WIDGET_STATE,
+    WIDGET_VIEW,
+    anywidget_module_path,
+    export_html,
+    inline_js,
+    widget_manager_scripts,
+)
 
 REMOTE = re.compile(r"""<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", re.I)
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 INLINE = re.compile(r'<script\b[^>]*\bdata-labkit-inline="([^"]+)"')
 # nbconvert re-serializes the page (BeautifulSoup), which sorts attributes: match them in any order
-PACKED = re.compile(r'<script\b(?=[^>]*\btype="application/gzip\+base64")[^>]*\bdata-labkit-packed\b[^>]*>'
-                    r'\s*([A-Za-z0-9+/=]+)\s*</script>')
+PACKED = re.compile(
+    r'<script\b(?=[^>]*\btype="application/gzip\+base64")[^>]*\bdata-labkit-packed\b[^>]*>'
+    r"\s*([A-Za-z0-9+/=]+)\s*</script>"
+)
 STATE_SCRIPT = re.compile(r'<script type="application/vnd\.jupyter\.widget-state\+json">(.*?)</script>', re.S)
 VIEW_SCRIPT = re.compile(r'<script type="application/vnd\.jupyter\.widget-view\+json">(.*?)</script>', re.S)
 NODE = shutil.which("node")
@@ -49,12 +59,15 @@ def _lesson(folder: Path, cells: list[str]) -> Path:
 def widget_run(tmp_path_factory):
     """One real run of a lesson that displays an IntSlider and an AttentionWidget whose tokens include a hostile one."""
     folder = tmp_path_factory.mktemp("widgets")
-    path = _lesson(folder, [
-        "import ipywidgets as W\nW.IntSlider(value=n + 4, description='slide')",
-        "import torch\nfrom labkit.widgets.attention import AttentionWidget\ntorch.manual_seed(0)\n"
-        f"toks = ['The', {HOSTILE!r}, ' cat']\n"
-        "AttentionWidget(torch.softmax(torch.randn(1, 2, 3, 3), -1), toks, view='head')",
-    ])
+    path = _lesson(
+        folder,
+        [
+            "import ipywidgets as W\nW.IntSlider(value=n + 4, description='slide')",
+            "import torch\nfrom labkit.widgets.attention import AttentionWidget\ntorch.manual_seed(0)\n"
+            f"toks = ['The', {HOSTILE!r}, ' cat']\n"
+            "AttentionWidget(torch.softmax(torch.randn(1, 2, 3, 3), -1), toks, view='head')",
+        ],
+    )
     result = run_notebook(path, {}, folder / "out")
     assert result.ok, result.error
     return result
@@ -93,7 +106,9 @@ def test_widget_page_inlines_manager_anywidget_and_state_once(widget_run):
 
 @pytest.mark.notebook
 def test_page_without_widgets_gets_no_manager(tmp_path):
-    path = _lesson(tmp_path, ["print('plain', n)", "import ipywidgets as W\nhidden = W.IntSlider()  # created, never shown"])
+    path = _lesson(
+        tmp_path, ["print('plain', n)", "import ipywidgets as W\nhidden = W.IntSlider()  # created, never shown"]
+    )
     result = run_notebook(path, {}, tmp_path / "out")
     assert result.ok, result.error
     executed = nbformat.read(result.notebook_path, as_version=4)
@@ -117,16 +132,28 @@ def _executed_notebook(tmp_path: Path, outputs: list[dict], state: dict) -> Path
 
 
 def _slider_state(value: int) -> dict:
-    return {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
-            "state": {"value": value}}
+    return {
+        "model_name": "IntSliderModel",
+        "model_module": "@jupyter-widgets/controls",
+        "model_module_version": "2.0.0",
+        "state": {"value": value},
+    }
 
 
 def test_view_whose_model_was_not_saved_falls_back_to_its_static_output(tmp_path):
     svg = '<svg xmlns="http://www.w3.org/2000/svg" class="lk-fallback"><text>static</text></svg>'
     view = {"version_major": 2, "version_minor": 0, "model_id": "gone"}
-    path = _executed_notebook(tmp_path, [{"output_type": "display_data", "metadata": {},
-                                          "data": {WIDGET_VIEW: view, "image/svg+xml": svg, "text/plain": "w"}}],
-                              {"other": _slider_state(1)})
+    path = _executed_notebook(
+        tmp_path,
+        [
+            {
+                "output_type": "display_data",
+                "metadata": {},
+                "data": {WIDGET_VIEW: view, "image/svg+xml": svg, "text/plain": "w"},
+            }
+        ],
+        {"other": _slider_state(1)},
+    )
     html = export_html(path, tmp_path / "page.html").read_text(encoding="utf-8")
     (b64,) = re.findall(r'src="data:image/svg\+xml;base64,([^"]+)"', html)  # the SVG, not an empty widget box
     assert base64.b64decode(b64).decode() == svg
@@ -136,21 +163,25 @@ def test_view_whose_model_was_not_saved_falls_back_to_its_static_output(tmp_path
 def test_widgets_from_unknown_modules_warn_and_never_load_from_a_cdn(tmp_path):
     model = {"model_name": "FigureModel", "model_module": "bqplot", "model_module_version": "^0.6", "state": {}}
     view = {"version_major": 2, "version_minor": 0, "model_id": "fig"}
-    path = _executed_notebook(tmp_path, [{"output_type": "display_data", "metadata": {}, "data": {WIDGET_VIEW: view}}],
-                              {"fig": model})
+    path = _executed_notebook(
+        tmp_path, [{"output_type": "display_data", "metadata": {}, "data": {WIDGET_VIEW: view}}], {"fig": model}
+    )
     with pytest.warns(UserWarning, match="bqplot"):
         html = export_html(path, tmp_path / "page.html").read_text(encoding="utf-8")
     assert INLINE.findall(html) == ["require.js", "embed-amd.js", "unpack"]  # no anywidget module: no model uses it
     # the manager would otherwise fetch bqplot from jsdelivr; the page points it at its own folder
-    assert re.search(r'<script\b[^>]*data-jupyter-widgets-cdn="\./"[^>]*data-labkit-inline="embed-amd.js"|'
-                     r'<script\b[^>]*data-labkit-inline="embed-amd.js"[^>]*data-jupyter-widgets-cdn="\./"', html)
+    assert re.search(
+        r'<script\b[^>]*data-jupyter-widgets-cdn="\./"[^>]*data-labkit-inline="embed-amd.js"|'
+        r'<script\b[^>]*data-labkit-inline="embed-amd.js"[^>]*data-jupyter-widgets-cdn="\./"',
+        html,
+    )
 
 
 def test_missing_front_end_files_raise_one_line_with_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "empty-cache"))
     with pytest.raises(MissingSourceError, match="labkit vendor fetch"):
         widget_manager_scripts()
-    monkeypatch.setattr(report.sys, "prefix", str(tmp_path / "no-env"))
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "no-env"))
     monkeypatch.setattr("jupyter_core.paths.jupyter_path", lambda *parts: [str(tmp_path / "nowhere")])
     with pytest.raises(MissingSourceError, match="reinstall anywidget") as err:
         anywidget_module_path()

@@ -1,4 +1,5 @@
 """labkit.record inside a real papermill run, the metadata the runner writes, and collect() across runs."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +13,10 @@ from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.notebooks import collect, run_notebook
 
 PARAMS = "a: int = 2  # first factor\nb: float = 0.5  # second factor"
-CELLS = ["import labkit\nimport torch\nlabkit.record('product', torch.tensor(a * b))",
-         "labkit.record('label', f'{a}x{b}')\nlabkit.record('product', a * b * 1.0)"]
+CELLS = [
+    "import labkit\nimport torch\nlabkit.record('product', torch.tensor(a * b))",
+    "labkit.record('label', f'{a}x{b}')\nlabkit.record('product', a * b * 1.0)",
+]
 
 
 def test_records_land_in_metadata_and_collect_builds_one_table(tmp_path, write_lesson):
@@ -32,16 +35,21 @@ def test_records_land_in_metadata_and_collect_builds_one_table(tmp_path, write_l
     assert list(table["ok"]) == [True, True]
     assert collect(tmp_path).shape[0] == 2  # the unexecuted source notebook is skipped
 
-    proc = subprocess.run([sys.executable, "-m", "labkit", "collect", str(tmp_path / "runs"), "--csv",
-                           str(tmp_path / "t.csv")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit", "collect", str(tmp_path / "runs"), "--csv", str(tmp_path / "t.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     header = (tmp_path / "t.csv").read_text().splitlines()[0].split(",")
     assert {"param.a", "param.b", "metric.product", "metric.label"} <= set(header)
 
 
 def test_failed_run_marks_the_failing_cell_in_the_ipynb(tmp_path, write_lesson):
-    nb = write_lesson(tmp_path, params=PARAMS, cells=["labkit_value = a", "raise RuntimeError('boom at step 3')",
-                                                      "print('never')"])
+    nb = write_lesson(
+        tmp_path, params=PARAMS, cells=["labkit_value = a", "raise RuntimeError('boom at step 3')", "print('never')"]
+    )
     result = run_notebook(nb, {}, tmp_path / "out")
     assert not result.ok and "boom at step 3" in result.error
     executed = nbformat.read(result.notebook_path, as_version=4)

@@ -1,4 +1,5 @@
 """`labkit run` and `run_notebook` with real papermill runs on tiny notebooks written into tmp_path."""
+
 from __future__ import annotations
 
 import json
@@ -67,7 +68,13 @@ def test_params_command_prints_the_signature(tmp_path):
     assert proc.returncode == 0
     assert proc.stdout.splitlines() == ["n: int = 3  # how many points", "mode: Literal['a', 'b'] = 'a'"]
     described = json.loads(_cli("params", str(path), "--json", cwd=tmp_path).stdout)
-    assert described[1] == {"name": "mode", "type": "Literal['a', 'b']", "default": "a", "help": "", "choices": ["a", "b"]}
+    assert described[1] == {
+        "name": "mode",
+        "type": "Literal['a', 'b']",
+        "default": "a",
+        "help": "",
+        "choices": ["a", "b"],
+    }
 
 
 @pytest.mark.notebook
@@ -90,7 +97,9 @@ def test_successful_run_writes_notebook_and_offline_report_with_one_plotly_bundl
     assert len(PLOTLY_BUNDLE.findall(html)) == 1  # two figures, one inlined plotly.js
     assert html.count("Plotly.newPlot(") == 2
     assert not REMOTE_SOURCE.search(html), REMOTE_SOURCE.search(html)
-    assert 'id="labkit-run-header"' in html and "hello" in re.search(r'class="labkit-parameters">(.*?)</table>', html, re.S).group(1)
+    assert 'id="labkit-run-header"' in html and "hello" in re.search(
+        r'class="labkit-parameters">(.*?)</table>', html, re.S
+    ).group(1)
     assert 'id="labkit-failure-banner"' not in html
 
 
@@ -110,7 +119,7 @@ def test_failing_notebook_keeps_the_executed_notebook_and_marks_the_cell(tmp_pat
     assert "ValueError: bad value 4" in banner
     # the banner links to the failing cell, and that cell carries the highlight class
     cell_div = re.search(rf'<div[^>]*id="{re.escape(anchor)}"[^>]*>', html).group(0)
-    assert "celltag_labkit-failed" in cell_div and "ValueError" in html[html.index(cell_div):][:3000]
+    assert "celltag_labkit-failed" in cell_div and "ValueError" in html[html.index(cell_div) :][:3000]
     assert html.count("celltag_labkit-failed") == 1 + html.count(".celltag_labkit-failed")
 
 

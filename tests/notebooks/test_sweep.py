@@ -1,4 +1,5 @@
 """Sweeps: the grid is validated before any kernel starts, runs execute in parallel (local and Dask)."""
+
 from __future__ import annotations
 
 import re
@@ -35,8 +36,28 @@ def test_a_bad_value_anywhere_in_the_grid_fails_before_any_run(tmp_path, write_l
 
 def test_local_sweep_runs_the_grid_and_writes_one_report(tmp_path, write_lesson):
     nb = write_lesson(tmp_path, params=PARAMS, cells=CELLS)
-    proc = subprocess.run([sys.executable, "-m", "labkit", "sweep", str(nb), "-p", "a", "1,3", "-p", "b", "0.5,2",
-                           "-o", str(tmp_path / "sw"), "--workers", "2"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labkit",
+            "sweep",
+            str(nb),
+            "-p",
+            "a",
+            "1,3",
+            "-p",
+            "b",
+            "0.5,2",
+            "-o",
+            str(tmp_path / "sw"),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     import pandas as pd
 

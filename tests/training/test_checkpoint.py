@@ -1,4 +1,5 @@
 """Checkpoints: safetensors + JSON round trips, atomic writes, pruning, key normalisation, mismatch errors."""
+
 from __future__ import annotations
 
 import json
@@ -9,12 +10,11 @@ import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.models.gpt import GPT, GPTConfig
-from labkit.models.lstm import LSTMConfig, LSTMLM
+from labkit.models.lstm import LSTMLM, LSTMConfig
 from labkit.training import checkpoint as ckpt
 from labkit.training.checkpoint import load_checkpoint, save_checkpoint
 from labkit.training.history import History
 from labkit.training.optim import make_optimizer, make_schedule
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -143,7 +143,9 @@ def test_missing_checkpoint_and_no_pickle_anywhere(tmp_path):
     path = save_checkpoint(tmp_path, model, opt, sched, step=1)
     json.loads((path / "meta.json").read_text())
     for name in ("model.safetensors", "optimizer.safetensors"):
-        header_len = int.from_bytes((path / name).read_bytes()[:8], "little")  # safetensors: 8-byte length + JSON header
-        json.loads((path / name).read_bytes()[8:8 + header_len])
+        header_len = int.from_bytes(
+            (path / name).read_bytes()[:8], "little"
+        )  # safetensors: 8-byte length + JSON header
+        json.loads((path / name).read_bytes()[8 : 8 + header_len])
     source = open(ckpt.__file__, encoding="utf-8").read()
     assert "torch.load" not in source and "import pickle" not in source

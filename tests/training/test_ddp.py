@@ -1,4 +1,5 @@
 """DDP: a 2-process gloo run (torchrun, 2 accumulation micro-steps) ends with the same weights as one process on the same global batches."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,19 @@ from labkit.models.gpt import GPT, GPTConfig
 ROOT = Path(__file__).resolve().parents[2]
 # SGD, not AdamW: some gradients are analytically zero (attention key biases) and Adam would blow their rounding
 # noise up to +-lr, hiding what this test checks: that DDP's averaged gradients equal the one-process gradients.
-OPTIONS = dict(steps=3, optimizer="sgd", momentum=0.9, lr=0.1, schedule="cosine", warmup=1, log_every=1, progress=False,
-               device="cpu", precision="fp32", seed=0)
+OPTIONS = dict(
+    steps=3,
+    optimizer="sgd",
+    momentum=0.9,
+    lr=0.1,
+    schedule="cosine",
+    warmup=1,
+    log_every=1,
+    progress=False,
+    device="cpu",
+    precision="fp32",
+    seed=0,
+)
 
 
 def make_model() -> GPT:
@@ -42,12 +54,25 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process(tmp_path):
-    from labkit.training import train
     from safetensors.torch import load_model
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "--master_addr=127.0.0.1", str(ROOT / "tests" / "training" / "ddp_worker.py"), str(tmp_path)]
+    from labkit.training import train
+
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={_free_port()}",
+        "--master_addr=127.0.0.1",
+        str(ROOT / "tests" / "training" / "ddp_worker.py"),
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
 

@@ -1,4 +1,5 @@
 """LoRA through PEFT: counts match PEFT, merge/unmerge keep logits, adapters round-trip and export to the HF twin exactly."""
+
 from __future__ import annotations
 
 import copy
@@ -50,12 +51,15 @@ def _expected_lora_params(model: nn.Module, names: list[str], r: int) -> int:
     return sum(r * (modules[n].in_features + modules[n].out_features) for n in names)
 
 
-@pytest.mark.parametrize("targets, suffixes", [
-    (("attn",), ("q_proj", "k_proj", "v_proj")),
-    ("qv", ("q_proj", "v_proj")),
-    (("attn-out", "mlp"), ("out_proj", "fc_in", "fc_out")),
-    ("all-linear", ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")),
-])
+@pytest.mark.parametrize(
+    "targets, suffixes",
+    [
+        (("attn",), ("q_proj", "k_proj", "v_proj")),
+        ("qv", ("q_proj", "v_proj")),
+        (("attn-out", "mlp"), ("out_proj", "fc_in", "fc_out")),
+        ("all-linear", ("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out")),
+    ],
+)
 def test_trainable_count_matches_peft(targets, suffixes, capsys):
     model, reference = _gpt(), _gpt()
     names = [n for n, m in reference.named_modules() if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in suffixes]
@@ -63,7 +67,9 @@ def test_trainable_count_matches_peft(targets, suffixes, capsys):
     wrapped = lora(model, r=4, alpha=8, targets=targets)
     printed = capsys.readouterr().out.strip()
     direct = peft.get_peft_model(reference, peft.LoraConfig(r=4, lora_alpha=8, target_modules=list(suffixes)))
-    assert trainable_parameters(wrapped) == wrapped.get_nb_trainable_parameters() == direct.get_nb_trainable_parameters()
+    assert (
+        trainable_parameters(wrapped) == wrapped.get_nb_trainable_parameters() == direct.get_nb_trainable_parameters()
+    )
     assert trainable_parameters(wrapped)[0] == expected
     direct.print_trainable_parameters()
     assert printed == capsys.readouterr().out.strip()
@@ -72,17 +78,32 @@ def test_trainable_count_matches_peft(targets, suffixes, capsys):
 
 def test_hf_models_get_their_own_names():
     torch.manual_seed(0)
-    cfg = transformers.GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
+    cfg = transformers.GPT2Config(
+        vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0
+    )
     hf, reference = transformers.GPT2LMHeadModel(cfg), transformers.GPT2LMHeadModel(cfg)
     wrapped = lora(hf, r=4, alpha=8, targets="attn", verbose=False)
     # PEFT's own default for GPT-2 is c_attn (q, k, v fused) with fan_in_fan_out for its Conv1D layers
-    direct = peft.get_peft_model(reference, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True))
-    assert trainable_parameters(wrapped) == wrapped.get_nb_trainable_parameters() == direct.get_nb_trainable_parameters()
-    assert sorted(n for n, p in wrapped.named_parameters() if p.requires_grad) == \
-        sorted(n for n, p in direct.named_parameters() if p.requires_grad)
+    direct = peft.get_peft_model(
+        reference, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], fan_in_fan_out=True)
+    )
+    assert (
+        trainable_parameters(wrapped) == wrapped.get_nb_trainable_parameters() == direct.get_nb_trainable_parameters()
+    )
+    assert sorted(n for n, p in wrapped.named_parameters() if p.requires_grad) == sorted(
+        n for n, p in direct.named_parameters() if p.requires_grad
+    )
     assert wrapped.peft_config["default"].fan_in_fan_out
-    llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=48,
-                                                                   num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1))
+    llama = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(
+            vocab_size=VOCAB,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+        )
+    )
     wrapped = lora(llama, r=2, targets=("qv", "attn-out"), verbose=False)
     adapted = {n.rsplit(".", 1)[-1] for n, m in wrapped.named_modules() if hasattr(m, "lora_A") and m.lora_A}
     assert adapted == {"q_proj", "v_proj", "o_proj"}
@@ -109,8 +130,11 @@ def test_merged_unmerged_and_unloaded_logits_agree(style):
     assert _close(merged, ref) and _close(unmerged, ref) and _close(unloaded, ref)
 
 
-@pytest.mark.parametrize("style, targets", [(GPT2_STYLE, ("attn", "attn-out", "mlp")), (GPT2_STYLE, "qv"),
-                                            (LLAMA_STYLE, ("attn", "attn-out", "mlp"))], ids=["gpt2", "gpt2-qv", "llama"])
+@pytest.mark.parametrize(
+    "style, targets",
+    [(GPT2_STYLE, ("attn", "attn-out", "mlp")), (GPT2_STYLE, "qv"), (LLAMA_STYLE, ("attn", "attn-out", "mlp"))],
+    ids=["gpt2", "gpt2-qv", "llama"],
+)
 def test_hf_twin_export_matches_and_loads_back(style, targets, tmp_path):
     ids = _ids()
     model = _gpt(**style)
@@ -135,7 +159,9 @@ def test_hf_twin_export_matches_and_loads_back(style, targets, tmp_path):
 def test_adapter_trained_with_peft_on_gpt2_loads_into_labkit(tmp_path):
     ids = _ids()
     model = _gpt()
-    hf = peft.get_peft_model(model.to_hf(), peft.LoraConfig(r=3, lora_alpha=5, target_modules=["c_attn", "c_fc"], fan_in_fan_out=True))
+    hf = peft.get_peft_model(
+        model.to_hf(), peft.LoraConfig(r=3, lora_alpha=5, target_modules=["c_attn", "c_fc"], fan_in_fan_out=True)
+    )
     _randomize_b(hf)
     hf.save_pretrained(str(tmp_path / "hf"))
     back = load_adapter(model, tmp_path / "hf")
@@ -182,31 +208,54 @@ def test_training_moves_only_lora_weights():
 
 def test_encoder_and_seq2seq_take_adapters():
     torch.manual_seed(0)
-    enc = Encoder(EncoderConfig(vocab_size=VOCAB, block_size=16, n_layer=2, n_head=2, n_embd=16, n_inner=32,
-                                head="classification", num_labels=3))
+    enc = Encoder(
+        EncoderConfig(
+            vocab_size=VOCAB,
+            block_size=16,
+            n_layer=2,
+            n_head=2,
+            n_embd=16,
+            n_inner=32,
+            head="classification",
+            num_labels=3,
+        )
+    )
     wrapped = lora(enc, r=2, targets="all-linear", modules_to_save=["classifier"], verbose=False)
     out = wrapped(input_ids=_ids(2, 8), labels=torch.tensor([0, 2]))
     assert isinstance(out, ModelOutput) and out.loss is not None
     trainable = {n for n, p in wrapped.named_parameters() if p.requires_grad}
     assert any("classifier" in n for n in trainable) and not any("lora_" in n and "classifier" in n for n in trainable)
-    s2s = Seq2Seq(Seq2SeqConfig(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, block_size=16, n_layer=1, n_decoder_layer=1,
-                                n_head=2, n_embd=16, n_inner=32))
+    s2s = Seq2Seq(
+        Seq2SeqConfig(
+            src_vocab_size=VOCAB,
+            tgt_vocab_size=VOCAB,
+            block_size=16,
+            n_layer=1,
+            n_decoder_layer=1,
+            n_head=2,
+            n_embd=16,
+            n_inner=32,
+        )
+    )
     wrapped = lora(s2s, r=2, targets="attn", verbose=False)
     adapted = [n for n, m in wrapped.get_base_model().named_modules() if hasattr(m, "lora_A") and m.lora_A]
     assert any(".cross_attn." in n for n in adapted) and len(adapted) == 9  # 3 encoder self + 3 decoder self + 3 cross
     assert wrapped(input_ids=_ids(2, 8), labels=_ids(2, 6)).loss is not None
 
 
-@pytest.mark.parametrize("kwargs, error, text", [
-    (dict(r=0), InvalidInputError, "r must be"),
-    (dict(r=2.5), InvalidInputError, "r must be"),
-    (dict(alpha=0), InvalidInputError, "alpha"),
-    (dict(dropout=1.0), InvalidInputError, "dropout"),
-    (dict(targets="q_porj"), UnknownNameError, "q_proj"),
-    (dict(targets=["v_prj"]), UnknownNameError, "v_proj"),
-    (dict(targets=["blocks.0.attn"]), InvalidInputError, "q_proj"),
-    (dict(targets=[]), InvalidInputError, "targets"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, text",
+    [
+        (dict(r=0), InvalidInputError, "r must be"),
+        (dict(r=2.5), InvalidInputError, "r must be"),
+        (dict(alpha=0), InvalidInputError, "alpha"),
+        (dict(dropout=1.0), InvalidInputError, "dropout"),
+        (dict(targets="q_porj"), UnknownNameError, "q_proj"),
+        (dict(targets=["v_prj"]), UnknownNameError, "v_proj"),
+        (dict(targets=["blocks.0.attn"]), InvalidInputError, "q_proj"),
+        (dict(targets=[]), InvalidInputError, "targets"),
+    ],
+)
 def test_bad_arguments_fail_in_one_line(kwargs, error, text):
     with pytest.raises(error) as info:
         lora(_gpt(), **kwargs)
@@ -223,11 +272,17 @@ def test_other_errors(tmp_path):
         save_adapter(_gpt(), tmp_path / "x")
     with pytest.raises(MissingSourceError):
         load_adapter(_gpt(), tmp_path / "missing")
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=1, n_head=2,
-                                                              bos_token_id=0, eos_token_id=0))
+    hf = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=1, n_head=2, bos_token_id=0, eos_token_id=0
+        )
+    )
     with pytest.raises(UnknownNameError, match="c_attn fuses"):
         lora(hf, targets="qv")
-    enc = lora(Encoder(EncoderConfig(vocab_size=VOCAB, block_size=16, n_layer=1, n_head=2, n_embd=16, n_inner=32)), verbose=False)
+    enc = lora(
+        Encoder(EncoderConfig(vocab_size=VOCAB, block_size=16, n_layer=1, n_head=2, n_embd=16, n_inner=32)),
+        verbose=False,
+    )
     with pytest.raises(InvalidInputError, match="labkit GPT"):
         save_adapter(enc, tmp_path / "enc", hf_twin=True)
     save_adapter(enc, tmp_path / "enc")

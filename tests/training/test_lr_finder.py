@@ -1,4 +1,5 @@
 """lr_find: the sweep equals a by-hand loop, the model comes back bit for bit, the suggestion sits before the blow-up."""
+
 from __future__ import annotations
 
 import copy
@@ -38,8 +39,16 @@ def test_sweep_equals_a_by_hand_loop_and_restores_everything():
     before = copy.deepcopy(model.state_dict())
     rng = torch.get_rng_state()
     start, end, steps = 1e-4, 50.0, 40
-    result = lr_find(model, batches, start_lr=start, end_lr=end, num_steps=steps, smooth=0.9,
-                     optimizer=lambda params: torch.optim.SGD(params, lr=0.0), loss_fn=_mse)
+    result = lr_find(
+        model,
+        batches,
+        start_lr=start,
+        end_lr=end,
+        num_steps=steps,
+        smooth=0.9,
+        optimizer=lambda params: torch.optim.SGD(params, lr=0.0),
+        loss_fn=_mse,
+    )
 
     assert isinstance(result, LRFinderResult)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

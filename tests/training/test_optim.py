@@ -1,4 +1,5 @@
 """make_optimizer / make_schedule: parameter groups, names, and lr curves against torch's schedulers and closed forms."""
+
 from __future__ import annotations
 
 import math
@@ -84,7 +85,9 @@ def test_warmup_then_cosine_closed_form_as_in_nanogpt():
 
 
 def test_constant_and_onecycle_shapes():
-    assert _lrs(make_schedule(_opt(), "constant", warmup=3), 6) == pytest.approx([0.5 * 1 / 4, 0.5 * 2 / 4, 0.5 * 3 / 4, 0.5, 0.5, 0.5])
+    assert _lrs(make_schedule(_opt(), "constant", warmup=3), 6) == pytest.approx(
+        [0.5 * 1 / 4, 0.5 * 2 / 4, 0.5 * 3 / 4, 0.5, 0.5, 0.5]
+    )
     total = 100
     lrs = _lrs(make_schedule(_opt(2.0), "onecycle", total_steps=total), total + 1)
     assert lrs[0] == pytest.approx(2.0 / 25)

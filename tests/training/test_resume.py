@@ -1,4 +1,5 @@
 """Exact resume: N uninterrupted steps == N/2 steps, a crash, a resume and N/2 more (losses and weights bit-equal)."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,19 @@ from labkit.models.gpt import GPT, GPTConfig
 from labkit.training import Callback, train
 
 N = 8
-OPTIONS = dict(steps=N, lr=3e-3, schedule="cosine", warmup=2, optimizer="adamw", weight_decay=0.1, log_every=3,
-               progress=False, device="cpu", precision="fp32", seed=7)
+OPTIONS = dict(
+    steps=N,
+    lr=3e-3,
+    schedule="cosine",
+    warmup=2,
+    optimizer="adamw",
+    weight_decay=0.1,
+    log_every=3,
+    progress=False,
+    device="cpu",
+    precision="fp32",
+    seed=7,
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,7 +37,9 @@ class ShuffledBatches:
         return len(self.batches)
 
     def __iter__(self):
-        order = torch.randperm(len(self.batches), generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist()
+        order = torch.randperm(
+            len(self.batches), generator=torch.Generator().manual_seed(self.seed + self.epoch)
+        ).tolist()
         while self.pos < len(order):
             self.pos += 1
             yield self.batches[order[self.pos - 1]]
@@ -49,7 +63,9 @@ def _batches(n=6):
 
 def _model(seed):
     torch.manual_seed(seed)
-    return GPT(GPTConfig.preset("gpt-nano", vocab_size=32, block_size=12, n_layer=2, dropout=0.1))  # dropout: RNG matters
+    return GPT(
+        GPTConfig.preset("gpt-nano", vocab_size=32, block_size=12, n_layer=2, dropout=0.1)
+    )  # dropout: RNG matters
 
 
 def _source(kind):
@@ -73,10 +89,19 @@ def test_resume_after_crash_is_exact(tmp_path, kind, grad_accum):
 
     crashed = _model(0)
     with pytest.raises(RuntimeError, match="power cut"):
-        train(crashed, _source(kind), grad_accum=grad_accum, checkpoint_dir=tmp_path, checkpoint_every=N // 2,
-              callbacks=[Crash(N // 2 + 1, RuntimeError("power cut"))], **OPTIONS)
+        train(
+            crashed,
+            _source(kind),
+            grad_accum=grad_accum,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=N // 2,
+            callbacks=[Crash(N // 2 + 1, RuntimeError("power cut"))],
+            **OPTIONS,
+        )
     resumed_model = _model(123)  # different init: everything must come from the checkpoint
-    resumed = train(resumed_model, _source(kind), grad_accum=grad_accum, checkpoint_dir=tmp_path, resume=True, **OPTIONS)
+    resumed = train(
+        resumed_model, _source(kind), grad_accum=grad_accum, checkpoint_dir=tmp_path, resume=True, **OPTIONS
+    )
 
     assert resumed.step == full.step == list(range(1, N + 1))
     assert resumed.loss == full.loss and resumed.lr == full.lr
@@ -95,7 +120,9 @@ def test_resume_after_keyboard_interrupt_mid_step_is_exact(tmp_path):
             raise KeyboardInterrupt
         return model(**batch).loss
 
-    part = train(_model(0), ShuffledBatches(_batches()), grad_accum=2, loss_fn=loss_fn, checkpoint_dir=tmp_path, **OPTIONS)
+    part = train(
+        _model(0), ShuffledBatches(_batches()), grad_accum=2, loss_fn=loss_fn, checkpoint_dir=tmp_path, **OPTIONS
+    )
     assert part.interrupted and part.step[-1] == N // 2
     resumed_model = _model(5)
     resumed = train(resumed_model, ShuffledBatches(_batches()), grad_accum=2, resume=tmp_path, **OPTIONS)

@@ -1,4 +1,5 @@
 """train(): every objective learns, callbacks fire in order, interrupts and NaNs end cleanly, bad names fail early."""
+
 from __future__ import annotations
 
 import signal
@@ -9,12 +10,12 @@ import torch
 from labkit.errors import InvalidInputError, UnknownNameError
 from labkit.models.encoder import Encoder, EncoderConfig
 from labkit.models.gpt import GPT, GPTConfig
-from labkit.models.lstm import LSTMConfig, LSTMLM
+from labkit.models.lstm import LSTMLM, LSTMConfig
 from labkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from labkit.training import Callback, train
-from labkit.training._device import resolve_precision
 from labkit.training.callbacks import EarlyStopping
 from labkit.training.checkpoint import resolve_checkpoint
+from labkit.training.device import resolve_precision
 from labkit.training.history import History, TrainingDivergedError
 from labkit.training.trainer import Trainer
 
@@ -53,15 +54,38 @@ def _cases():
     gen = torch.Generator().manual_seed(2)
     src, tgt = torch.randint(2, 30, (4, 10), generator=gen), torch.randint(2, 30, (4, 9), generator=gen)
     return {
-        "gpt": (lambda: GPT(GPTConfig.preset("gpt-nano", vocab_size=32, block_size=16, n_layer=2)), {"input_ids": x, "labels": x}),
+        "gpt": (
+            lambda: GPT(GPTConfig.preset("gpt-nano", vocab_size=32, block_size=16, n_layer=2)),
+            {"input_ids": x, "labels": x},
+        ),
         "lstm": (lambda: LSTMLM(LSTMConfig.preset("lstm-tiny", vocab_size=32)), {"input_ids": x, "labels": x}),
-        "mlm": (lambda: Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=50, block_size=16, dropout=0.0, attn_dropout=0.0)), _mlm_batch()),
+        "mlm": (
+            lambda: Encoder(
+                EncoderConfig.preset("encoder-tiny", vocab_size=50, block_size=16, dropout=0.0, attn_dropout=0.0)
+            ),
+            _mlm_batch(),
+        ),
         "classification": (
-            lambda: Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=50, block_size=16, head="classification", num_labels=3,
-                                                 dropout=0.0, attn_dropout=0.0, classifier_dropout=0.0)),
-            {"input_ids": torch.randint(0, 50, (6, 8), generator=gen), "labels": torch.tensor([0, 1, 2, 0, 1, 2])}),
-        "seq2seq": (lambda: Seq2Seq(Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=30, tgt_vocab_size=30, dropout=0.0)),
-                    {"input_ids": src, "attention_mask": torch.ones_like(src), "labels": tgt}),
+            lambda: Encoder(
+                EncoderConfig.preset(
+                    "encoder-tiny",
+                    vocab_size=50,
+                    block_size=16,
+                    head="classification",
+                    num_labels=3,
+                    dropout=0.0,
+                    attn_dropout=0.0,
+                    classifier_dropout=0.0,
+                )
+            ),
+            {"input_ids": torch.randint(0, 50, (6, 8), generator=gen), "labels": torch.tensor([0, 1, 2, 0, 1, 2])},
+        ),
+        "seq2seq": (
+            lambda: Seq2Seq(
+                Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=30, tgt_vocab_size=30, dropout=0.0)
+            ),
+            {"input_ids": src, "attention_mask": torch.ones_like(src), "labels": tgt},
+        ),
     }
 
 
@@ -80,8 +104,19 @@ def test_history_dataframe_eval_metrics_and_json(tmp_path):
     batches = _lm_batches()
     history = train(_gpt(), batches, val_batches=batches[:2], steps=6, eval_every=3, log_every=2, lr=1e-3, **QUIET)
     frame = history.to_pandas()
-    assert list(frame.columns) == ["step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "eval_loss", "eval_perplexity"]
-    assert frame["step"].tolist() == list(range(1, 7)) and frame["eval_loss"].notna().tolist() == [False, False, True] * 2
+    assert list(frame.columns) == [
+        "step",
+        "loss",
+        "lr",
+        "grad_norm",
+        "tokens_per_s",
+        "mfu",
+        "eval_loss",
+        "eval_perplexity",
+    ]
+    assert (
+        frame["step"].tolist() == list(range(1, 7)) and frame["eval_loss"].notna().tolist() == [False, False, True] * 2
+    )
     assert frame["mfu"].isna().all() and (frame["tokens_per_s"] > 0).all()  # CPU: no known peak, so no MFU
     assert history.eval_perplexity[-1] == pytest.approx(torch.tensor(history.eval_loss[-1]).exp().item())
     assert history.best_eval_loss == min(history.eval_loss) and "steps=6" in repr(history)
@@ -134,9 +169,32 @@ def step_of(path):
 def test_callback_events_in_order(tmp_path):
     rec = Recorder()
     batches = _lm_batches(2)
-    train(_gpt(), batches, val_batches=batches[:1], steps=4, log_every=2, eval_every=2, checkpoint_dir=tmp_path,
-          checkpoint_every=2, callbacks=[rec], **QUIET)
-    assert rec.events == ["begin", "step1", "step2", "log2", "eval2", "ckpt2", "step3", "step4", "log4", "eval4", "ckpt4", "end"]
+    train(
+        _gpt(),
+        batches,
+        val_batches=batches[:1],
+        steps=4,
+        log_every=2,
+        eval_every=2,
+        checkpoint_dir=tmp_path,
+        checkpoint_every=2,
+        callbacks=[rec],
+        **QUIET,
+    )
+    assert rec.events == [
+        "begin",
+        "step1",
+        "step2",
+        "log2",
+        "eval2",
+        "ckpt2",
+        "step3",
+        "step4",
+        "log4",
+        "eval4",
+        "ckpt4",
+        "end",
+    ]
 
 
 def test_grad_accum_equals_one_big_batch():
@@ -166,7 +224,9 @@ class StopAt(Callback):
 @pytest.mark.parametrize("how", ["raise", "signal", "request"])
 def test_interrupts_end_cleanly_with_a_checkpoint(tmp_path, how):
     model = _gpt()
-    history = train(model, _lm_batches(), steps=10, checkpoint_dir=tmp_path, callbacks=[StopAt(3, how)], log_every=5, **QUIET)
+    history = train(
+        model, _lm_batches(), steps=10, checkpoint_dir=tmp_path, callbacks=[StopAt(3, how)], log_every=5, **QUIET
+    )
     assert history.step[-1] == 3 and len(history.loss) == 3
     assert history.interrupted == (how != "request") and history.stopped_reason
     assert resolve_checkpoint(tmp_path).name == "step-000003" and history.last_checkpoint == tmp_path / "step-000003"
@@ -211,7 +271,16 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
         return loss * float("nan") if calls["n"] >= 5 else loss
 
     with pytest.raises(TrainingDivergedError, match="loss is nan at step 5") as err:
-        train(_gpt(), _lm_batches(), steps=10, loss_fn=loss_fn, log_every=3, checkpoint_dir=tmp_path, checkpoint_every=4, **QUIET)
+        train(
+            _gpt(),
+            _lm_batches(),
+            steps=10,
+            loss_fn=loss_fn,
+            log_every=3,
+            checkpoint_dir=tmp_path,
+            checkpoint_every=4,
+            **QUIET,
+        )
     message = str(err.value)
     assert "\n" not in message and "step-000004" in message and isinstance(err.value, FloatingPointError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-000004"]
@@ -227,19 +296,31 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_early_stopping_sets_reason():
     batches = _lm_batches(2)
-    history = train(_gpt(), batches, val_batches=batches, steps=50, lr=5.0, optimizer="sgd", eval_every=1,
-                    callbacks=[EarlyStopping(patience=2, min_delta=10.0)], **QUIET)
+    history = train(
+        _gpt(),
+        batches,
+        val_batches=batches,
+        steps=50,
+        lr=5.0,
+        optimizer="sgd",
+        eval_every=1,
+        callbacks=[EarlyStopping(patience=2, min_delta=10.0)],
+        **QUIET,
+    )
     assert history.step[-1] == 3 and "early stopping" in history.stopped_reason and not history.interrupted
 
 
-@pytest.mark.parametrize("kwargs,error,match", [
-    (dict(optimizer="adamw2"), UnknownNameError, "did you mean 'adamw'"),
-    (dict(schedule="cosin"), UnknownNameError, "did you mean 'cosine'"),
-    (dict(precision="bf61"), UnknownNameError, "did you mean 'bf16'"),
-    (dict(precision="fp16"), InvalidInputError, "fp16' needs a CUDA GPU"),
-    (dict(steps=0), InvalidInputError, "steps must be a positive integer"),
-    (dict(resume="/nonexistent/run"), FileNotFoundError, "no checkpoint"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(optimizer="adamw2"), UnknownNameError, "did you mean 'adamw'"),
+        (dict(schedule="cosin"), UnknownNameError, "did you mean 'cosine'"),
+        (dict(precision="bf61"), UnknownNameError, "did you mean 'bf16'"),
+        (dict(precision="fp16"), InvalidInputError, "fp16' needs a CUDA GPU"),
+        (dict(steps=0), InvalidInputError, "steps must be a positive integer"),
+        (dict(resume="/nonexistent/run"), FileNotFoundError, "no checkpoint"),
+    ],
+)
 def test_bad_names_and_values_fail_before_training(kwargs, error, match):
     model = _gpt()
     before = [p.clone() for p in model.parameters()]
@@ -279,11 +360,15 @@ def test_streams_need_steps_and_resume_of_other_architecture_is_refused(tmp_path
 
 
 def test_mfu_uses_the_peak_table_and_flop_estimate(monkeypatch):
-    from labkit.training._device import flops_per_token, peak_flops
+    from labkit.training.device import peak_flops
 
-    for name, precision, peak in [("NVIDIA H100 80GB HBM3", "bf16", 989e12), ("NVIDIA H100 PCIe", "bf16", 756e12),
-                                  ("NVIDIA A100-SXM4-40GB", "fp32", 156e12), ("NVIDIA L4", "fp16", 121e12),
-                                  ("Some Future GPU", "bf16", None)]:
+    for name, precision, peak in [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989e12),
+        ("NVIDIA H100 PCIe", "bf16", 756e12),
+        ("NVIDIA A100-SXM4-40GB", "fp32", 156e12),
+        ("NVIDIA L4", "fp16", 121e12),
+        ("Some Future GPU", "bf16", None),
+    ]:
         monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, _n=name, **k: _n)
         assert peak_flops(torch.device("cuda"), precision) == peak
     assert peak_flops(torch.device("cpu"), "fp32") is None
@@ -295,7 +380,7 @@ def test_flops_per_token_matches_counted_matmul_flops(tie):
     from torch.utils.flop_counter import FlopCounterMode
 
     from labkit.models import GPT, GPTConfig
-    from labkit.training._device import flops_per_token
+    from labkit.training.device import flops_per_token
 
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=512, block_size=64, n_layer=2, n_head=4, n_embd=128, tie_embeddings=tie))
@@ -323,7 +408,14 @@ def test_lambda_callback_and_bad_callbacks():
     from labkit.training.callbacks import LambdaCallback
 
     seen = []
-    train(_gpt(), _lm_batches(2), steps=4, log_every=2, callbacks=[LambdaCallback(on_log=lambda t, step, logs: seen.append(step))], **QUIET)
+    train(
+        _gpt(),
+        _lm_batches(2),
+        steps=4,
+        log_every=2,
+        callbacks=[LambdaCallback(on_log=lambda t, step, logs: seen.append(step))],
+        **QUIET,
+    )
     assert seen == [2, 4]
     with pytest.raises(InvalidInputError, match="unknown event 'on_stepend'"):
         LambdaCallback(on_stepend=print)

@@ -1,4 +1,5 @@
 """Attention views: payload round trip and size, every input kind, hostile token text, offline output, errors."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labkit.errors import InvalidInputError, MissingSourceError
+from labkit.frontend import (
+    asset_text,
+    auto_top_k,
+    classic_script,
+    json_for_script,
+    pack_arrays,
+    png_bytes,
+    unpack_arrays,
+)
 from labkit.models import GPT, GPTConfig, Seq2Seq, Seq2SeqConfig
-from labkit.viz import (AttentionView, attention_heatmap, attention_payload, attention_tensor, cross_attention_view,
-                        head_view, model_view, qk_view)
-from labkit.viz._assets import asset_text, classic_script, json_for_script
-from labkit.viz._payload import auto_top_k, pack_arrays, png_bytes, unpack_arrays
+from labkit.viz import (
+    AttentionView,
+    attention_heatmap,
+    attention_payload,
+    attention_tensor,
+    cross_attention_view,
+    head_view,
+    model_view,
+    qk_view,
+)
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 SVG_NS = 'xmlns="http://www.w3.org/2000/svg"'
@@ -47,8 +63,11 @@ def tokens() -> list[str]:
 
 
 @settings(max_examples=40, deadline=None)
-@given(shape=st.lists(st.integers(1, 9), min_size=1, max_size=4), k=st.one_of(st.none(), st.integers(1, 10)),
-       seed=st.integers(0, 2**16))
+@given(
+    shape=st.lists(st.integers(1, 9), min_size=1, max_size=4),
+    k=st.one_of(st.none(), st.integers(1, 10)),
+    seed=st.integers(0, 2**16),
+)
 def test_payload_round_trip_keeps_float16_values_and_exactly_the_top_k(shape, k, seed):
     t = torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
     header, data = pack_arrays({"a": t, "b": -t}, {"a": k})
@@ -58,7 +77,7 @@ def test_payload_round_trip_keeps_float16_values_and_exactly_the_top_k(shape, k,
     if k is None or k >= shape[-1]:
         expected = half
     else:  # kept entries: those at or above the k-th largest of their row (random floats have no ties)
-        kth = t.sort(dim=-1, descending=True).values[..., k - 1:k]
+        kth = t.sort(dim=-1, descending=True).values[..., k - 1 : k]
         expected = torch.where(t >= kth, half, torch.zeros_like(half))
     torch.testing.assert_close(back["a"], expected, rtol=0, atol=0)
     assert len(data) == sum(spec["nbytes"] for spec in header["arrays"].values())
@@ -122,11 +141,25 @@ def test_hugging_face_output_attentions_tuple():
 @pytest.fixture(scope="module")
 def seq2seq_run():
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=30, tgt_vocab_size=30, n_layer=1, n_decoder_layer=2, n_head=2,
-                                  n_embd=16, n_inner=32, dropout=0.0)).eval()
+    model = Seq2Seq(
+        Seq2SeqConfig(
+            src_vocab_size=30,
+            tgt_vocab_size=30,
+            n_layer=1,
+            n_decoder_layer=2,
+            n_head=2,
+            n_embd=16,
+            n_inner=32,
+            dropout=0.0,
+        )
+    ).eval()
     src, tgt = torch.randint(2, 30, (1, 5)), torch.randint(2, 30, (1, 4))
-    out, cache = model.run_with_cache(src, decoder_input_ids=tgt, output_attentions=True,
-                                      names=lambda n: n.endswith(("hook_pattern", "hook_q", "hook_k")))
+    out, cache = model.run_with_cache(
+        src,
+        decoder_input_ids=tgt,
+        output_attentions=True,
+        names=lambda n: n.endswith(("hook_pattern", "hook_q", "hook_k")),
+    )
     return out, cache
 
 
@@ -158,12 +191,15 @@ def test_qk_view_carries_the_cached_vectors_and_matches_the_pattern(gpt, ids, to
 
 def test_qk_view_notes_rotary_models_and_maps_grouped_kv_heads():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=50, block_size=32, n_layer=1, n_head=4, n_kv_head=2, n_embd=32,
-                          positions="rotary")).eval()
+    model = GPT(
+        GPTConfig(vocab_size=50, block_size=32, n_layer=1, n_head=4, n_kv_head=2, n_embd=32, positions="rotary")
+    ).eval()
     with torch.no_grad():  # sharper attention, so rotating q and k visibly changes the pattern
         model.blocks[0].attn.q_proj.weight.mul_(6)
         model.blocks[0].attn.k_proj.weight.mul_(6)
-    _, cache = model.run_with_cache(torch.randint(0, 50, (1, 9)), names=lambda n: n.endswith(("hook_q", "hook_k", "hook_pattern")))
+    _, cache = model.run_with_cache(
+        torch.randint(0, 50, (1, 9)), names=lambda n: n.endswith(("hook_q", "hook_k", "hook_pattern"))
+    )
     view = qk_view(cache, layer=0, head=3)
     k = unpack_arrays(view.payload.header, view.payload.data)["k"][0, 0]
     torch.testing.assert_close(k, cache["blocks.0.attn.hook_k"][0, :, 1].half().float())  # head 3 reads kv head 1
@@ -193,8 +229,13 @@ class _Scripts(HTMLParser):
 
 def _all_views(gpt, ids, tokens) -> list[AttentionView]:
     _, cache = gpt.run_with_cache(ids, names=lambda n: n.endswith(("hook_pattern", "hook_q", "hook_k")))
-    return [head_view(cache, tokens, title=HOSTILE), model_view(cache, tokens), qk_view(cache, tokens, layer=1),
-            attention_heatmap(cache, tokens, layer=1, head=1), cross_attention_view(_softmax_attention(1, 2, 3, 7), tokens, [HOSTILE, "a", "b"])]
+    return [
+        head_view(cache, tokens, title=HOSTILE),
+        model_view(cache, tokens),
+        qk_view(cache, tokens, layer=1),
+        attention_heatmap(cache, tokens, layer=1, head=1),
+        cross_attention_view(_softmax_attention(1, 2, 3, 7), tokens, [HOSTILE, "a", "b"]),
+    ]
 
 
 def test_hostile_token_text_stays_text_in_html_svg_and_plain(gpt, ids, tokens):
@@ -230,7 +271,7 @@ def test_no_url_of_any_kind_in_any_output(gpt, ids, tokens, tmp_path):
         page = view.save_html(tmp_path / "page.html").read_text(encoding="utf-8")
         for mime, text in [*bundle.items(), ("page", page)]:
             rest = _without_base64(text).replace(SVG_NS, "").lower()  # the SVG namespace is a name, never fetched
-            for bad in ("http:", "https:", "cdn", "//unpkg", "require(", "src=\""):
+            for bad in ("http:", "https:", "cdn", "//unpkg", "require(", 'src="'):
                 assert bad not in rest, f"{bad!r} in {mime}"
     assert "data:image/png;base64," in big.to_svg()
 
@@ -259,18 +300,21 @@ def test_classic_script_has_no_module_syntax_left():
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda a: head_view(a, ["x"] * 5), "got 5 key tokens but the attention has 6"),
-    (lambda a: head_view(a, "abcdef"), "list of strings"),
-    (lambda a: head_view(a, layer=2), "layer 2 is out of range; the attention has 2 layers"),
-    (lambda a: head_view(a, head=3), "head 3 is out of range; the attention has 3 heads"),
-    (lambda a: attention_heatmap(a, head=-1), "head -1 is out of range"),
-    (lambda a: head_view(a.log()), r"must lie in \[0, 1\].*hook_pattern"),
-    (lambda a: head_view(a.unsqueeze(0), batch_index=1), "batch_index 1 is out of range"),
-    (lambda a: attention_payload(a, top_k=0), "top_k must be None, 'auto' or a positive int"),
-    (lambda a: head_view(a[0, 0, 0]), "must be"),  # a single row [k] is not attention
-    (lambda a: head_view({"blocks.0.hook_resid_post": a}), "hook_pattern"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda a: head_view(a, ["x"] * 5), "got 5 key tokens but the attention has 6"),
+        (lambda a: head_view(a, "abcdef"), "list of strings"),
+        (lambda a: head_view(a, layer=2), "layer 2 is out of range; the attention has 2 layers"),
+        (lambda a: head_view(a, head=3), "head 3 is out of range; the attention has 3 heads"),
+        (lambda a: attention_heatmap(a, head=-1), "head -1 is out of range"),
+        (lambda a: head_view(a.log()), r"must lie in \[0, 1\].*hook_pattern"),
+        (lambda a: head_view(a.unsqueeze(0), batch_index=1), "batch_index 1 is out of range"),
+        (lambda a: attention_payload(a, top_k=0), "top_k must be None, 'auto' or a positive int"),
+        (lambda a: head_view(a[0, 0, 0]), "must be"),  # a single row [k] is not attention
+        (lambda a: head_view({"blocks.0.hook_resid_post": a}), "hook_pattern"),
+    ],
+)
 def test_bad_inputs_raise_one_clear_line(call, message):
     att = _softmax_attention(2, 3, 6, 6)
     with pytest.raises(InvalidInputError, match=message) as err:

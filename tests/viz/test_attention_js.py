@@ -1,4 +1,5 @@
 """The front end's pure decoders, run in node: Python encodes, JavaScript decodes, both agree bit for bit."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.viz._assets import classic_script
-from labkit.viz._payload import pack_arrays, to_base64, unpack_arrays
+from labkit.frontend import classic_script, pack_arrays, to_base64, unpack_arrays
 
 NODE = shutil.which("node")
 MODULE = Path(__file__).resolve().parents[2] / "widgets" / "attention.js"

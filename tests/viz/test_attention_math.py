@@ -1,4 +1,5 @@
 """Attention walk-through: every step equals the model's own hook tensors, the pattern equals Hugging Face's, views escape."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ import pytest
 import torch
 
 from labkit.errors import InvalidInputError
+from labkit.frontend import classic_script
 from labkit.models import GPT, GPTConfig
 from labkit.models.encoder import Encoder, EncoderConfig
-from labkit.viz._assets import classic_script
 from labkit.viz.attention_math import attention_steps, attention_walkthrough
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -41,7 +42,10 @@ def _ids(n: int = 9) -> torch.Tensor:
 MODELS = {
     "gpt2-style": lambda: _gpt(),
     "llama-style (rope, gqa)": lambda: _gpt(**LLAMA),
-    "encoder (post-norm, bidirectional)": lambda: (torch.manual_seed(0), Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=60)).eval())[1],
+    "encoder (post-norm, bidirectional)": lambda: (
+        torch.manual_seed(0),
+        Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=60)).eval(),
+    )[1],
 }
 
 
@@ -135,19 +139,28 @@ def test_hostile_tokens_stay_text_in_html_svg_and_plain(tmp_path):
     assert any((t.text or "").startswith("</script><img") for t in svg.iter("{http://www.w3.org/2000/svg}text"))
     page = view.save_html(tmp_path / "walk.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>") and "<img" not in page
-    for bad in ("http:", "https:", "cdn", "src=\""):
+    for bad in ("http:", "https:", "cdn", 'src="'):
         assert bad not in page.replace('xmlns="http://www.w3.org/2000/svg"', "").lower()
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m, ids: attention_steps(m, ids, layer=2), "layer 2 is out of range; the model has 2 layers"),
-    (lambda m, ids: attention_steps(m, ids, head=4), "head 4 is out of range; the model has 4 heads"),
-    (lambda m, ids: attention_steps(m, ids.repeat(2, 1)), r"one sequence of token ids.*got shape \(2, 9\)"),
-    (lambda m, ids: attention_steps(m, ids, tokens=["a"]), "got 1 input tokens but input_ids has 9 input positions"),
-    (lambda m, ids: attention_steps(torch.nn.Linear(2, 2), ids), "needs a labkit GPT or Encoder, got Linear"),
-    (lambda m, ids: attention_walkthrough(m, ids, step=99), "step 99 is out of range; this walk-through has 11 steps"),
-    (lambda m, ids: attention_walkthrough(m, ids, max_tokens=0), "max_tokens must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, ids: attention_steps(m, ids, layer=2), "layer 2 is out of range; the model has 2 layers"),
+        (lambda m, ids: attention_steps(m, ids, head=4), "head 4 is out of range; the model has 4 heads"),
+        (lambda m, ids: attention_steps(m, ids.repeat(2, 1)), r"one sequence of token ids.*got shape \(2, 9\)"),
+        (
+            lambda m, ids: attention_steps(m, ids, tokens=["a"]),
+            "got 1 input tokens but input_ids has 9 input positions",
+        ),
+        (lambda m, ids: attention_steps(torch.nn.Linear(2, 2), ids), "needs a labkit GPT or Encoder, got Linear"),
+        (
+            lambda m, ids: attention_walkthrough(m, ids, step=99),
+            "step 99 is out of range; this walk-through has 11 steps",
+        ),
+        (lambda m, ids: attention_walkthrough(m, ids, max_tokens=0), "max_tokens must be a positive int"),
+    ],
+)
 def test_bad_inputs_raise_one_clear_line(call, message):
     with pytest.raises(InvalidInputError, match=message) as info:
         call(_gpt(), _ids())
@@ -156,12 +169,18 @@ def test_bad_inputs_raise_one_clear_line(call, message):
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_slider_helpers_and_the_inlined_script_run_in_node():
-    code = (f"import {{ clampStep }} from {json.dumps(MODULE.as_uri())};\n"
-            "console.log(JSON.stringify([clampStep(-1, 5), clampStep(2.4, 5), clampStep(9, 5), clampStep('x', 5), clampStep(3, 0)]));")
+    code = (
+        f"import {{ clampStep }} from {json.dumps(MODULE.as_uri())};\n"
+        "console.log(JSON.stringify([clampStep(-1, 5), clampStep(2.4, 5), clampStep(9, 5), clampStep('x', 5), clampStep(3, 0)]));"
+    )
     done = subprocess.run([NODE, "--input-type=module", "-e", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [0, 2, 4, 0, 0]
-    script = "(function(){" + classic_script("attention_math.js") + "\nconsole.log(typeof mountStatic, typeof __default.render);})();"
+    script = (
+        "(function(){"
+        + classic_script("attention_math.js")
+        + "\nconsole.log(typeof mountStatic, typeof __default.render);})();"
+    )
     done = subprocess.run([NODE, "-e", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.split() == ["function", "function"], done.stderr
 

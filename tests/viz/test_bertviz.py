@@ -1,4 +1,5 @@
 """bertviz compatibility: conversion parity with Hugging Face, offline page layout, real payload size, hostile tokens."""
+
 from __future__ import annotations
 
 import html
@@ -10,8 +11,8 @@ import pytest
 import torch
 
 from labkit.errors import InvalidInputError
+from labkit.frontend import vendor_text
 from labkit.models import GPT, GPTConfig
-from labkit.viz._vendor import vendor_text
 from labkit.viz.attention import attention_tensor
 from labkit.viz.bertviz import BertvizView, bertviz_head_view, bertviz_model_view, to_bertviz
 
@@ -116,7 +117,9 @@ def test_weights_in_the_page_are_bertviz_json_rounded_to_decimals(cache):
     torch.testing.assert_close(rounded, t, rtol=0, atol=0.5e-4 + 1e-7)
     full = torch.tensor(_params(bertviz_model_view(cache, TOKENS, decimals=None).page)["attention"][0]["attn"])
     torch.testing.assert_close(full, t, rtol=0, atol=0)
-    assert _params(bertviz_model_view(cache, TOKENS, include_layers=[1], include_heads=[0, 2]).page)["include_heads"] == [0, 2]
+    assert _params(bertviz_model_view(cache, TOKENS, include_layers=[1], include_heads=[0, 2]).page)[
+        "include_heads"
+    ] == [0, 2]
 
 
 def test_hostile_tokens_stay_text_in_page_fragment_svg_and_summary(cache):
@@ -127,7 +130,11 @@ def test_hostile_tokens_stay_text_in_page_fragment_svg_and_summary(cache):
     data = _params(view.page)["attention"]
     # bertviz's own clean-up of GPT-2's space marker is kept; every other character arrives unchanged
     expected = [t.replace("\u0120", " ") for t in TOKENS]
-    assert data[0]["left_text"] == expected and data[1]["left_text"] == expected[:3] and data[2]["right_text"] == expected[3:]
+    assert (
+        data[0]["left_text"] == expected
+        and data[1]["left_text"] == expected[:3]
+        and data[2]["right_text"] == expected[3:]
+    )
     bundle = view._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html", "image/svg+xml"}
     for mime, text in bundle.items():
@@ -143,7 +150,9 @@ def test_real_bertviz_payload_for_minilm_at_64_tokens_shrinks_and_warns_when_lar
 
     path = gt.get_model_path()
     model, tok = Encoder.from_hf(path), load_tokenizer(path)
-    ids = torch.tensor([tok.encode(" ".join(["the quick brown fox jumps over the lazy dog"] * 8), add_special_tokens=True)[:64]])
+    ids = torch.tensor(
+        [tok.encode(" ".join(["the quick brown fox jumps over the lazy dog"] * 8), add_special_tokens=True)[:64]]
+    )
     assert ids.shape == (1, 64)
     with torch.no_grad():
         _, cache = model.run_with_cache(ids, names=lambda n: n.endswith("hook_pattern"))

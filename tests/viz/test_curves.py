@@ -1,4 +1,5 @@
 """Training curves: every source form reads the same numbers, figures carry them, EMA matches pandas, text is escaped."""
+
 from __future__ import annotations
 
 import math
@@ -26,13 +27,24 @@ def history() -> History:
     model = GPT(GPTConfig.preset("gpt-nano", vocab_size=32, block_size=16, n_layer=1))
     gen = torch.Generator().manual_seed(0)
     batches = [{"input_ids": (x := torch.randint(0, 32, (2, 16), generator=gen)), "labels": x} for _ in range(3)]
-    return train(model, batches, val_batches=batches[:1], steps=12, eval_every=4, log_every=3, progress=False,
-                 device="cpu", precision="fp32")
+    return train(
+        model,
+        batches,
+        val_batches=batches[:1],
+        steps=12,
+        eval_every=4,
+        log_every=3,
+        progress=False,
+        device="cpu",
+        precision="fp32",
+    )
 
 
 def _points_form(h: History) -> dict:
-    return {"points": [[s, l, r, t] for s, l, r, t in zip(h.step, h.loss, h.lr, h.tokens_per_s)],
-            "val_points": [[s, v] for s, v in zip(h.eval_step, h.eval_loss)]}
+    return {
+        "points": [[s, loss, r, t] for s, loss, r, t in zip(h.step, h.loss, h.lr, h.tokens_per_s)],
+        "val_points": [[s, v] for s, v in zip(h.eval_step, h.eval_loss)],
+    }
 
 
 def test_every_source_form_reads_the_same_numbers(history):
@@ -72,8 +84,14 @@ def test_ema_is_pandas_bias_corrected_ewm(values, smoothing):
 
 
 def test_non_finite_values_become_gaps():
-    d = curve_data({"step": [1, 2, 3, 4], "loss": [2.0, float("nan"), float("inf"), 1.5], "lr": [1e-3] * 4,
-                    "tokens_per_s": [None, 10.0, 10.0, 10.0]})
+    d = curve_data(
+        {
+            "step": [1, 2, 3, 4],
+            "loss": [2.0, float("nan"), float("inf"), 1.5],
+            "lr": [1e-3] * 4,
+            "tokens_per_s": [None, 10.0, 10.0, 10.0],
+        }
+    )
     assert d.loss == [2.0, None, None, 1.5] and d.tokens_per_s == [None, 10.0, 10.0, 10.0]
     svg = curves_svg(d)
     ET.fromstring(svg)  # well-formed
@@ -102,15 +120,18 @@ def test_empty_sources_draw_placeholders():
     assert isinstance(curve_data(History()), CurveData)
 
 
-@pytest.mark.parametrize("source, message", [
-    (42, "cannot read curves from a int"),
-    ({"step": [1, 2], "loss": [1.0]}, "loss has 1 values but step has 2"),
-    ({"step": [1], "loss": [1.0], "eval_step": [1], "eval_loss": []}, "eval_step has 1 values but eval_loss has 0"),
-    ({"points": [[1, 2.0]]}, r"points must be \[step, loss, lr, tokens_per_s\]"),
-    ({"points": [], "val_points": [[1, 2, 3]]}, r"val_points must be \[step, loss\] pairs"),
-    (pd.DataFrame({"x": [1]}), "needs 'step' and 'loss' columns"),
-    ({"step": [1], "loss": ["high"]}, "curve values must be numbers, got 'high'"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (42, "cannot read curves from a int"),
+        ({"step": [1, 2], "loss": [1.0]}, "loss has 1 values but step has 2"),
+        ({"step": [1], "loss": [1.0], "eval_step": [1], "eval_loss": []}, "eval_step has 1 values but eval_loss has 0"),
+        ({"points": [[1, 2.0]]}, r"points must be \[step, loss, lr, tokens_per_s\]"),
+        ({"points": [], "val_points": [[1, 2, 3]]}, r"val_points must be \[step, loss\] pairs"),
+        (pd.DataFrame({"x": [1]}), "needs 'step' and 'loss' columns"),
+        ({"step": [1], "loss": ["high"]}, "curve values must be numbers, got 'high'"),
+    ],
+)
 def test_bad_sources_fail_with_one_line(source, message):
     with pytest.raises(InvalidInputError, match=message):
         curve_data(source)

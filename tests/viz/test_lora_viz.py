@@ -1,4 +1,5 @@
 """LoRA explorer math: counts equal PEFT's wrapped model, singular values equal the merged weight change."""
+
 from __future__ import annotations
 
 import copy
@@ -11,8 +12,12 @@ peft = pytest.importorskip("peft")
 from labkit.errors import InvalidInputError  # noqa: E402
 from labkit.models import GPT, GPTConfig  # noqa: E402
 from labkit.training.lora import lora, trainable_parameters  # noqa: E402
-from labkit.viz.lora import (lora_parameter_figure, lora_parameter_table, lora_singular_value_figure,  # noqa: E402
-                             lora_singular_values)
+from labkit.viz.lora import (  # noqa: E402
+    lora_parameter_figure,
+    lora_parameter_table,
+    lora_singular_value_figure,
+    lora_singular_values,
+)
 
 
 def _gpt(**overrides) -> GPT:
@@ -20,11 +25,14 @@ def _gpt(**overrides) -> GPT:
     return GPT(GPTConfig(vocab_size=80, block_size=16, n_layer=2, n_head=4, n_embd=24, **overrides)).eval()
 
 
-@pytest.mark.parametrize("make, targets", [
-    (lambda: _gpt(n_kv_head=2), ("attn",)),
-    (lambda: _gpt(positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False), "all-linear"),
-    (lambda: _gpt(), ("attn-out", "mlp")),
-])
+@pytest.mark.parametrize(
+    "make, targets",
+    [
+        (lambda: _gpt(n_kv_head=2), ("attn",)),
+        (lambda: _gpt(positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False), "all-linear"),
+        (lambda: _gpt(), ("attn-out", "mlp")),
+    ],
+)
 def test_counts_equal_peft_for_two_ranks(make, targets):
     model = make()
     table = lora_parameter_table(model, ranks=(2, 16), targets=targets)
@@ -38,11 +46,15 @@ def test_counts_equal_peft_for_two_ranks(make, targets):
 def test_counts_equal_peft_on_hugging_face_gpt2_conv1d():
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    hf = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_embd=16, n_layer=2, n_head=2, vocab_size=50, n_positions=16))
+    hf = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_embd=16, n_layer=2, n_head=2, vocab_size=50, n_positions=16)
+    )
     table = lora_parameter_table(hf, ranks=(1, 4), targets="attn")
     assert list(table.layers) == ["transformer.h.0.attn.c_attn", "transformer.h.1.attn.c_attn"]
     for row in table.rows:
-        assert (row.trainable, row.total) == trainable_parameters(lora(copy.deepcopy(hf), r=row.rank, targets="attn", verbose=False))
+        assert (row.trainable, row.total) == trainable_parameters(
+            lora(copy.deepcopy(hf), r=row.rank, targets="attn", verbose=False)
+        )
 
 
 def test_singular_values_equal_the_merged_weight_change():
@@ -83,14 +95,17 @@ def test_table_renders_as_text_html_svg_and_figure():
     assert table.row(5).trainable == 5 * table.rows[0].trainable
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda m: lora_parameter_table(m, ranks=(0,)), "LoRA rank 0 must be an integer >= 1"),
-    (lambda m: lora_parameter_table(m, ranks=()), "ranks must be a non-empty list"),
-    (lambda m: lora_parameter_table(m, targets="nothing_here"), "matches no module"),
-    (lambda m: lora_parameter_table(lora(m, r=1, verbose=False)), "already has LoRA adapters"),
-    (lambda m: lora_singular_values(m), "has no LoRA layers"),
-    (lambda m: lora_singular_value_figure({}), "no singular values to plot"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: lora_parameter_table(m, ranks=(0,)), "LoRA rank 0 must be an integer >= 1"),
+        (lambda m: lora_parameter_table(m, ranks=()), "ranks must be a non-empty list"),
+        (lambda m: lora_parameter_table(m, targets="nothing_here"), "matches no module"),
+        (lambda m: lora_parameter_table(lora(m, r=1, verbose=False)), "already has LoRA adapters"),
+        (lambda m: lora_singular_values(m), "has no LoRA layers"),
+        (lambda m: lora_singular_value_figure({}), "no singular values to plot"),
+    ],
+)
 def test_bad_inputs_raise_one_clear_line(call, message):
     with pytest.raises((InvalidInputError, KeyError), match=message) as info:
         call(_gpt())

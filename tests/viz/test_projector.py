@@ -1,4 +1,5 @@
 """Embedding projector: PCA parity with scikit-learn, cosine neighbours vs brute force, t-SNE, Procrustes, checkpoints."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,16 @@ import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError
 from labkit.viz import projector as pj
-from labkit.viz.projector import (ProjectionResult, checkpoint_trajectory, embedding_matrix, nearest_neighbours, procrustes,
-                                  project, projector_figure, token_frequencies)
+from labkit.viz.projector import (
+    ProjectionResult,
+    checkpoint_trajectory,
+    embedding_matrix,
+    nearest_neighbours,
+    procrustes,
+    project,
+    projector_figure,
+    token_frequencies,
+)
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 
@@ -46,7 +55,9 @@ def test_randomized_pca_for_large_matrices_matches_sklearn(monkeypatch):
     from sklearn.decomposition import PCA
 
     g = torch.Generator().manual_seed(3)
-    x = torch.randn(300, 4, generator=g) @ torch.randn(4, 40, generator=g) * 5 + 0.01 * torch.randn(300, 40, generator=g)
+    x = torch.randn(300, 4, generator=g) @ torch.randn(4, 40, generator=g) * 5 + 0.01 * torch.randn(
+        300, 40, generator=g
+    )
     monkeypatch.setattr(pj, "_EXACT_PCA_LIMIT", 10)  # force the torch.pca_lowrank path on a small matrix
     ours = project(x, "pca", 3)
     _same_up_to_sign(ours.coords.double().numpy(), PCA(3).fit_transform(x.double().numpy()), atol=1e-2)
@@ -148,13 +159,26 @@ def test_minilm_sentence_embeddings_project_and_find_the_paraphrase():
     from labkit.models import Encoder
 
     path = gt.get_model_path()
-    texts = ["A cat sits on the mat.", "The stock market fell sharply today.", "A kitten is sitting on a rug.",
-             "Shares dropped on Wall Street.", "I love playing football.", "Soccer is my favourite sport.", HOSTILE]
+    texts = [
+        "A cat sits on the mat.",
+        "The stock market fell sharply today.",
+        "A kitten is sitting on a rug.",
+        "Shares dropped on Wall Street.",
+        "I love playing football.",
+        "Soccer is my favourite sport.",
+        HOSTILE,
+    ]
     emb = Encoder.from_hf(path).encode_sentences(texts, load_tokenizer(path))
     assert [nb.token for nb in nearest_neighbours(emb, texts[0], texts, k=1)] == [texts[2]]
     assert nearest_neighbours(emb, texts[3], texts, k=1)[0].token == texts[1]
-    fig = projector_figure(emb, texts, labels=["animals", "finance", "animals", "finance", "sport", "sport", "x"],
-                           search=texts[4], k=2, title="MiniLM <b>")
+    fig = projector_figure(
+        emb,
+        texts,
+        labels=["animals", "finance", "animals", "finance", "sport", "sport", "x"],
+        search=texts[4],
+        k=2,
+        title="MiniLM <b>",
+    )
     assert len(fig.data) == 5  # 4 label groups + the search ring
     dumped = fig.to_json()
     assert "<img" not in dumped and "</script>" not in dumped and "<b>" not in dumped

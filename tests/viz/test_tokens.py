@@ -1,12 +1,13 @@
 """Tokenizer explorer view: the records are the tokenizer's own, counts are exact, hostile text stays text."""
+
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import subprocess
-from functools import lru_cache
 import xml.etree.ElementTree as ET
+from functools import cache
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 
 from labkit.data.tokenizer import Tokenizer, train_tokenizer
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import classic_script
+from labkit.frontend import classic_script
 from labkit.viz.tokens import named_tokenizers, token_view, tokenize_runs, visible_whitespace
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -25,7 +26,7 @@ MODULE = Path(__file__).resolve().parents[2] / "widgets" / "tokens.js"
 CORPUS = ["the cat sat on the mat.\nthe dog sat on the log.\t"] * 40 + ["héllo wörld, tokenizers are fun 🙂"] * 20
 
 
-@lru_cache(maxsize=None)
+@cache
 def _toks() -> dict[str, Tokenizer]:
     bpe = train_tokenizer(CORPUS, kind="bpe", vocab_size=320)
     char = train_tokenizer(CORPUS, kind="char")
@@ -67,7 +68,7 @@ def test_records_equal_the_tokenizer_and_cover_the_text(text):
     assert [t["id"] for t in run.tokens] == tok.encode(text) and run.n_tokens == len(tok.encode(text))
     assert "".join(t["text"] for t in run.tokens) == text  # byte-level BPE covers every character
     for t in run.tokens:
-        assert t["text"] == text[t["start"]:t["end"]]
+        assert t["text"] == text[t["start"] : t["end"]]
         if t["merges"]:  # replaying the listed merges ends in the token itself
             assert "".join(t["merges"][-1].split(" ", 1)) == t["token"]
     assert run.chars_per_token == (len(text) / run.n_tokens if run.n_tokens else 0.0)
@@ -107,11 +108,13 @@ def test_hostile_token_text_stays_text_in_html_svg_and_plain(toks, tmp_path):
     assert spec["runs"][0]["tokens"] == view.runs[0].tokens
     svg = ET.fromstring(bundle["image/svg+xml"])
     texts = [t.text or "" for t in svg.iter("{http://www.w3.org/2000/svg}text")]
-    assert any(t.startswith("</script><img") for t in texts) and "\u00b7" in "".join(texts) and "\u21b5" in "".join(texts)
+    assert (
+        any(t.startswith("</script><img") for t in texts) and "\u00b7" in "".join(texts) and "\u21b5" in "".join(texts)
+    )
     assert HOSTILE.replace("<", "\\u003c").replace(">", "\\u003e") in bundle["text/plain"]
     saved = view.save_html(tmp_path / "tok.html").read_text(encoding="utf-8")
     rest = re.sub(r"[A-Za-z0-9+/=]{60,}", "", saved).replace('xmlns="http://www.w3.org/2000/svg"', "").lower()
-    for bad in ("http:", "https:", "cdn", "src=\""):
+    for bad in ("http:", "https:", "cdn", 'src="'):
         assert bad not in rest
 
 
@@ -124,13 +127,16 @@ def test_plain_table_lists_ids_and_merges(toks):
     assert any(info.merges for info in infos) and json.dumps(infos[0].merges[-1]) in plain
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda t: token_view(t["bpe"], 42), "text must be a str, got int"),
-    (lambda t: token_view("bpe", "x"), "must be a labkit Tokenizer, a list of them or a dict"),
-    (lambda t: token_view({"x": object()}, "x"), "tokenizer 'x' is a object, not a labkit Tokenizer"),
-    (lambda t: token_view([], "x"), "no tokenizers given"),
-    (lambda t: token_view(t["bpe"], "x", max_tokens=0), "max_tokens must be a positive int"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda t: token_view(t["bpe"], 42), "text must be a str, got int"),
+        (lambda t: token_view("bpe", "x"), "must be a labkit Tokenizer, a list of them or a dict"),
+        (lambda t: token_view({"x": object()}, "x"), "tokenizer 'x' is a object, not a labkit Tokenizer"),
+        (lambda t: token_view([], "x"), "no tokenizers given"),
+        (lambda t: token_view(t["bpe"], "x", max_tokens=0), "max_tokens must be a positive int"),
+    ],
+)
 def test_bad_inputs_raise_one_clear_line(toks, call, message):
     with pytest.raises(InvalidInputError, match=message) as info:
         call(toks)
@@ -140,15 +146,21 @@ def test_bad_inputs_raise_one_clear_line(toks, call, message):
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_front_end_helpers_agree_with_python():
     sample = "a b\tc\nd\r e🙂"
-    code = (f"import {{ visibleWhitespace, overlapping, mergeLines }} from {json.dumps(MODULE.as_uri())};\n"
-            f"const toks = [{{start:0,end:2}},{{start:2,end:2}},{{start:2,end:5}},{{start:5,end:6}}];\n"
-            f"console.log(JSON.stringify([visibleWhitespace({json.dumps(sample)}), overlapping(toks, 1, 3), "
-            "overlapping(toks, 2, 2), mergeLines(['\u0120 t', 'a b'])]));")
+    code = (
+        f"import {{ visibleWhitespace, overlapping, mergeLines }} from {json.dumps(MODULE.as_uri())};\n"
+        f"const toks = [{{start:0,end:2}},{{start:2,end:2}},{{start:2,end:5}},{{start:5,end:6}}];\n"
+        f"console.log(JSON.stringify([visibleWhitespace({json.dumps(sample)}), overlapping(toks, 1, 3), "
+        "overlapping(toks, 2, 2), mergeLines(['\u0120 t', 'a b'])]));"
+    )
     done = subprocess.run([NODE, "--input-type=module", "-e", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     ws, hits, empty, merges = json.loads(done.stdout)
     assert ws == visible_whitespace(sample)
     assert hits == [0, 1, 2] and empty == [1, 2] and merges == ["\u0120 + t \u2192 \u0120t", "a + b \u2192 ab"]
-    script = "(function(){" + classic_script("tokens.js") + "\nconsole.log(typeof mountStatic, typeof __default.render);})();"
+    script = (
+        "(function(){"
+        + classic_script("tokens.js")
+        + "\nconsole.log(typeof mountStatic, typeof __default.render);})();"
+    )
     done = subprocess.run([NODE, "-e", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.split() == ["function", "function"], done.stderr

@@ -1,12 +1,13 @@
 """AttentionMathWidget without a kernel: traits validated against the model, layer/head recompute in Python."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from labkit.errors import InvalidInputError
+from labkit.frontend import asset_text
 from labkit.models import GPT, GPTConfig
-from labkit.viz._assets import asset_text
 from labkit.viz.attention_math import attention_steps
 from labkit.widgets.attention_math import AttentionMathWidget
 
@@ -16,7 +17,9 @@ HOSTILE = "</script><img src=x onerror=alert(1)>"
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=40, block_size=16, n_layer=3, n_head=4, n_kv_head=2, n_embd=16, positions="rotary")).eval()
+    return GPT(
+        GPTConfig(vocab_size=40, block_size=16, n_layer=3, n_head=4, n_kv_head=2, n_embd=16, positions="rotary")
+    ).eval()
 
 
 IDS = torch.randint(0, 40, (1, 5), generator=torch.Generator().manual_seed(1))
@@ -32,7 +35,17 @@ def test_initial_traits_describe_the_model_and_the_steps(model):
     assert "<img" not in w.steps_html + w.header_html and "&lt;/script&gt;" in w.steps_html
     assert w._esm == asset_text("attention_math.js") and "export default" in w._esm and w._css
     synced = set(w.traits(sync=True))
-    assert {"step", "layer", "head", "n_layer", "n_head", "step_names", "steps_html", "header_html", "max_diff"} <= synced
+    assert {
+        "step",
+        "layer",
+        "head",
+        "n_layer",
+        "n_head",
+        "step_names",
+        "steps_html",
+        "header_html",
+        "max_diff",
+    } <= synced
     assert all(w.trait_metadata(n, "help") for n in ("step", "layer", "head"))
 
 
@@ -51,11 +64,14 @@ def test_changing_layer_or_head_recomputes_in_python_and_keeps_the_step_kind(mod
     assert w.to_view().step == w.step
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("layer", 3, "layer 3 is out of range; there are 3 blocks"),
-    ("head", -1, "head -1 is out of range; there are 4 heads per block"),
-    ("step", 13, "step 13 is out of range; there are 13 steps"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("layer", 3, "layer 3 is out of range; there are 3 blocks"),
+        ("head", -1, "head -1 is out of range; there are 4 heads per block"),
+        ("step", 13, "step 13 is out of range; there are 13 steps"),
+    ],
+)
 def test_selection_is_validated_against_the_model(model, name, value, message):
     w = AttentionMathWidget(model, IDS)
     before = getattr(w, name)

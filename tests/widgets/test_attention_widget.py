@@ -1,13 +1,13 @@
 """AttentionWidget without a kernel: traits carry the binary payload, selections are validated, qk mode re-encodes."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from labkit.errors import InvalidInputError
+from labkit.frontend import asset_text, unpack_arrays
 from labkit.models import GPT, GPTConfig
-from labkit.viz._assets import asset_text
-from labkit.viz._payload import unpack_arrays
 from labkit.widgets import AttentionWidget
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -38,16 +38,30 @@ def test_from_cache_fills_the_traits_with_the_binary_payload(cache):
 def test_trait_metadata_syncs_what_the_front_end_reads(cache):
     w = AttentionWidget.from_cache(cache, TOKENS)
     synced = {name for name, trait in w.traits(sync=True).items()}
-    assert {"tokens", "target_tokens", "payload", "header", "shape", "view", "layer", "head", "focus_token", "info"} <= synced
+    assert {
+        "tokens",
+        "target_tokens",
+        "payload",
+        "header",
+        "shape",
+        "view",
+        "layer",
+        "head",
+        "focus_token",
+        "info",
+    } <= synced
     assert all(w.trait_metadata(n, "help") for n in ("tokens", "payload", "layer", "head", "focus_token"))
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("layer", 3, "layer 3 is out of range; the attention has 3 layers"),
-    ("layer", -1, "layer -1 is out of range"),
-    ("head", 2, "head 2 is out of range; the attention has 2 heads"),
-    ("focus_token", 6, "focus_token 6 is out of range; there are 6 query positions"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("layer", 3, "layer 3 is out of range; the attention has 3 layers"),
+        ("layer", -1, "layer -1 is out of range"),
+        ("head", 2, "head 2 is out of range; the attention has 2 heads"),
+        ("focus_token", 6, "focus_token 6 is out of range; there are 6 query positions"),
+    ],
+)
 def test_selection_is_validated_against_the_shape(cache, name, value, message):
     w = AttentionWidget.from_cache(cache, TOKENS)
     before = getattr(w, name)

@@ -1,5 +1,6 @@
 """TrainingDashboard without a kernel (and once with a real one): throttled pushes, Stop/Save acting between steps
 in real train() runs, samples that leave training untouched, validation, escaping, the front end's pure helpers."""
+
 from __future__ import annotations
 
 import json
@@ -16,12 +17,12 @@ import torch
 
 from labkit.data.tokenizer import train_tokenizer
 from labkit.errors import InvalidInputError
+from labkit.frontend import asset_text
 from labkit.generation import generate
 from labkit.models.gpt import GPT, GPTConfig
 from labkit.training import train
 from labkit.training.callbacks import LambdaCallback
 from labkit.training.history import History
-from labkit.viz._assets import asset_text
 from labkit.viz.curves import ema
 from labkit.widgets.dashboard import STOP_REASON, DashboardCallback, TrainingDashboard
 
@@ -47,15 +48,22 @@ def _model(vocab: int, seed: int = 0) -> GPT:
 
 def _batches(tok, n: int = 4) -> list[dict]:
     ids = torch.tensor(tok.encode(TEXT))
-    return [{"input_ids": ids[i * 16:i * 16 + 16].reshape(1, 16).repeat(2, 1), "labels": ids[i * 16:i * 16 + 16].reshape(1, 16).repeat(2, 1)}
-            for i in range(n)]
+    return [
+        {
+            "input_ids": ids[i * 16 : i * 16 + 16].reshape(1, 16).repeat(2, 1),
+            "labels": ids[i * 16 : i * 16 + 16].reshape(1, 16).repeat(2, 1),
+        }
+        for i in range(n)
+    ]
 
 
 def _clicker(dash: TrainingDashboard, kind: str, at: int) -> LambdaCallback:
     """Sends the page's message during step `at`, as a click arriving mid-step would."""
+
     def on_step_end(trainer, step, logs):
         if step == at:
             dash._on_custom_msg(dash, {"type": kind, "id": f"{kind}-{at}"}, [])
+
     return LambdaCallback(on_step_end=on_step_end)
 
 
@@ -64,8 +72,15 @@ def _clicker(dash: TrainingDashboard, kind: str, at: int) -> LambdaCallback:
 
 def test_stop_click_ends_a_real_run_after_that_step_and_checkpoints(tok, tmp_path):
     dash = TrainingDashboard()
-    history = train(_model(tok.vocab_size), _batches(tok), steps=50, log_every=2, checkpoint_dir=tmp_path,
-                    callbacks=[_clicker(dash, "stop", 3), dash.callback], **QUIET)
+    history = train(
+        _model(tok.vocab_size),
+        _batches(tok),
+        steps=50,
+        log_every=2,
+        checkpoint_dir=tmp_path,
+        callbacks=[_clicker(dash, "stop", 3), dash.callback],
+        **QUIET,
+    )
     assert history.step[-1] == 3 and history.stopped_reason == STOP_REASON and not history.interrupted
     assert (tmp_path / "step-000003").is_dir()
     assert dash.status == "stopped" and dash.message == STOP_REASON and dash.step == 3
@@ -77,15 +92,31 @@ def test_a_diverging_run_shows_failed_and_keeps_the_error(tok, tmp_path):
 
     dash = TrainingDashboard()
     with pytest.raises(TrainingDivergedError):
-        train(_model(tok.vocab_size), _batches(tok), steps=50, lr=1e12, log_every=1, checkpoint_dir=tmp_path,
-              callbacks=[dash.callback], **QUIET)
+        train(
+            _model(tok.vocab_size),
+            _batches(tok),
+            steps=50,
+            lr=1e12,
+            log_every=1,
+            checkpoint_dir=tmp_path,
+            callbacks=[dash.callback],
+            **QUIET,
+        )
     assert dash.status == "failed" and "TrainingDivergedError" in dash.message
 
 
 def test_save_click_writes_a_checkpoint_at_that_step_and_training_goes_on(tok, tmp_path):
     dash = TrainingDashboard()
-    history = train(_model(tok.vocab_size), _batches(tok), steps=6, log_every=3, checkpoint_dir=tmp_path, keep_last=5,
-                    callbacks=[_clicker(dash, "save", 2), dash.callback], **QUIET)
+    history = train(
+        _model(tok.vocab_size),
+        _batches(tok),
+        steps=6,
+        log_every=3,
+        checkpoint_dir=tmp_path,
+        keep_last=5,
+        callbacks=[_clicker(dash, "save", 2), dash.callback],
+        **QUIET,
+    )
     assert history.step[-1] == 6 and history.stopped_reason is None
     assert (tmp_path / "step-000002").is_dir() and (tmp_path / "step-000006").is_dir()
     assert not (tmp_path / "step-000003").exists()
@@ -104,7 +135,9 @@ def test_comm_hook_sets_the_flag_from_another_thread_once_per_click():
     data = {"method": "custom", "content": {"type": "stop", "id": "click-1"}}
     dash._on_custom_msg(dash, {"type": "stop", "id": "before"}, [])
     assert not dash.callback.stop_clicked  # no run going: a late click must not stop the next run
-    trainer = SimpleNamespace(request_stop=lambda reason: calls.append(reason), checkpoint_dir=None, total_steps=9, step=0)
+    trainer = SimpleNamespace(
+        request_stop=lambda reason: calls.append(reason), checkpoint_dir=None, total_steps=9, step=0
+    )
     dash.callback.on_train_begin(trainer)
     results = []
     worker = threading.Thread(target=lambda: results.append(dash.comm._reply_subshell_for(data, "route-default")))
@@ -189,8 +222,16 @@ def test_resumed_run_shows_the_earlier_curve(tok, tmp_path):
     model = _model(tok.vocab_size)
     train(model, _batches(tok), steps=4, log_every=2, checkpoint_dir=tmp_path, **QUIET)
     dash = TrainingDashboard()
-    train(_model(tok.vocab_size), _batches(tok), steps=8, log_every=2, checkpoint_dir=tmp_path, resume=True,
-          callbacks=[dash.callback], **QUIET)
+    train(
+        _model(tok.vocab_size),
+        _batches(tok),
+        steps=8,
+        log_every=2,
+        checkpoint_dir=tmp_path,
+        resume=True,
+        callbacks=[dash.callback],
+        **QUIET,
+    )
     assert [p[0] for p in dash.points] == list(range(1, 9))
 
 
@@ -200,7 +241,9 @@ def test_resumed_run_shows_the_earlier_curve(tok, tmp_path):
 def test_samples_leave_training_untouched_and_match_generate(tok):
     plain = train(_model(tok.vocab_size), _batches(tok), steps=6, log_every=2, **QUIET)
     model = _model(tok.vocab_size)
-    dash = TrainingDashboard(tokenizer=tok, sample_prompt="to be", sample_every_s=0, sample_tokens=12, sample_temperature=0.9)
+    dash = TrainingDashboard(
+        tokenizer=tok, sample_prompt="to be", sample_every_s=0, sample_tokens=12, sample_temperature=0.9
+    )
     watched = train(model, _batches(tok), steps=6, log_every=2, callbacks=[dash.callback], **QUIET)
     assert watched.loss == plain.loss  # sampling used a private generator and restored the model's mode
     prompt = torch.tensor([tok.encode("to be")])
@@ -228,13 +271,16 @@ def test_a_failing_sample_never_stops_training(tok):
 # ---------------------------------------------------------------- validation, static output
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(min_interval_s=-1), "min_interval_s must be a number >= 0"),
-    (dict(max_points=4), "max_points must be an integer >= 8"),
-    (dict(sample_tokens=0), "sample_tokens must be a positive integer"),
-    (dict(sample_prompt="hi"), "sample_prompt needs tokenizer="),
-    (dict(sample_temperature=-0.1), "sample_temperature must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(min_interval_s=-1), "min_interval_s must be a number >= 0"),
+        (dict(max_points=4), "max_points must be an integer >= 8"),
+        (dict(sample_tokens=0), "sample_tokens must be a positive integer"),
+        (dict(sample_prompt="hi"), "sample_prompt needs tokenizer="),
+        (dict(sample_temperature=-0.1), "sample_temperature must be >= 0"),
+    ],
+)
 def test_bad_options_fail_early(kwargs, message):
     with pytest.raises(InvalidInputError, match=message):
         TrainingDashboard(**kwargs)
@@ -242,10 +288,12 @@ def test_bad_options_fail_early(kwargs, message):
 
 def test_traits_are_validated_and_synced():
     dash = TrainingDashboard()
-    for name, value, message in [("progress", 1.5, r"progress must be in \[0, 1\]"),
-                                 ("smoothing", 1.0, r"smoothing must be in \[0, 1\)"),
-                                 ("points", [[1, 2.0]], r"each point must be \[step, loss, lr, tokens_per_s\]"),
-                                 ("val_points", [[1]], r"each val point must be \[step, eval_loss\]")]:
+    for name, value, message in [
+        ("progress", 1.5, r"progress must be in \[0, 1\]"),
+        ("smoothing", 1.0, r"smoothing must be in \[0, 1\)"),
+        ("points", [[1, 2.0]], r"each point must be \[step, loss, lr, tokens_per_s\]"),
+        ("val_points", [[1]], r"each val point must be \[step, eval_loss\]"),
+    ]:
         with pytest.raises(InvalidInputError, match=message):
             setattr(dash, name, value)
     synced = set(dash.traits(sync=True))
@@ -278,10 +326,12 @@ def test_static_fallbacks_escape_user_text():
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_js_ema_and_paths_match_python():
     values = [3.0, None, 2.5, 2.0, float("nan"), 1.0]
-    code = (f"import {{ ema, linePath, extent }} from {json.dumps(MODULE.as_uri())};\n"
-            "const v = [3.0, null, 2.5, 2.0, NaN, 1.0];\n"
-            "console.log(JSON.stringify({ema: ema(v, 0.6), path: linePath([1,2,3,4,5,6], v, (x) => x, (y) => y),"
-            " flat: extent([2, 2]), none: extent([null])}));")
+    code = (
+        f"import {{ ema, linePath, extent }} from {json.dumps(MODULE.as_uri())};\n"
+        "const v = [3.0, null, 2.5, 2.0, NaN, 1.0];\n"
+        "console.log(JSON.stringify({ema: ema(v, 0.6), path: linePath([1,2,3,4,5,6], v, (x) => x, (y) => y),"
+        " flat: extent([2, 2]), none: extent([null])}));"
+    )
     done = subprocess.run([NODE, "--input-type=module", "-e", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
@@ -301,15 +351,19 @@ def test_stop_reaches_a_busy_kernel():
     try:
         out: list[str] = []
         hook = lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None  # noqa: E731
-        setup = ("import torch\nfrom labkit.models import GPT, GPTConfig\nfrom labkit.training import train\n"
-                 "from labkit.widgets.dashboard import TrainingDashboard\ntorch.set_num_threads(1)\n"
-                 "model = GPT(GPTConfig.preset('gpt-nano', vocab_size=16, block_size=8, n_layer=1))\n"
-                 "x = torch.randint(0, 16, (1, 8)); batches = [{'input_ids': x, 'labels': x}]\n"
-                 "dash = TrainingDashboard(); print(dash.comm.comm_id)")
+        setup = (
+            "import torch\nfrom labkit.models import GPT, GPTConfig\nfrom labkit.training import train\n"
+            "from labkit.widgets.dashboard import TrainingDashboard\ntorch.set_num_threads(1)\n"
+            "model = GPT(GPTConfig.preset('gpt-nano', vocab_size=16, block_size=8, n_layer=1))\n"
+            "x = torch.randint(0, 16, (1, 8)); batches = [{'input_ids': x, 'labels': x}]\n"
+            "dash = TrainingDashboard(); print(dash.comm.comm_id)"
+        )
         reply = kc.execute_interactive(setup, timeout=60, output_hook=hook)
         assert reply["content"]["status"] == "ok", reply["content"]
         comm_id = "".join(out).split()[0]
-        msg_id = kc.execute("h = train(model, batches, steps=10**7, callbacks=[dash.callback], progress=False, device='cpu')")
+        msg_id = kc.execute(
+            "h = train(model, batches, steps=10**7, callbacks=[dash.callback], progress=False, device='cpu')"
+        )
         deadline = time.time() + 60
         while time.time() < deadline:  # wait until the dashboard reports the run (an update on iopub)
             msg = kc.get_iopub_msg(timeout=60)
@@ -317,8 +371,12 @@ def test_stop_reaches_a_busy_kernel():
             if state.get("status") == "running":
                 break
         time.sleep(0.5)
-        kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
-            "method": "custom", "content": {"type": "stop", "id": "kernel-test"}}}))
+        kc.shell_channel.send(
+            kc.session.msg(
+                "comm_msg",
+                {"comm_id": comm_id, "data": {"method": "custom", "content": {"type": "stop", "id": "kernel-test"}}},
+            )
+        )
         reply = kc.get_shell_msg(timeout=60)
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = kc.get_shell_msg(timeout=60)

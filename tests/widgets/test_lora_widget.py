@@ -1,4 +1,5 @@
 """LoraExplorer without a kernel: the rank slider's trait drives counts that equal the pure table (and PEFT)."""
+
 from __future__ import annotations
 
 import copy
@@ -30,7 +31,9 @@ def _gpt() -> GPT:
 def test_rank_changes_update_the_counts():
     model = _gpt()
     w = LoraExplorer(model, targets="attn", rank=4)
-    assert (w.trainable, w.total) == trainable_parameters(lora(copy.deepcopy(model), r=4, targets="attn", verbose=False))
+    assert (w.trainable, w.total) == trainable_parameters(
+        lora(copy.deepcopy(model), r=4, targets="attn", verbose=False)
+    )
     w.rank = 12
     row = lora_parameter_table(model, ranks=(12,), targets="attn").rows[0]
     assert (w.trainable, w.total, w.share) == (row.trainable, row.total, pytest.approx(row.share))
@@ -69,8 +72,10 @@ def test_adapter_model_fills_the_spectrum():
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_page_count_formula_equals_python():
     w = LoraExplorer(_gpt(), rank=5)
-    code = (f"import {{ loraCount }} from {json.dumps(MODULE.as_uri())};\n"
-            f"console.log(JSON.stringify(loraCount(5, {w.unit}, {w.base_parameters})));")
+    code = (
+        f"import {{ loraCount }} from {json.dumps(MODULE.as_uri())};\n"
+        f"console.log(JSON.stringify(loraCount(5, {w.unit}, {w.base_parameters})));"
+    )
     done = subprocess.run([NODE, "--input-type=module", "-e", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)

@@ -1,5 +1,6 @@
 """GenerationPlayground without a kernel: its tokens, candidates and attention agree with labkit.generation and with a
 full forward pass; tokens stream as messages; controls are validated; hostile token text stays inert."""
+
 from __future__ import annotations
 
 import math
@@ -11,12 +12,12 @@ import torch
 
 from labkit.data.tokenizer import Tokenizer, train_tokenizer
 from labkit.errors import InvalidInputError
+from labkit.frontend import asset_text
 from labkit.generation import generate
 from labkit.generation.beam import beam_search
 from labkit.models.gpt import GPT, GPTConfig
 from labkit.models.lstm import LSTMLM, LSTMConfig
 from labkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from labkit.viz._assets import asset_text
 from labkit.widgets.playground import GenerationPlayground
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -48,11 +49,14 @@ def _prompt(tok, text="the ") -> torch.Tensor:
     return torch.tensor([tok.encode(text)])
 
 
-@pytest.mark.parametrize("controls, reference", [
-    (dict(temperature=0.0), dict()),
-    (dict(temperature=0.9, seed=7), dict(temperature=0.9, seed=7)),
-    (dict(temperature=1.3, top_k=5, top_p=0.8, seed=3), dict(temperature=1.3, top_k=5, top_p=0.8, seed=3)),
-])
+@pytest.mark.parametrize(
+    "controls, reference",
+    [
+        (dict(temperature=0.0), dict()),
+        (dict(temperature=0.9, seed=7), dict(temperature=0.9, seed=7)),
+        (dict(temperature=1.3, top_k=5, top_p=0.8, seed=3), dict(temperature=1.3, top_k=5, top_p=0.8, seed=3)),
+    ],
+)
 def test_tokens_and_candidates_match_generate(model, tok, controls, reference):
     play, _ = _play(model, tok, prompt="the ", max_new_tokens=12, top_candidates=6, **controls)
     text = play.generate()
@@ -77,7 +81,7 @@ def test_each_steps_attention_equals_a_full_forward_pass(model, tok):
     assert (play.n_layer, play.n_head) == (2, 3) and play.header["arrays"]["attn"]["shape"] == [2, 3, 8, p + 7]
     for i in range(8):
         got = play.step_attention(i)  # [layer, head, key], the query that chose token i
-        want = torch.stack([a[0, :, p - 1 + i, :p + i] for a in full])
+        want = torch.stack([a[0, :, p - 1 + i, : p + i] for a in full])
         torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-3)  # float16 on the wire
 
 
@@ -88,14 +92,15 @@ def test_beams_match_beam_search_and_read_attention_from_the_result(model, tok):
     assert [t["id"] for t in play.tokens] == ref[0, 4:].tolist()
     assert "beam search (3 beams" in play.status
     assert [m["type"] for m in sent] == ["start", "done"]  # beam search cannot stream
-    seq = ref[:, :4 + len(play.tokens)]
+    seq = ref[:, : 4 + len(play.tokens)]
     with torch.no_grad():
         out = model(seq, output_attentions=True)
     probs = torch.softmax(out.logits[0], -1)
     for i, tokn in enumerate(play.tokens):
         assert tokn["p"] == pytest.approx(float(probs[3 + i, tokn["id"]]), abs=1e-6)
-        torch.testing.assert_close(play.step_attention(i), torch.stack([a[0, :, 3 + i, :4 + i] for a in out.attentions]),
-                                   atol=2e-3, rtol=2e-3)
+        torch.testing.assert_close(
+            play.step_attention(i), torch.stack([a[0, :, 3 + i, : 4 + i] for a in out.attentions]), atol=2e-3, rtol=2e-3
+        )
 
 
 def test_tokens_stream_as_messages_then_land_in_the_traits(model, tok):
@@ -138,19 +143,22 @@ def test_lstm_generates_without_attention(tok):
         play.step_attention(0)
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("temperature", -0.5, "temperature must be a finite number >= 0"),
-    ("temperature", float("nan"), "temperature must be a finite number >= 0"),
-    ("top_k", -1, r"top_k must be >= 0 \(0 = off\)"),
-    ("top_p", 0.0, r"top_p must be in \(0, 1\]"),
-    ("top_p", 1.5, r"top_p must be in \(0, 1\]"),
-    ("max_new_tokens", 0, r"max_new_tokens must be in \[1, 31\]"),
-    ("max_new_tokens", 32, r"max_new_tokens must be in \[1, 31\]"),
-    ("num_beams", 0, r"num_beams must be in \[1, 16\]"),
-    ("num_beams", 17, r"num_beams must be in \[1, 16\]"),
-    ("top_candidates", 0, r"top_candidates must be in \[1, 50\]"),
-    ("selected", 0, "selected 0 is out of range; 0 tokens were generated"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("temperature", -0.5, "temperature must be a finite number >= 0"),
+        ("temperature", float("nan"), "temperature must be a finite number >= 0"),
+        ("top_k", -1, r"top_k must be >= 0 \(0 = off\)"),
+        ("top_p", 0.0, r"top_p must be in \(0, 1\]"),
+        ("top_p", 1.5, r"top_p must be in \(0, 1\]"),
+        ("max_new_tokens", 0, r"max_new_tokens must be in \[1, 31\]"),
+        ("max_new_tokens", 32, r"max_new_tokens must be in \[1, 31\]"),
+        ("num_beams", 0, r"num_beams must be in \[1, 16\]"),
+        ("num_beams", 17, r"num_beams must be in \[1, 16\]"),
+        ("top_candidates", 0, r"top_candidates must be in \[1, 50\]"),
+        ("selected", 0, "selected 0 is out of range; 0 tokens were generated"),
+    ],
+)
 def test_controls_are_validated_on_the_traits(model, tok, name, value, message):
     play, _ = _play(model, tok)
     before = getattr(play, name)
@@ -165,9 +173,11 @@ def test_selection_layer_and_head_are_checked_against_the_run(model, tok):
     play, _ = _play(model, tok, prompt="the ", max_new_tokens=3, temperature=0.0)
     play.generate()
     play.selected, play.layer, play.head = 2, 1, 2
-    for name, value, message in [("selected", 3, "selected 3 is out of range; 3 tokens"),
-                                 ("layer", 2, "layer 2 is out of range; the model has 2 layers"),
-                                 ("head", 3, "head 3 is out of range; the model has 3 heads")]:
+    for name, value, message in [
+        ("selected", 3, "selected 3 is out of range; 3 tokens"),
+        ("layer", 2, "layer 2 is out of range; the model has 2 layers"),
+        ("head", 3, "head 3 is out of range; the model has 3 heads"),
+    ]:
         with pytest.raises(InvalidInputError, match=message):
             setattr(play, name, value)
     assert "step 2: chose" in play.to_svg()
@@ -175,7 +185,9 @@ def test_selection_layer_and_head_are_checked_against_the_run(model, tok):
 
 def test_bad_models_tokenizers_and_controls_fail_early(model, tok):
     torch.manual_seed(0)
-    s2s = Seq2Seq(Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=tok.vocab_size, tgt_vocab_size=tok.vocab_size))
+    s2s = Seq2Seq(
+        Seq2SeqConfig.preset("transformer-tiny", src_vocab_size=tok.vocab_size, tgt_vocab_size=tok.vocab_size)
+    )
     with pytest.raises(InvalidInputError, match="drives decoder-only models"):
         GenerationPlayground(s2s, tok)
     with pytest.raises(InvalidInputError, match="generate needs a labkit GPT"):
@@ -186,7 +198,9 @@ def test_bad_models_tokenizers_and_controls_fail_early(model, tok):
         GenerationPlayground(model, tok, temprature=1.0)
     play = GenerationPlayground(model, tok)
     assert play._esm == asset_text("playground.js") and "export default" in play._esm and play._css
-    assert {"prompt", "temperature", "top_k", "top_p", "max_new_tokens", "num_beams", "seed"} <= set(play.traits(sync=True))
+    assert {"prompt", "temperature", "top_k", "top_p", "max_new_tokens", "num_beams", "seed"} <= set(
+        play.traits(sync=True)
+    )
 
 
 def test_hostile_token_text_stays_inert():

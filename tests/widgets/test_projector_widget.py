@@ -1,4 +1,5 @@
 """ProjectorWidget without a kernel: traits, search from Python and from the page, validation, static output; JS in node."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,11 @@ def test_widget_carries_the_projection_as_float32_bytes_and_searches_like_the_or
     assert w.shape == [1, 40, 2]
     np.testing.assert_array_equal(coords[0], project(x).coords.numpy())
     assert w.selected == 5 and [nb["index"] for nb in w.neighbours] == _oracle(x, 5, 4)
-    assert w.labels == [str(i % 3) for i in range(40)] and w.info["method"] == "pca" and len(w.info["explained_variance"]) == 2
+    assert (
+        w.labels == [str(i % 3) for i in range(40)]
+        and w.info["method"] == "pca"
+        and len(w.info["explained_variance"]) == 2
+    )
     found = w.search(HOSTILE)
     assert w.selected == 1 and w.query == HOSTILE and [nb.index for nb in found] == _oracle(x, 1, 4)
 
@@ -79,8 +84,11 @@ def test_checkpoint_frames_search_in_the_matrix_of_the_frame_shown(data):
 def test_invalid_traits_and_searches_raise_one_line_errors(data):
     x, tokens = data
     w = ProjectorWidget(x, tokens)
-    for name, value, fragment in (("k", 40, "k=40 must be in 1..39"), ("frame", 1, "frame 1 is out of range"),
-                                  ("selected", 40, "selected row 40")):
+    for name, value, fragment in (
+        ("k", 40, "k=40 must be in 1..39"),
+        ("frame", 1, "frame 1 is out of range"),
+        ("selected", 40, "selected row 40"),
+    ):
         with pytest.raises(InvalidInputError, match=fragment.replace(".", r"\.")):
             setattr(w, name, value)
     with pytest.raises(UnknownNameError, match="did you mean 'w3', 'w39'"):

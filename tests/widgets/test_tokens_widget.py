@@ -1,19 +1,20 @@
 """TokenizerExplorer without a kernel: typing (setting `text`) re-tokenizes in Python and pushes the token lists."""
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
 from labkit.data.tokenizer import train_tokenizer
 from labkit.errors import InvalidInputError
-from labkit.viz._assets import asset_text
+from labkit.frontend import asset_text
 from labkit.widgets.tokens import MAX_TEXT, TokenizerExplorer
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _toks():
     corpus = ["the cat sat on the mat. the dog sat on the log."] * 30
     return {"bpe": train_tokenizer(corpus, kind="bpe", vocab_size=300), "char": train_tokenizer(corpus, kind="char")}

@@ -1,22 +1,33 @@
-"""Front-end files (ES modules, CSS) for the views: find them, and turn a module into an inline classic script.
+"""Front-end files (ES modules, CSS) for the views: find them, inline them, and write text that is safe in a page.
 
 The sources live in the checkout's top-level `widgets/` folder; the build copies them into the installed
 package as `labkit/widgets/static/`. Static HTML inlines them: a classic `<script>` (not `type=module`),
 because every front end we target (JupyterLab 4, Notebook 7, VS Code, nbconvert pages) runs those, and
 its `document.currentScript` tells the code where it sits.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
-from functools import lru_cache
-from typing import Any
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError
 
-__all__ = ["asset_text", "asset_dirs", "classic_script", "json_for_script"]
+__all__ = [
+    "asset_text",
+    "asset_dirs",
+    "classic_script",
+    "json_for_script",
+    "mount_script",
+    "plain_token",
+    "inline_js",
+    "SOURCE_MAP",
+    "HtmlView",
+]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent / "widgets" / "static"
 _SOURCE_DIR = Path(__file__).resolve().parent.parent.parent / "widgets"
@@ -27,7 +38,7 @@ def asset_dirs() -> list[Path]:
     return [_PACKAGE_DIR, _SOURCE_DIR]
 
 
-@lru_cache(maxsize=None)
+@cache
 def asset_text(name: str) -> str:
     """A front-end file name such as "attention.js" in, its text out (package copy first, then the checkout).
 
@@ -48,7 +59,7 @@ def asset_text(name: str) -> str:
 _EXPORT = re.compile(r"^export\s+(default\s+)?", re.M)
 
 
-@lru_cache(maxsize=None)
+@cache
 def classic_script(name: str) -> str:
     """An ES module file name in, the same code as classic-script statements out (exports turned into locals).
 
@@ -58,7 +69,9 @@ def classic_script(name: str) -> str:
     """
     src = asset_text(name)
     if re.search(r"^\s*import[\s{(*]", src, re.M) or re.search(r"^export\s*\{", src, re.M):
-        raise InvalidInputError(f"{name} must not use import statements or export lists; it is inlined into static HTML")
+        raise InvalidInputError(
+            f"{name} must not use import statements or export lists; it is inlined into static HTML"
+        )
     code = _EXPORT.sub(lambda m: "const __default = " if m.group(1) else "", src)
     if "</script" in code.lower():
         raise InvalidInputError(f"{name} contains '</script', which would end an inline script; split that string")
@@ -77,6 +90,27 @@ def json_for_script(value: object) -> str:
     return text
 
 
+def plain_token(token: str) -> str:
+    """A token in, its plain-text fallback out: a JSON string literal with <, >, & escaped (readable, diffable, inert)."""
+    return json.dumps(token, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+# A source-map comment at the end of a bundle; the maps are not in our pages, so it is dropped.
+SOURCE_MAP = re.compile(r"^//# sourceMappingURL=\S*$", re.M)
+
+
+def inline_js(code: str) -> str:
+    """JavaScript source in, the same code safe to place between <script> and </script> out.
+
+    `</script` would end the element early and `<!--` switches the HTML parser into a mode where the
+    closing tag may not count; both are written with a backslash, which JavaScript strings, template
+    literals and regular expressions read as the same characters. Source-map comments are dropped
+    (the maps are not in the page).
+    """
+    code = SOURCE_MAP.sub("", code)
+    return re.sub(r"</(script)", r"<\\/\1", code, flags=re.I).replace("<!--", "<\\!--")
+
+
 def mount_script(name: str, element_id: str) -> str:
     """A front-end module and an element id in, the inline <script> that mounts the module's static view there.
 
@@ -84,7 +118,9 @@ def mount_script(name: str, element_id: str) -> str:
     one page never share globals, and `mountStatic` finds its data next to the script.
     """
     js = classic_script(name)
-    return f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{element_id}");}})();</script>'
+    return (
+        f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{element_id}");}})();</script>'
+    )
 
 
 class HtmlView:
@@ -97,16 +133,22 @@ class HtmlView:
     def _page_title(self) -> str:
         return "labkit view"
 
-    def save_html(self, path: "str | os.PathLike[str]") -> Path:
+    def save_html(self, path: str | os.PathLike[str]) -> Path:
         """Write a full standalone HTML page (works offline, from disk) and return its path."""
         import html
 
         path = Path(path)
         title = html.escape(self._page_title())
-        path.write_text(f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-                        f"<body>{self.to_html()}</body></html>\n", encoding="utf-8")  # type: ignore[attr-defined]
+        path.write_text(
+            f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
+            f"<body>{self.to_html()}</body></html>\n",
+            encoding="utf-8",
+        )  # type: ignore[attr-defined]
         return path
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.summary(), "text/html": self.to_html(),  # type: ignore[attr-defined]
-                "image/svg+xml": self.to_svg()}  # type: ignore[attr-defined]
+        return {
+            "text/plain": self.summary(),
+            "text/html": self.to_html(),  # type: ignore[attr-defined]
+            "image/svg+xml": self.to_svg(),
+        }  # type: ignore[attr-defined]

@@ -11,12 +11,13 @@ Dense arrays are float16 little-endian in C order. A pruned array of shape [...,
 values of every last-axis row: first all indices (uint16, [..., k]) then all values (float16, [..., k]).
 Every element is 2 bytes, so every offset is even and the browser can read it with a DataView.
 """
+
 from __future__ import annotations
 
 import base64
 import struct
 import zlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -43,7 +44,9 @@ def auto_top_k(shape: tuple[int, ...], max_bytes: int) -> int | None:
     return max(1, min(shape[-1], max_bytes // (4 * rows)))
 
 
-def pack_arrays(arrays: Mapping[str, torch.Tensor], top_k: Mapping[str, int | None] | None = None) -> tuple[dict, bytes]:
+def pack_arrays(
+    arrays: Mapping[str, torch.Tensor], top_k: Mapping[str, int | None] | None = None
+) -> tuple[dict, bytes]:
     """{name: tensor} (and optional {name: k}) in, (header dict, bytes) out; see the module docstring for the layout.
 
     arrays: float tensors of any shape. top_k: per array, None keeps every value, k keeps the k largest per
@@ -66,7 +69,9 @@ def pack_arrays(arrays: Mapping[str, torch.Tensor], top_k: Mapping[str, int | No
             blob = _float16_le(t)
         else:
             if t.shape[-1] - 1 > _MAX_INDEX:
-                raise InvalidInputError(f"array {name!r} has rows of {t.shape[-1]} entries; pruning supports at most {_MAX_INDEX + 1}")
+                raise InvalidInputError(
+                    f"array {name!r} has rows of {t.shape[-1]} entries; pruning supports at most {_MAX_INDEX + 1}"
+                )
             values, indices = torch.topk(t, k, dim=-1)
             idx = indices.to(torch.int32).numpy().astype("<u2").tobytes()
             blob = idx + _float16_le(values)
@@ -83,7 +88,7 @@ def unpack_arrays(header: dict, data: bytes) -> dict[str, torch.Tensor]:
     out = {}
     for name, spec in header["arrays"].items():
         shape, k, off = tuple(spec["shape"]), spec["top_k"], spec["offset"]
-        raw = data[off:off + spec["nbytes"]]
+        raw = data[off : off + spec["nbytes"]]
         if len(raw) != spec["nbytes"]:
             raise InvalidInputError(f"payload is truncated: array {name!r} needs {spec['nbytes']} bytes at {off}")
         if k is None:
@@ -91,7 +96,7 @@ def unpack_arrays(header: dict, data: bytes) -> dict[str, torch.Tensor]:
             continue
         rows = int(np.prod(shape[:-1]))
         idx = np.frombuffer(raw[: 2 * rows * k], "<u2").astype(np.int64).reshape(rows, k)
-        val = np.frombuffer(raw[2 * rows * k:], "<f2").astype(np.float32).reshape(rows, k)
+        val = np.frombuffer(raw[2 * rows * k :], "<f2").astype(np.float32).reshape(rows, k)
         dense = np.zeros((rows, shape[-1]), np.float32)
         np.put_along_axis(dense, idx, val, axis=1)
         out[name] = torch.from_numpy(dense.reshape(shape))

@@ -7,12 +7,14 @@ versions, into labkit's cache (`$LABKIT_CACHE/vendor`, default
 `~/.cache/labkit/vendor`). `labkit vendor fetch` does it; the set-up script runs
 it on every fresh machine. At run time nothing touches the network.
 """
+
 from __future__ import annotations
 
 import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -20,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import MissingSourceError, UnknownNameError, close_matches
+
+__all__ = ["VENDOR", "VendorFile", "vendor_dir", "vendor_file", "vendor_text", "fetch_vendor", "anywidget_module_path"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,14 @@ def vendor_file(name: str) -> Path:
     """labkit's name of a vendored file ("require.js", "d3.js", "jquery.js", "embed-amd.js") in, its local path out."""
     spec = VENDOR.get(name)
     if spec is None:
-        raise UnknownNameError(f"unknown vendored file {name!r}; {close_matches(name, VENDOR) or 'known: ' + ', '.join(VENDOR)}")
+        raise UnknownNameError(
+            f"unknown vendored file {name!r}; {close_matches(name, VENDOR) or 'known: ' + ', '.join(VENDOR)}"
+        )
     path = _target(spec)
     if not path.is_file():
-        raise MissingSourceError(f"{name} ({spec.package}@{spec.version}) is not on this machine; run: labkit vendor fetch")
+        raise MissingSourceError(
+            f"{name} ({spec.package}@{spec.version}) is not on this machine; run: labkit vendor fetch"
+        )
     return path
 
 
@@ -81,8 +89,12 @@ def _download(spec: VendorFile) -> bytes:
     npm = shutil.which("npm")
     if npm:
         with tempfile.TemporaryDirectory() as tmp:
-            proc = subprocess.run([npm, "pack", f"{spec.package}@{spec.version}", "--silent", "--pack-destination", tmp],
-                                  capture_output=True, text=True, timeout=300)
+            proc = subprocess.run(
+                [npm, "pack", f"{spec.package}@{spec.version}", "--silent", "--pack-destination", tmp],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
             tarballs = list(Path(tmp).glob("*.tgz"))
             if proc.returncode == 0 and tarballs:
                 return tarballs[0].read_bytes()
@@ -106,11 +118,14 @@ def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Pa
             except OSError as exc:
                 raise MissingSourceError(
                     f"could not download {spec.package}@{spec.version} from the npm registry ({exc}); "
-                    "connect to the network and run: labkit vendor fetch") from None
+                    "connect to the network and run: labkit vendor fetch"
+                ) from None
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
                 member = tar.extractfile(f"package/{spec.path}")
                 if member is None:
-                    raise MissingSourceError(f"{spec.package}@{spec.version} has no {spec.path}; the pinned version is wrong")
+                    raise MissingSourceError(
+                        f"{spec.package}@{spec.version} has no {spec.path}; the pinned version is wrong"
+                    )
                 content = member.read()
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_suffix(target.suffix + ".part")
@@ -118,3 +133,22 @@ def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Pa
             os.replace(tmp, target)  # atomic: a half-written file never passes for a good one
         paths.append(target)
     return paths
+
+
+def anywidget_module_path() -> Path:
+    """Return the path of anywidget's AMD module (`nbextensions/anywidget/index.js`) in this environment."""
+    folders = [Path(sys.prefix) / "share" / "jupyter" / "nbextensions"]
+    try:
+        from jupyter_core.paths import jupyter_path
+
+        folders += [Path(p) for p in jupyter_path("nbextensions")]
+    except ImportError:  # jupyter_core comes with nbconvert; without it only sys.prefix is searched
+        pass
+    for folder in folders:
+        path = folder / "anywidget" / "index.js"
+        if path.is_file():
+            return path
+    raise MissingSourceError(
+        f"anywidget's AMD module (anywidget/index.js) is in none of {', '.join(map(str, dict.fromkeys(folders)))}; "
+        "reinstall anywidget in this environment: pip install --force-reinstall anywidget"
+    )

@@ -4,10 +4,12 @@ A package lists `name -> submodule` once; the submodule is imported on first
 attribute access. This keeps `import labkit.data` (and friends) cheap while the
 package still re-exports a curated `__all__`.
 """
+
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:

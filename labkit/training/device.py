@@ -3,6 +3,7 @@
 Kept apart from the train loop so the LR finder, LoRA helpers and benchmarks can
 resolve "auto" the same way the trainer does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,7 +59,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     except (RuntimeError, TypeError) as exc:
         raise InvalidInputError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {device!r} asked for but CUDA is not available here; use device='cpu' or 'auto'")
+        raise InvalidInputError(
+            f"device {device!r} asked for but CUDA is not available here; use device='cpu' or 'auto'"
+        )
     return dev
 
 
@@ -80,7 +83,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             f"precision='bf16' is not supported on {torch.cuda.get_device_name(device)}; use precision='fp16' or 'auto'"
         )
     if name == "fp16" and device.type != "cuda":
-        raise InvalidInputError(f"precision='fp16' needs a CUDA GPU (it trains with a grad scaler); on {device.type} use 'bf16' or 'fp32'")
+        raise InvalidInputError(
+            f"precision='fp16' needs a CUDA GPU (it trains with a grad scaler); on {device.type} use 'bf16' or 'fp32'"
+        )
     return name
 
 

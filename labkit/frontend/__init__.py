@@ -1,0 +1,46 @@
+"""labkit.frontend: everything that puts labkit's output into a web page, by public names.
+
+- assets: our own ES modules and CSS (`asset_text`), inlined as classic scripts (`classic_script`,
+  `mount_script`), JSON and JavaScript made safe inside `<script>` (`json_for_script`, `inline_js`),
+  the plain-text fallback of a token (`plain_token`) and `HtmlView`, the base of every static view.
+- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager), pinned and fetched from
+  the npm registry at set-up time (`fetch_vendor`, `vendor_text`), never committed.
+- payload: tensors as compact bytes for the browser (`pack_arrays`, float16, optional top-k pruning) and
+  a dependency-free PNG writer for static fallbacks.
+
+It sits low in the layering (it knows nothing about models), so views, widgets, reports and exports all
+use the same functions.
+"""
+
+from labkit.lazy import lazy_exports
+
+_EXPORTS = {
+    # assets.py
+    "asset_text": "assets",
+    "asset_dirs": "assets",
+    "classic_script": "assets",
+    "json_for_script": "assets",
+    "inline_js": "assets",
+    "mount_script": "assets",
+    "plain_token": "assets",
+    "HtmlView": "assets",
+    "SOURCE_MAP": "assets",
+    # vendor.py
+    "VENDOR": "vendor",
+    "VendorFile": "vendor",
+    "vendor_dir": "vendor",
+    "vendor_file": "vendor",
+    "vendor_text": "vendor",
+    "fetch_vendor": "vendor",
+    "anywidget_module_path": "vendor",
+    # payload.py
+    "FORMAT": "payload",
+    "pack_arrays": "payload",
+    "unpack_arrays": "payload",
+    "auto_top_k": "payload",
+    "to_base64": "payload",
+    "png_bytes": "payload",
+    "weight_colors": "payload",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
