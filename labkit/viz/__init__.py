@@ -23,6 +23,9 @@ _EXPORTS = {
     "attention_walkthrough": "attention_math",
     "Step": "attention_math",
     "AttentionWalkthrough": "attention_math",
+    # cleaning.py
+    "cleaning_view": "cleaning",
+    "CleaningView": "cleaning",
     # lora.py
     "lora_parameter_table": "lora",
     "lora_parameter_figure": "lora",
