@@ -26,6 +26,10 @@ _EXPORTS = {
     # cleaning.py
     "cleaning_view": "cleaning",
     "CleaningView": "cleaning",
+    # attention_by_hand.py
+    "attention_by_hand": "attention_by_hand",
+    "by_hand_steps": "attention_by_hand",
+    "parse_matrix": "attention_by_hand",
     # lora.py
     "lora_parameter_table": "lora",
     "lora_parameter_figure": "lora",

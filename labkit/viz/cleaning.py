@@ -25,8 +25,8 @@ __all__ = ["CleaningView", "cleaning_view", "diff_spans"]
 _CSS = """
 .labkit-clean { font: 12px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222; overflow-x: auto; }
 .labkit-clean table { border-collapse: collapse; }
-.labkit-clean th, .labkit-clean td { border: 1px solid #ddd; padding: 3px 6px; vertical-align: top; max-width: 22em;
-  text-align: left; white-space: pre-wrap; word-break: break-word; }
+.labkit-clean table th, .labkit-clean table td { border: 1px solid #ddd; padding: 3px 6px; vertical-align: top; max-width: 22em;
+  text-align: left !important; white-space: pre-wrap; word-break: break-word; }
 .labkit-clean th { background: #f5f5f5; font-weight: 600; }
 .labkit-clean th .n { font-weight: normal; color: #666; }
 .labkit-clean td.same { color: #999; }
