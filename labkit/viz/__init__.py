@@ -53,6 +53,15 @@ _EXPORTS = {
     "embedding_matrix": "projector",
     "token_frequencies": "projector",
     "procrustes": "projector",
+    # lens.py, attribution.py, neurons.py, patching.py (the "looking inside" views)
+    "logit_lens_view": "lens",
+    "LogitLensView": "lens",
+    "attribution_view": "attribution",
+    "AttributionView": "attribution",
+    "neuron_view": "neurons",
+    "NeuronView": "neurons",
+    "patching_view": "patching",
+    "PatchingView": "patching",
     # curves.py
     "training_curves": "curves",
     "curves_svg": "curves",

@@ -230,7 +230,10 @@ def build_notebook(path, cases: list[Case]) -> dict[str, int]:
     params = nbformat.v4.new_code_cell("seed: int = 0  # unused; `labkit run` needs a parameters cell")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
-        nbformat.v4.new_markdown_cell("# labkit widgets in a real browser"),
+        # a formula beside the widgets: KaTeX must typeset on a page that also carries require.js
+        nbformat.v4.new_markdown_cell(
+            "# labkit widgets in a real browser\n\n$$\\mathrm{softmax}(QK^\\top/\\sqrt{d_k})\\,V$$"
+        ),
         params,
         nbformat.v4.new_code_cell(SETUP),
     ]
