@@ -1,8 +1,9 @@
-"""Third-party front-end files (require.js, d3, jQuery, the Jupyter widget manager), fetched at set-up time.
+"""Third-party front-end files (require.js, d3, jQuery, the Jupyter widget manager, KaTeX), fetched at set-up time.
 
 labkit commits no third-party JavaScript. The few files that offline pages need
 (bertviz's own UI expects require.js, d3 5.7 and jQuery; static HTML reports need
-the Jupyter widget manager) are downloaded once from the npm registry, at pinned
+the Jupyter widget manager, and KaTeX with its fonts to typeset formulas) are
+downloaded once from the npm registry, at pinned
 versions, into labkit's cache (`$LABKIT_CACHE/vendor`, default
 `~/.cache/labkit/vendor`). `labkit vendor fetch` does it; the set-up script runs
 it on every fresh machine. At run time nothing touches the network.
@@ -49,6 +50,34 @@ VENDOR: dict[str, VendorFile] = {
         VendorFile("d3.js", "d3", "5.7.0", "dist/d3.min.js", "BSD-3-Clause"),
         VendorFile("jquery.js", "jquery", "2.2.4", "dist/jquery.min.js", "MIT"),
         VendorFile("embed-amd.js", "@jupyter-widgets/html-manager", "1.0.15", "dist/embed-amd.js", "BSD-3-Clause"),
+        VendorFile("katex.js", "katex", "0.19.1", "dist/katex.min.js", "MIT"),
+        VendorFile("katex.css", "katex", "0.19.1", "dist/katex.min.css", "MIT"),
+        # the fonts katex.css names, woff2 only (every browser that runs the pages reads it); inlined as data: URLs
+        *(
+            VendorFile(f"KaTeX_{font}.woff2", "katex", "0.19.1", f"dist/fonts/KaTeX_{font}.woff2", "MIT")
+            for font in (
+                "AMS-Regular",
+                "Caligraphic-Bold",
+                "Caligraphic-Regular",
+                "Fraktur-Bold",
+                "Fraktur-Regular",
+                "Main-Bold",
+                "Main-BoldItalic",
+                "Main-Italic",
+                "Main-Regular",
+                "Math-BoldItalic",
+                "Math-Italic",
+                "SansSerif-Bold",
+                "SansSerif-Italic",
+                "SansSerif-Regular",
+                "Script-Regular",
+                "Size1-Regular",
+                "Size2-Regular",
+                "Size3-Regular",
+                "Size4-Regular",
+                "Typewriter-Regular",
+            )
+        ),
     )
 }
 
@@ -64,7 +93,7 @@ def _target(spec: VendorFile) -> Path:
 
 
 def vendor_file(name: str) -> Path:
-    """labkit's name of a vendored file ("require.js", "d3.js", "jquery.js", "embed-amd.js") in, its local path out."""
+    """labkit's name of a vendored file ("require.js", "katex.css", ..., a key of VENDOR) in, its local path out."""
     spec = VENDOR.get(name)
     if spec is None:
         raise UnknownNameError(
@@ -103,8 +132,12 @@ def _download(spec: VendorFile) -> bytes:
 
 
 def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Path]:
-    """Download the named vendored files (default: all) unless present; return their paths. Idempotent."""
+    """Download the named vendored files (default: all) unless present; return their paths. Idempotent.
+
+    Each package's tarball is downloaded at most once per call, however many of its files are missing.
+    """
     paths = []
+    tarballs: dict[tuple[str, str], bytes] = {}
     for name in names or list(VENDOR):
         spec = VENDOR.get(name)
         if spec is None:
@@ -114,12 +147,13 @@ def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Pa
             if not quiet:
                 print(f"labkit vendor: fetching {spec.package}@{spec.version} ({spec.path})")
             try:
-                data = _download(spec)
+                data = tarballs.get((spec.package, spec.version)) or _download(spec)
             except OSError as exc:
                 raise MissingSourceError(
                     f"could not download {spec.package}@{spec.version} from the npm registry ({exc}); "
                     "connect to the network and run: labkit vendor fetch"
                 ) from None
+            tarballs[(spec.package, spec.version)] = data
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
                 member = tar.extractfile(f"package/{spec.path}")
                 if member is None:

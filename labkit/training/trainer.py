@@ -261,6 +261,7 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
+    @torch.enable_grad()  # also under torch.no_grad() or a global torch.set_grad_enabled(False) in a notebook
     def fit(self) -> History:
         """Run until total_steps, an interrupt or a stop request; return the History (also on interrupt)."""
         start = time.perf_counter()
