@@ -152,7 +152,9 @@ class ProjectionResult:
         colors = _label_colors(labels, len(xy)) if labels is not None else [PALETTE[0]] * len(xy)
         step = max(1, math.ceil(len(xy) / 5000))  # a big vocabulary: every step-th point keeps the file small
         caption = self.summary()[:90] + (
-            f" (every {step}th of {len(xy)} points drawn; projector_figure shows all)" if step > 1 else ""
+            f" ({len(range(0, len(xy), step))} of {len(xy)} points drawn, one in {step}; projector_figure shows all)"
+            if step > 1
+            else ""
         )
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
