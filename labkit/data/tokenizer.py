@@ -252,6 +252,11 @@ class Tokenizer:
                 f"decode expects a 1-D tensor of ids, got shape {tuple(ids.shape)}; use decode_batch for 2-D"
             )
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        wrong = next((i for i in ids if isinstance(i, bool) or not isinstance(i, int)), None)
+        if wrong is not None:
+            raise InvalidInputError(
+                f"token ids must be integers, got {wrong!r}; pass ids from encode() or a LongTensor"
+            )
         if ids:
             low, high = min(ids), max(ids)
             if low < 0 or high >= self.vocab_size:

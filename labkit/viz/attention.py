@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import (
     HtmlView,
@@ -211,6 +212,7 @@ def payload_from_tensor(
     layer_ids/head_ids: the original indices when `t` holds a selection.
     """
     L, H, Q, K = t.shape
+    check_int("max_bytes", max_bytes, fix="the payload's byte budget; the default is 3_000_000")
     k_tok = _tokens(tokens, K, "key")
     q_tok = (
         _tokens(query_tokens, Q, "query")
