@@ -186,8 +186,6 @@ def check_output_file(name: str, path: Any, *, fix: str | None = None) -> Path:
         raise _finish(f"{name} must be a file path (a non-empty str or Path)", path, fix)
     target = Path(path)
     if target.is_dir():
-        raise InvalidInputError(
-            f"{name} {os.fspath(target)!r} is a folder, not a file; " + (fix or "pass a file path such as 'out.html'")
-        )
+        raise InvalidInputError(f"{name} {os.fspath(target)!r} is a folder, not a file; " + (fix or "pass a file path"))
     check_output_dir(f"the folder of {name}", target.parent if os.fspath(target.parent) else Path("."), fix=fix)
     return target

@@ -1,8 +1,12 @@
 """The `labkit` command: thin argument parsing over the library.
 
 Each sub-command parses its arguments and calls one library function; heavy
-imports happen inside the handlers so `labkit --help` stays fast. User errors
-(`labkit.errors.LabkitError`) print one line and exit with status 2.
+imports happen inside the handlers so `labkit --help` stays fast.
+
+Exit status: 0 on success; 2 for a usage error (a missing or malformed argument, or bad input that
+labkit refuses with a `labkit.errors.LabkitError`), printed as one line; 1 for a failure while running
+(a failing notebook, a full disk, a bug), also one line, with the traceback only under `--debug`;
+130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,7 +16,25 @@ import sys
 from collections.abc import Sequence
 
 from labkit import __version__
-from labkit.errors import LabkitError
+from labkit.errors import InvalidInputError, LabkitError
+
+
+class UsageError(InvalidInputError):
+    """The command line is incomplete or inconsistent; the message says what to add (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with labkit's conventions: `--debug` on every (sub)command, and usage errors in one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a sub-command's default must not overwrite `labkit --debug run ...`
+        self.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of a failure"
+        )
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -62,7 +84,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
     names = [i.name for i in list_corpora() if i.fetchable] if args.all else args.names
     if not names:
-        raise SystemExit("labkit data fetch: name a corpus or pass --all")
+        raise UsageError("labkit data fetch needs a corpus name (see `labkit data list`) or --all")
     for name in names:
         fetch_corpus(name, quiet=args.quiet)
     return 0
@@ -79,7 +101,10 @@ def _cmd_vendor_fetch(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from labkit.bench import format_table, run_benchmarks, write_json
+    from labkit.checks import check_output_file
 
+    if args.json:
+        check_output_file("--json", args.json)  # before minutes of benchmarking, not after
     result = run_benchmarks(quick=args.quick)
     print(format_table(result))
     if args.json:
@@ -89,9 +114,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
+    from labkit.checks import check_output_file
     from labkit.notebooks import collect
 
+    if args.csv:
+        check_output_file("--csv", args.csv)
     table = collect(args.directory)
+    unreadable = table.attrs.get("unreadable", [])
+    if unreadable:
+        print(f"labkit collect: skipped {len(unreadable)} unreadable notebook(s):", file=sys.stderr)
+        for path, reason in unreadable:
+            print(f"  {path}: {reason}", file=sys.stderr)
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv} ({len(table)} runs)")
@@ -109,7 +142,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from labkit.notebooks.sweep import parse_cli_grid
 
     if not args.param:
-        raise SystemExit("labkit sweep: give at least one -p NAME VALUES (comma-separated values)")
+        raise UsageError(
+            "labkit sweep needs at least one -p NAME VALUES (comma-separated values), e.g. -p lr 1e-3,3e-4"
+        )
     fixed = load_parameter_file(args.param_file) if args.param_file else {}
     result = sweep(
         args.notebook,
@@ -150,7 +185,7 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="labkit",
         description="A Jupyter-first lab for learning, teaching and exploring transformer language models.",
     )
@@ -248,20 +283,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Refuse parameter values that are not UTF-8 text: the shell passed raw bytes, which no notebook can hold."""
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = value.encode("utf-8", "surrogateescape")
+                raise UsageError(
+                    f"parameter value {raw!r} is not valid UTF-8 text; pass UTF-8 (check the terminal's encoding)"
+                ) from None
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(getattr(args, "param", None))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]), run the sub-command and return its exit status (see the module doc)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        _check_text_arguments(args)
         return int(args.func(args) or 0)
     except LabkitError as exc:
-        print(f"labkit: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"labkit: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("labkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `labkit data list | head`: the reader left; nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"labkit: error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

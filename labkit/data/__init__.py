@@ -9,6 +9,9 @@ _EXPORTS = {
     "load_corpus": "corpora",
     "list_corpora": "corpora",
     "fetch_corpus": "corpora",
+    # hub.py
+    "require_hub": "hub",
+    "hub_unreachable_reason": "hub",
     # synthetic.py
     "SyntheticTask": "synthetic",
     "copy_task": "synthetic",

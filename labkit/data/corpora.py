@@ -9,6 +9,7 @@ command that fetches it. Where each source comes from is in `_sources.py`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.data import _sources
+from labkit.data.hub import require_hub_for_dataset
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
 __all__ = ["Corpus", "CorpusInfo", "load_corpus", "list_corpora", "fetch_corpus"]
@@ -388,10 +390,11 @@ def _load_hf(
 ) -> Corpus:
     if not name:
         raise InvalidInputError("'hf:' needs a dataset name, e.g. 'hf:imdb', or 'hf:text' with data_files='my.txt'")
-    try:
-        import datasets  # imported here: optional (labkit[hub]) and slow to import
-    except ImportError:
-        raise MissingSourceError("Hugging Face datasets is not installed; run: pip install 'labkit[hub]'") from None
+    if importlib.util.find_spec("datasets") is None:
+        raise MissingSourceError("Hugging Face datasets is not installed; run: pip install 'labkit[hub]'")
+    require_hub_for_dataset(name)  # no network: one clear error in about a second, not 25 s of retries
+    import datasets  # imported here: optional (labkit[hub]) and slow to import
+
     offline_fix = (
         "go online (and unset HF_HUB_OFFLINE) or use a local file, e.g. "
         "load_corpus('hf:text', data_files='my.txt') or load_corpus('my.txt')"

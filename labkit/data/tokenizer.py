@@ -25,6 +25,7 @@ and transformers) plus a sidecar `<stem>.labkit.json` next to it with the kind a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ class Tokenizer:
         """A string in, its token ids out. add_special_tokens: wrap in bos/eos ([CLS]/[SEP] for wordpiece)."""
         if not isinstance(text, str):
             raise InvalidInputError(f"encode expects a str, got {type(text).__name__}; use encode_batch for a list")
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        return self.backend.encode(_utf8(text, "encode"), add_special_tokens=add_special_tokens).ids
 
     def encode_batch(self, texts: Iterable[str], add_special_tokens: bool = False) -> list[list[int]]:
         """A list of strings in, a list of id lists out (encoded in parallel by tokenizers)."""
@@ -230,7 +231,7 @@ class Tokenizer:
         """
         if not isinstance(text, str):
             raise InvalidInputError(f"explain expects a str, got {type(text).__name__}")
-        return explain(self, text, add_special_tokens=add_special_tokens)
+        return explain(self, _utf8(text, "explain"), add_special_tokens=add_special_tokens)
 
     def save(self, path: str | Path) -> Path:
         """Write `tokenizer.json` (+ the `.labkit.json` sidecar) and return the json path.
@@ -251,12 +252,32 @@ class Tokenizer:
                 f"decode expects a 1-D tensor of ids, got shape {tuple(ids.shape)}; use decode_batch for 2-D"
             )
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        wrong = next((i for i in ids if isinstance(i, bool) or not isinstance(i, int)), None)
+        if wrong is not None:
+            raise InvalidInputError(
+                f"token ids must be integers, got {wrong!r}; pass ids from encode() or a LongTensor"
+            )
         if ids:
             low, high = min(ids), max(ids)
             if low < 0 or high >= self.vocab_size:
                 bad = low if low < 0 else high
                 raise InvalidInputError(f"id {bad} is outside this tokenizer's vocabulary 0..{self.vocab_size - 1}")
         return ids
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str, where: str) -> str:
+    """The text back when UTF-8 can hold it; a lone surrogate (undecodable bytes) gets one clear error instead of
+    the Rust library's "TextInputSequence must be str"."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise InvalidInputError(
+            f"{where}: the text holds a lone surrogate {found.group()!r} at character {found.start()} (bytes that were "
+            "not valid UTF-8); read the file with encoding='utf-8', errors='replace', or fix its encoding"
+        )
+    return text
 
 
 def _sidecar(file: Path) -> Path:
@@ -270,6 +291,7 @@ def _str_list(texts: Any, where: str) -> list[str]:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InvalidInputError(f"{where}: texts[{i}] is a {type(t).__name__}, not a str")
+        _utf8(t, f"{where}: texts[{i}]")
     return texts
 
 
@@ -308,7 +330,7 @@ def _stream(texts: Iterable[str] | str) -> Iterator[str]:
     def check(i: int, text: Any) -> str:
         if not isinstance(text, str):
             raise InvalidInputError(f"texts[{i}] is a {type(text).__name__}, not a str; pass strings only")
-        return text
+        return _utf8(text, f"texts[{i}]")
 
     head: list[str] = []
     for i, text in enumerate(items):  # peek up to the first non-empty text

@@ -472,6 +472,13 @@ def setup(
     """Validate and prepare everything before the first forward pass: (decoder, prompt, eos ids, pad id) out."""
     decoder = Decoder(model, use_cache=use_cache, sliding_window=sliding_window, output_attentions=output_attentions)
     eos = _eos_ids(eos_token_id, tokenizer)
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "tgt_vocab_size", None) or getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and any(i >= vocab for i in eos):  # an id the model can never produce: no early stop
+        raise InvalidInputError(
+            f"eos_token_id {max(eos)} is outside the model's vocabulary [0, {vocab}), so generation could never stop "
+            "on it; pass the eos id of the tokenizer the model was trained with"
+        )
     pad = pad_token_id if pad_token_id is not None else tokenizer_id(tokenizer, "pad")
     if pad is None:  # HF's choice: fill finished rows with eos when there is no pad token
         pad = model.config.pad_token_id if decoder.kind == "seq2seq" else (eos[0] if eos else 0)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import ids_are_checkable
@@ -81,6 +82,12 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidInputError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        # the numbers left: each bad value would build a model that silently computes nonsense (or NaN)
+        check_int("GPTConfig.n_kv_head", self.n_kv_head, allow_none=True, fix="None gives one per query head")
+        check_int("GPTConfig.n_inner", self.n_inner, allow_none=True, fix="None gives 4 * n_embd")
+        check_float("GPTConfig.layer_norm_eps", self.layer_norm_eps, low=0, low_open=True, fix="GPT-2 uses 1e-5")
+        check_float("GPTConfig.rope_theta", self.rope_theta, low=0, low_open=True, fix="Llama uses 10000")
+        check_float("GPTConfig.initializer_range", self.initializer_range, low=0, fix="GPT-2 uses 0.02")
 
     @property
     def d_head(self) -> int:

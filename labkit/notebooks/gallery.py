@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.checks import check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.frontend import safe_text
 
 PAGE_LIMIT_BYTES = 10 * 1024 * 1024  # each gallery page must stay printable and mailable
 CACHE_DIR = ".cache"
@@ -170,7 +172,7 @@ def build_gallery(
     lessons = lesson_paths(notebooks_dir, only)
     if not lessons:
         raise InvalidInputError(f"no lesson notebooks (NN_name.ipynb) in {str(notebooks_dir)!r}")
-    out = Path(output_dir)
+    out = check_output_dir("output_dir", output_dir)
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
     todo, entries = [], {}
     for nb in lessons:
@@ -263,5 +265,5 @@ def write_index(entries: list[GalleryEntry], path: Path) -> Path:
         f"<p>{len(entries)} lessons, each executed with its default parameters; every page works offline.</p>"
         "<div class='grid'>" + "\n".join(cards) + "</div></body></html>"
     )
-    path.write_text(page, encoding="utf-8")
+    path.write_text(safe_text(page), encoding="utf-8")
     return path

@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
-from labkit.checks import check_int
+from labkit.checks import check_int, check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.training.manifest import (
     CheckpointWarning,
@@ -239,8 +239,8 @@ def save_checkpoint(
     from labkit.training.options import config_hash, model_config
 
     keep_last = check_int("keep_last", keep_last, allow_none=True, fix="keep at least the newest checkpoint")
-    root = Path(checkpoint_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    step, epoch = check_int("step", step, low=0), check_int("epoch", epoch, low=0)
+    root = check_output_dir("checkpoint_dir", checkpoint_dir)
     for stale in root.glob(".tmp-step-*"):  # left by a crash during an earlier save
         shutil.rmtree(stale, ignore_errors=True)
     name = f"step-{int(step):06d}"

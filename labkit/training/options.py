@@ -62,6 +62,9 @@ def _schedule_key(name: str) -> str:
 
 def check_options(
     *,
+    model: Any,
+    train_batches: Any,
+    callbacks: Any,
     steps: Any,
     epochs: Any,
     optimizer: Any,
@@ -95,6 +98,18 @@ def check_options(
     """
     from labkit.training.optim import OPTIMIZERS, SCHEDULES
 
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidInputError(
+            f"model must be a torch.nn.Module (a labkit or Hugging Face model), got {type(model).__name__}"
+        )
+    if isinstance(train_batches, (str, bytes, Mapping, torch.Tensor)) or not hasattr(train_batches, "__iter__"):
+        hint = "wrap one batch in a list: [batch]" if isinstance(train_batches, Mapping) else "e.g. labkit.data.Batches"
+        raise InvalidInputError(
+            f"train_batches must be an iterable of batch dicts (a list, a Batches, a DataLoader), got "
+            f"{type(train_batches).__name__}; {hint}"
+        )
+    if isinstance(callbacks, (str, bytes)) or not hasattr(callbacks, "__iter__"):
+        raise InvalidInputError(f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}")
     check_int("steps", steps, allow_none=True, fix="use None to train for one epoch")
     check_int("epochs", epochs, allow_none=True)
     if steps is not None and epochs is not None:

@@ -380,7 +380,11 @@ def step_table_html(step: Step, max_tokens: int = MAX_TOKENS, max_dims: int = MA
     if m.shape[1] > cols:
         crop.append(f"first {cols} of {m.shape[1]} columns")
     if crop:
-        out.append(f'<div class="lk-am-crop">showing {" and ".join(crop)}</div>')
+        out.append(
+            f'<div class="lk-am-crop">showing {" and ".join(crop)}; pass max_tokens={m.shape[0]}'
+            f"{f', max_dims={m.shape[1]}' if not square and m.shape[1] > cols else ''} to attention_walkthrough "
+            "to show all</div>"
+        )
     return "".join(out)
 
 

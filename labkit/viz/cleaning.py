@@ -103,9 +103,17 @@ class CleaningView(HtmlView):
             cells = "".join(_cell(c.before, c.after, self.max_chars) for c in row)
             body.append(f"<tr><td>{html.escape(_cut(row[0].before, self.max_chars))}</td>{cells}</tr>")
         title = f'<div class="lk-cl-title">{html.escape(self.title)}</div>' if self.title else ""
+        longest = max((len(c.before) for row in self.trace.rows for c in row), default=0)
+        longest = max([longest] + [len(c.after) for row in self.trace.rows for c in row])
+        cut = (
+            f'<div class="n">texts longer than {self.max_chars} characters are cut (\u2026); '
+            f"cleaning_view(..., max_chars={longest}) shows them whole</div>"
+            if longest > self.max_chars
+            else ""
+        )
         return (
             f'<div class="labkit-clean"><style>{_CSS}</style>{title}<table><thead><tr><th>original</th>{head}</tr>'
-            f"</thead><tbody>{''.join(body)}</tbody></table></div>"
+            f"</thead><tbody>{''.join(body)}</tbody></table>{cut}</div>"
         )
 
     def to_svg(self, standalone: bool = True, width: int = 760) -> str:
