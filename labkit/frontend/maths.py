@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from labkit.errors import MissingSourceError
+
 __all__ = ["Formula", "find_formulas", "formula_html", "katex_page_assets", "MathsPlaceholders", "MATH_CLASS"]
 
 MATH_CLASS = "labkit-math"  # the element holding one formula's TeX until KaTeX typesets it
@@ -205,7 +207,7 @@ def katex_page_assets() -> str:
     # each @font-face lists woff2, woff and ttf files beside the CSS: keep the woff2 one, inlined
     css = re.sub(r"src:url\(fonts/([\w-]+\.woff2)\)[^;}]*", font_data, vendor_text("katex.css"))
     if "url(fonts/" in css:
-        raise ValueError("katex.css names a font file labkit does not vendor; update VENDOR with the new KaTeX")
+        raise MissingSourceError("katex.css names a font that is not vendored; list it in VENDOR beside katex.css")
     code = base64.b64encode(gzip.compress(vendor_text("katex.js").encode("utf-8"), 9, mtime=0)).decode("ascii")
     return (
         f'<style data-labkit-inline="katex.css">\n{css}\n{_FALLBACK_CSS}</style>\n'

@@ -144,8 +144,8 @@ def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Pa
             raise UnknownNameError(f"unknown vendored file {name!r}; known: {', '.join(VENDOR)}")
         target = _target(spec)
         if not target.is_file():
-            if not quiet:
-                print(f"labkit vendor: fetching {spec.package}@{spec.version} ({spec.path})")
+            if not quiet and (spec.package, spec.version) not in tarballs:
+                print(f"labkit vendor: fetching {spec.package}@{spec.version}")
             try:
                 data = tarballs.get((spec.package, spec.version)) or _download(spec)
             except OSError as exc:

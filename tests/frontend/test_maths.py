@@ -135,3 +135,39 @@ def html_unescape(text: str) -> str:
     import html
 
     return html.unescape(text)
+
+
+def test_missing_katex_names_the_fix(tmp_path, monkeypatch):
+    from labkit.errors import MissingSourceError
+
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "empty-cache"))
+    katex_page_assets.cache_clear()
+    try:
+        with pytest.raises(MissingSourceError, match="labkit vendor fetch") as err:
+            katex_page_assets()
+        assert "\n" not in str(err.value)
+    finally:
+        katex_page_assets.cache_clear()
+
+
+def test_fetch_downloads_katex_once_for_all_its_files(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from labkit.frontend import VENDOR, fetch_vendor, vendor_file
+
+    names = [n for n, spec in VENDOR.items() if spec.package == "katex"]
+    assert {"katex.js", "katex.css"} < set(names) and len(names) == 22
+    tarball = io.BytesIO()
+    with tarfile.open(fileobj=tarball, mode="w:gz") as tar:  # the npm tarball's layout, from the set-up's copies
+        for name in names:
+            data = vendor_file(name).read_bytes()
+            info = tarfile.TarInfo(f"package/{VENDOR[name].path}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    calls = []
+    monkeypatch.setattr("labkit.frontend.vendor._download", lambda spec: calls.append(spec) or tarball.getvalue())
+    monkeypatch.setenv("LABKIT_CACHE", str(tmp_path / "cache"))
+    paths = fetch_vendor(names, quiet=True)
+    assert len(calls) == 1 and len(paths) == 22 and all(p.is_file() for p in paths)
+    assert fetch_vendor(names, quiet=True) == paths and len(calls) == 1  # present: nothing downloaded again
