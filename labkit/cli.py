@@ -99,6 +99,31 @@ def _cmd_vendor_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache_list(args: argparse.Namespace) -> int:
+    from labkit.models import cached_models
+    from labkit.models.model_cache import cache_root
+
+    entries = cached_models()
+    if not entries:
+        print(f"no converted models cached under {cache_root() / 'models'}")
+        return 0
+    for e in entries:
+        print(f"{e.name:40} {e.arch:8} {e.size_bytes / 1e6:8.1f} MB  {e.state:8} {e.source}")
+    print(f"{len(entries)} entries, {sum(e.size_bytes for e in entries) / 1e6:.1f} MB under {cache_root() / 'models'}")
+    return 0
+
+
+def _cmd_cache_clear(args: argparse.Namespace) -> int:
+    from labkit.models import clear_model_cache
+
+    removed = clear_model_cache(args.names or None)
+    print(
+        f"removed {len(removed)} cached model{'s' if len(removed) != 1 else ''}"
+        + (f": {', '.join(removed)}" if removed else "")
+    )
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from labkit.bench import format_table, run_benchmarks, write_json
     from labkit.checks import check_output_file
@@ -238,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     vfetch.add_argument("names", nargs="*", help="which files (default: all)")
     vfetch.add_argument("--quiet", action="store_true", help="print only errors")
     vfetch.set_defaults(func=_cmd_vendor_fetch)
+    cache = sub.add_parser(
+        "cache", help="pretrained models converted once into labkit's layout ($LABKIT_CACHE/models): list, clear"
+    )
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    clist = cache_sub.add_parser("list", help="show every cached conversion: name, architecture, size, state, source")
+    clist.set_defaults(func=_cmd_cache_list)
+    cclear = cache_sub.add_parser("clear", help="remove cached conversions (they are rebuilt on the next load)")
+    cclear.add_argument("names", nargs="*", help="entries to remove, as `labkit cache list` names them (default: all)")
+    cclear.set_defaults(func=_cmd_cache_clear)
     bench = sub.add_parser("bench", help="benchmark labkit against transformers on this machine (ratios)")
     bench.add_argument("--quick", action="store_true", help="smaller models and fewer repeats (about a minute)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")

@@ -48,6 +48,9 @@ class GPTConfig:
     tie_embeddings: bool = True  # LM head shares the token embedding matrix (fewer parameters)
     layer_norm_eps: float = 1e-5  # norm epsilon; must match pretrained weights for exact parity
     initializer_range: float = 0.02  # std of the normal init (GPT-2's value)
+    eos_token_id: int | list[int] | None = (
+        None  # id(s) that end generate() when no tokenizer is given (pretrained sets it)
+    )
 
     def __post_init__(self) -> None:
         if self.arch != "gpt":
@@ -88,6 +91,13 @@ class GPTConfig:
         check_float("GPTConfig.layer_norm_eps", self.layer_norm_eps, low=0, low_open=True, fix="GPT-2 uses 1e-5")
         check_float("GPTConfig.rope_theta", self.rope_theta, low=0, low_open=True, fix="Llama uses 10000")
         check_float("GPTConfig.initializer_range", self.initializer_range, low=0, fix="GPT-2 uses 0.02")
+        eos = [self.eos_token_id] if isinstance(self.eos_token_id, int) else self.eos_token_id
+        if eos is not None and (
+            not isinstance(eos, list) or not all(isinstance(i, int) and 0 <= i < self.vocab_size for i in eos)
+        ):
+            raise InvalidInputError(
+                f"GPTConfig.eos_token_id must be None, a token id or a list of ids below vocab_size, got {self.eos_token_id!r}"
+            )
 
     @property
     def d_head(self) -> int:
