@@ -3,7 +3,7 @@
 - assets: our own ES modules and CSS (`asset_text`), inlined as classic scripts (`classic_script`,
   `mount_script`), JSON and JavaScript made safe inside `<script>` (`json_for_script`, `inline_js`),
   the plain-text fallback of a token (`plain_token`) and `HtmlView`, the base of every static view.
-- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager), pinned and fetched from
+- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager, ONNX Runtime Web), pinned and fetched from
   the npm registry at set-up time (`fetch_vendor`, `vendor_text`), never committed.
 - payload: tensors as compact bytes for the browser (`pack_arrays`, float16, optional top-k pruning) and
   a dependency-free PNG writer for static fallbacks.
@@ -31,6 +31,7 @@ _EXPORTS = {
     "vendor_dir": "vendor",
     "vendor_file": "vendor",
     "vendor_text": "vendor",
+    "vendor_bytes": "vendor",
     "fetch_vendor": "vendor",
     "anywidget_module_path": "vendor",
     # payload.py
