@@ -209,6 +209,95 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+FORMATS = ("onnx", "hf", "safetensors")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from labkit.errors import InvalidInputError
+
+    if args.quantize and args.format != "onnx":
+        raise InvalidInputError(
+            f"--quantize int8 applies to --format onnx; for {args.format} use --dtype bfloat16 or float16 to halve the size"
+        )
+    if args.dtype != "float32" and args.format == "onnx":
+        raise InvalidInputError("--dtype applies to hf and safetensors; for a smaller ONNX file use --quantize int8")
+    from labkit.export import load_model
+
+    model, tokenizer, folder = load_model(args.checkpoint)  # a missing checkpoint fails here, in one line
+    out = Path(args.output or f"{Path(args.checkpoint).resolve().name}-{args.format}")
+    if args.format == "hf":
+        from labkit.export import to_hf
+
+        to_hf(model, out, tokenizer, dtype=args.dtype)
+    elif args.format == "safetensors":
+        from labkit.export import save_model
+
+        save_model(model, out, tokenizer, dtype=args.dtype)
+    else:
+        _export_onnx(model, tokenizer, out, args)
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out}/ ({total / 1e6:.1f} MB) from {folder}")
+    return 0
+
+
+def _export_onnx(model, tokenizer, out, args) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from labkit.export import OnnxModel, check_quantization, quantize_onnx, to_onnx
+
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "model.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = to_onnx(model, Path(tmp) / "model.onnx" if args.quantize else target, with_cache=args.with_cache)
+        if args.quantize:
+            quantize_onnx(fp32, target)
+            reference = OnnxModel(fp32)
+            if args.eval_text and tokenizer is not None:
+                text = Path(args.eval_text).read_text(encoding="utf-8")
+                ids = tokenizer.encode(text)[: 4 * min(getattr(model.config, "block_size", 256), 256)]
+                width = min(len(ids) // 4, getattr(model.config, "block_size", 256))
+                if width < 2:
+                    raise SystemExit("labkit export: --eval-text is too short to measure perplexity")
+                batch = [ids[i * width : (i + 1) * width] for i in range(4)]
+            else:
+                # no text given: text the float32 model samples itself, so the check needs no data
+                width = min(getattr(model.config, "block_size", 64), 64)
+                batch = reference.sample([[0]] * 4, width - 1, seed=0)
+            print(f"int8 check: {check_quantization(reference, target, batch)}")
+    if tokenizer is not None:
+        tokenizer.save(out / "tokenizer.json")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from labkit.export import load_model
+    from labkit.server import ServerLimits, serve
+
+    model, tokenizer, folder = load_model(args.checkpoint)
+    limits = ServerLimits(max_new_tokens=args.max_new_tokens)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"labkit serve: listening on {args.host}: reachable from other machines, with no authentication")
+    print(f"labkit serve: {type(model).__name__} from {folder} on http://{args.host}:{args.port}")
+    serve(model, tokenizer, host=args.host, port=args.port, limits=limits, log_level=args.log_level)
+    return 0
+
+
+def _cmd_page(args: argparse.Namespace) -> int:
+    from labkit.errors import MissingSourceError
+    from labkit.export import build_page, load_model
+
+    model, tokenizer, folder = load_model(args.checkpoint)
+    if tokenizer is None:
+        raise MissingSourceError(
+            f"no tokenizer.json next to {folder}; save the model with save_model(model, folder, tokenizer)"
+        )
+    info = build_page(model, tokenizer, args.output, title=args.title, quantize=args.quantize)
+    print(f"wrote {info}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="labkit",
@@ -314,6 +403,38 @@ def build_parser() -> argparse.ArgumentParser:
     gal.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per cell")
     gal.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per lesson")
     gal.set_defaults(func=_cmd_gallery)
+
+    exp = sub.add_parser("export", help="a trained model as ONNX, a Hugging Face folder or safetensors")
+    exp.add_argument("checkpoint", help="a folder from save_model, a training run or one of its step-* checkpoints")
+    exp.add_argument("--format", required=True, choices=FORMATS, help="onnx, hf (transformers) or safetensors")
+    exp.add_argument("-o", "--output", default=None, help="output folder (default: <checkpoint>-<format>)")
+    exp.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx only)")
+    exp.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="stored weights (hf, safetensors)",
+    )
+    exp.add_argument(
+        "--with-cache", action="store_true", help="onnx: KV cache (GPT) or (h, c) (LSTM) as inputs/outputs"
+    )
+    exp.add_argument("--eval-text", metavar="PATH", help="text for the int8 perplexity check (default: sampled text)")
+    exp.set_defaults(func=_cmd_export)
+
+    srv = sub.add_parser("serve", help="an HTTP API over a trained model: POST /generate (SSE stream), GET /health")
+    srv.add_argument("checkpoint", help="a folder from save_model (with tokenizer.json) or a training run")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument("--max-new-tokens", type=int, default=256, help="cap on max_new_tokens per request")
+    srv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    srv.set_defaults(func=_cmd_serve)
+
+    pg = sub.add_parser("page", help="one offline HTML page that runs a small GPT in the browser (no kernel)")
+    pg.add_argument("checkpoint", help="a folder from save_model (with tokenizer.json) or a training run")
+    pg.add_argument("-o", "--output", default="model.html", help="the page to write (default model.html)")
+    pg.add_argument("--title", default="A language model in your browser", help="the page heading")
+    pg.add_argument("--quantize", choices=["int8"], default=None, help="int8 weights (smaller, logits not exact)")
+    pg.set_defaults(func=_cmd_page)
     return parser
 
 

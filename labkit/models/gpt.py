@@ -20,7 +20,7 @@ from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameErro
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import ids_are_checkable
 from labkit.models.kv_cache import KVCache
-from labkit.models.layers import Block, RotaryEmbedding, make_norm
+from labkit.models.layers import Block, RotaryEmbedding, is_tracing, make_norm
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["GPTConfig", "GPT"]
@@ -237,6 +237,8 @@ class GPT(HookedModel):
                 f"input_ids must be an integer tensor [batch, seq], got {getattr(input_ids, 'shape', type(input_ids).__name__)}; "
                 "add a batch dimension with ids.unsqueeze(0)"
             )
+        if is_tracing():
+            return  # an exported graph serves every size; the checks below read sizes and values on the host
         if input_ids.size(1) == 0:
             raise InvalidInputError("input_ids is empty (seq length 0); pass at least one token")
         if total_len > c.block_size and not (c.positions == "rotary" and c.rope_extrapolate):

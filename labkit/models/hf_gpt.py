@@ -218,9 +218,9 @@ def to_hf(model: Any) -> Any:
             attn_pdrop=c.dropout,
             tie_word_embeddings=c.tie_embeddings,
             initializer_range=c.initializer_range,
+            # GPT-2's <|endoftext|> id (50256) does not exist in a smaller vocabulary
+            **({"bos_token_id": None, "eos_token_id": None} if c.vocab_size <= 50256 else {}),
         )
-        if c.vocab_size <= 50256:  # GPT-2's <|endoftext|> id does not exist in a smaller vocabulary
-            hf_config.bos_token_id = hf_config.eos_token_id = None
         hf = GPT2LMHeadModel(hf_config)
         out = {
             "transformer.wte.weight": sd["wte.weight"],
