@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import ids_are_checkable
@@ -54,9 +55,7 @@ class GPTConfig:
                 f"GPTConfig.arch must be 'gpt', got {self.arch!r}; use the config class of that architecture"
             )
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            check_int(f"GPTConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise InvalidInputError(
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
@@ -79,8 +78,7 @@ class GPTConfig:
             raise UnknownNameError(
                 f"unknown mlp {self.mlp!r}; {close_matches(self.mlp, mlps) or 'choose one of ' + ', '.join(mlps)}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise InvalidInputError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_float("GPTConfig.dropout", self.dropout, low=0, high=1, high_open=True)
 
     @property
     def d_head(self) -> int:
