@@ -39,10 +39,17 @@ class _Parser(argparse.ArgumentParser):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from labkit.notebooks import run_notebook
-    from labkit.notebooks.parameters import load_parameter_file
+    from labkit.notebooks.parameters import group_cli_values, load_parameter_file
 
+    given = group_cli_values(args.param or [])
+    repeated = next((name for name, values in given.items() if len(values) > 1), None)
+    if repeated:
+        raise InvalidInputError(
+            f"-p {repeated} is given {len(given[repeated])} times; a run takes one value "
+            "(labkit sweep runs each value given)"
+        )
     params = load_parameter_file(args.param_file) if args.param_file else {}
-    params.update({name: value for name, value in (args.param or [])})  # -p wins over -f
+    params.update({name: values[0] for name, values in given.items()})  # -p wins over -f
     result = run_notebook(
         args.notebook, params, output_dir=args.output_dir, cell_timeout=args.cell_timeout, timeout=args.timeout
     )
@@ -163,17 +170,21 @@ def _cmd_collect(args: argparse.Namespace) -> int:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from labkit.notebooks import sweep
-    from labkit.notebooks.parameters import load_parameter_file
-    from labkit.notebooks.sweep import parse_cli_grid
+    from labkit.notebooks.parameters import group_cli_values, load_parameter_file
 
-    if not args.param:
+    given = group_cli_values(args.param or [])
+    grid = {name: values for name, values in given.items() if len(values) > 1}
+    if not grid:
         raise UsageError(
-            "labkit sweep needs at least one -p NAME VALUES (comma-separated values), e.g. -p lr 1e-3,3e-4"
+            "labkit sweep needs a parameter given more than once to sweep it, e.g. -p lr 1e-3 -p lr 3e-4 "
+            "(for a single run use labkit run)"
         )
     fixed = load_parameter_file(args.param_file) if args.param_file else {}
+    fixed = {name: value for name, value in fixed.items() if name not in grid}  # -p wins over -f, as in run
+    fixed.update({name: values[0] for name, values in given.items() if len(values) == 1})
     result = sweep(
         args.notebook,
-        parse_cli_grid(args.param),
+        grid,
         args.output_dir,
         fixed=fixed,
         executor=args.executor,
@@ -314,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         action="append",
         metavar=("NAME", "VALUE"),
-        help="set a parameter declared in the notebook's parameters cell (repeatable)",
+        help="set a parameter declared in the notebook's parameters cell, e.g. -p steps 200 (once per name)",
     )
     run.add_argument(
         "-f", "--param-file", metavar="PATH", help="YAML/JSON file of name: value parameters (-p overrides it)"
@@ -378,10 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--param",
         nargs=2,
         action="append",
-        metavar=("NAME", "VALUES"),
-        help="a swept parameter and its comma-separated values, e.g. -p lr 1e-3,3e-4 (repeatable)",
+        metavar=("NAME", "VALUE"),
+        help="set a parameter as `labkit run -p` does; give a name again to sweep it over every value given: "
+        "-p lr 1e-3 -p lr 3e-4 -p steps 200 runs lr 1e-3 and 3e-4, each with steps 200",
     )
-    sw.add_argument("-f", "--param-file", metavar="PATH", help="YAML/JSON file of parameters fixed for every run")
+    sw.add_argument(
+        "-f", "--param-file", metavar="PATH", help="YAML/JSON file of parameters fixed for every run (-p overrides it)"
+    )
     sw.add_argument(
         "-o", "--output-dir", default=None, help="where the runs and the report go (default: sweeps/<notebook>)"
     )

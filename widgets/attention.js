@@ -2,7 +2,9 @@
 // One ES module serves both hosts: anywidget calls `default.render({model, el})`; static HTML pages
 // (written by labkit.viz.attention) inline this file as a classic script and call `mount(el, spec)`.
 // Plain DOM + canvas, no libraries, no network. Token text only ever goes through textContent.
-// Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
+// Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
+
+import { el } from "./dom.js";
 
 // ---------------------------------------------------------------- pure decoding (tested with node)
 
@@ -74,13 +76,6 @@ const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"
 const ROW = 20; // px per token row
 const VIEW_H = 720; // px: height of the scrolling view window (matches the CSS max-height)
 const LEVELS = 20; // opacity steps of the head view's lines
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
-}
 
 function canvas(w, h) {
   const c = el("canvas");

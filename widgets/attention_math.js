@@ -2,14 +2,9 @@
 // Static pages (labkit.viz.attention_math) inline this file as a classic script and call mountStatic();
 // anywidget calls default.render(). The step panels are built and escaped in Python; this code only
 // shows one at a time and, in the widget, syncs step/layer/head. Token text never passes through here.
-// Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
+// Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
-}
+import { el } from "./dom.js";
 
 // Clamp a wanted step into 0..n-1 (n >= 1); non-numbers go to 0.
 export function clampStep(step, n) {

@@ -1,7 +1,9 @@
 // labkit training dashboard: loss / val loss, learning rate and tokens-per-second curves drawn as SVG,
 // a progress bar, the current sample, and Stop / Save buttons that message the kernel.
 // Plain DOM, no libraries, no network. Text from Python only ever goes through textContent.
-// Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
+// Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
+
+import { el } from "./dom.js";
 
 const SVGNS = "http://www.w3.org/2000/svg";
 
@@ -49,13 +51,6 @@ export function formatSeconds(s) {
 }
 
 // ---------------------------------------------------------------- drawing
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function svgEl(tag, attrs) {
   const e = document.createElementNS(SVGNS, tag);

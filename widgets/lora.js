@@ -2,18 +2,13 @@
 // trained adapter) the singular values of each learned update as small bars. anywidget ES module; no libraries.
 // Keep to `export function` / `export default`. Module names only ever go through textContent.
 
+import { el } from "./dom.js";
+
 // rank r, unit = sum(in + out) over adapted layers, base = model parameters -> {trainable, total, share}.
 export function loraCount(rank, unit, base) {
   const trainable = rank * unit;
   const total = base + trainable;
   return { trainable, total, share: total ? trainable / total : 0 };
-}
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
 }
 
 const STYLE = ".labkit-lora{font:12px/1.35 system-ui,sans-serif;color:#222;background:#fff;padding:6px}" +

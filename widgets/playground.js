@@ -1,7 +1,9 @@
 // labkit generation playground: prompt and sampling controls, tokens streaming in, each step's top
 // candidates as bars, and the attention of the query that chose a token (click the token).
 // Plain DOM, no libraries, no network. Token text only ever goes through textContent.
-// Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
+// Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
+
+import { el } from "./dom.js";
 
 // ---------------------------------------------------------------- pure helpers (tested with node)
 
@@ -52,13 +54,6 @@ export function visible(text) {
 
 // ---------------------------------------------------------------- DOM
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
 function numberInput(label, model, name, attrs, nullable) {
   const wrap = el("label", "lk-field");
   wrap.appendChild(el("span", "lk-label", label));
@@ -91,6 +86,7 @@ export default {
       numberInput("temperature", model, "temperature", { min: 0, step: 0.1 }),
       numberInput("top-k", model, "top_k", { min: 0, step: 1 }),
       numberInput("top-p", model, "top_p", { min: 0.01, max: 1, step: 0.05 }),
+      numberInput("repeat penalty", model, "repetition_penalty", { min: 0.05, step: 0.05 }),
       numberInput("max tokens", model, "max_new_tokens", { min: 1, step: 1 }),
       numberInput("beams", model, "num_beams", { min: 1, max: 16, step: 1 }),
       numberInput("seed", model, "seed", { step: 1 }, true),
@@ -216,7 +212,7 @@ export default {
     };
     model.on("msg:custom", onMsg);
     const names = ["tokens", "candidates", "payload", "header", "selected", "layer", "head", "status", "error", "running",
-      "prompt_tokens", "temperature", "top_k", "top_p", "max_new_tokens", "num_beams", "seed"];
+      "prompt_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens", "num_beams", "seed"];
     const redraw = () => { if (!live) draw(); };
     for (const n of names) model.on("change:" + n, redraw);
     const onPrompt = () => { if (document.activeElement !== prompt) prompt.value = model.get("prompt"); };

@@ -2,7 +2,9 @@
 // One ES module for both hosts: anywidget calls `default.render({model, el})` (a text box; Python re-tokenizes);
 // static pages (labkit.viz.tokens) inline it as a classic script and call `mountStatic`.
 // Plain DOM, no libraries, no network. Token text only ever goes through textContent.
-// Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
+// Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
+
+import { el } from "./dom.js";
 
 const WS = { " ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d" };
 const PALETTE = ["#fde68a", "#bbf7d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa"];
@@ -32,13 +34,6 @@ export function mergeLines(merges) {
     const a = m.slice(0, cut), b = m.slice(cut + 1);
     return `${visibleWhitespace(a)} + ${visibleWhitespace(b)} \u2192 ${visibleWhitespace(a + b)}`;
   });
-}
-
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
 }
 
 function shown(t) { return t.text ? visibleWhitespace(t.text) : t.token; }

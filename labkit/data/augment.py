@@ -17,6 +17,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 
 __all__ = ["Compose", "RandomInsertion", "RandomDeletion", "RandomSwap", "RandomReplacement"]
@@ -29,15 +30,12 @@ def _rng(seed: SeedLike) -> random.Random:
     """An int (or None) in, a new seeded Random out; a Random passes through, so transforms can share one stream."""
     if isinstance(seed, random.Random):
         return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise InvalidInputError(f"seed must be an int, a random.Random or None, got {seed!r}")
+    check_int("seed", seed, low=None, allow_none=True, fix="or pass a random.Random")
     return random.Random(seed)
 
 
 def _check_count(n: int, name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise InvalidInputError(f"{name} must be a non-negative integer (edits per text), got {n!r}")
-    return n
+    return check_int(name, n, low=0, fix="it counts edits per text")
 
 
 def _check_synonyms(synonyms: Synonyms) -> Synonyms:
@@ -130,8 +128,7 @@ class RandomDeletion(TextTransform):
 
     def __init__(self, p: float = 0.1, seed: SeedLike = 0) -> None:
         super().__init__(seed)
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise InvalidInputError(f"p must be a probability in [0, 1], got {p!r}; EDA uses 0.1")
+        check_float("p", p, low=0, high=1, fix="EDA uses 0.1")
         self.p = float(p)
 
     def edit(self, words: list[str]) -> list[str]:

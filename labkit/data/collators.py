@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 
 __all__ = ["PadCollator", "MLMCollator", "mask_tokens"]
@@ -56,14 +57,10 @@ class PadCollator:
         label_pad_id: int = IGNORE_INDEX,
         pad_to_multiple_of: int | None = None,
     ) -> None:
-        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or pad_id < 0:
-            raise InvalidInputError(f"pad_id must be a non-negative token id, got {pad_id!r}; use tokenizer.pad_id")
+        check_int("pad_id", pad_id, low=0, fix="use tokenizer.pad_id")
         if padding_side not in ("right", "left"):
             raise InvalidInputError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
-        if pad_to_multiple_of is not None and (not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1):
-            raise InvalidInputError(
-                f"pad_to_multiple_of must be a positive integer or None, got {pad_to_multiple_of!r}"
-            )
+        check_int("pad_to_multiple_of", pad_to_multiple_of, allow_none=True)
         self.pad_id = pad_id
         self.padding_side = padding_side
         self.label_pad_id = label_pad_id
@@ -163,14 +160,9 @@ def mask_tokens(
     if ids.is_floating_point() or ids.dtype == torch.bool:
         raise InvalidInputError(f"input_ids must hold integer token ids, got dtype {ids.dtype}")
     ids = ids.long()
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1:
-        raise InvalidInputError(f"vocab_size must be a positive integer, got {vocab_size!r}")
-    if isinstance(mask_id, bool) or not isinstance(mask_id, int) or not 0 <= mask_id < vocab_size:
-        raise InvalidInputError(
-            f"mask_id {mask_id!r} is outside the vocabulary [0, {vocab_size}); use tokenizer.mask_id"
-        )
-    if not 0.0 <= float(probability) <= 1.0:
-        raise InvalidInputError(f"probability must be in [0, 1], got {probability!r}; BERT uses 0.15")
+    check_int("vocab_size", vocab_size)
+    check_int("mask_id", mask_id, low=0, high=vocab_size - 1, fix="use tokenizer.mask_id")
+    check_float("probability", probability, low=0, high=1, fix="BERT uses 0.15")
     if attention_mask is not None and tuple(attention_mask.shape) != tuple(ids.shape):
         raise InvalidInputError(
             f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape {tuple(ids.shape)}"
@@ -272,10 +264,8 @@ class MLMCollator:
             raise InvalidInputError(
                 "MLMCollator needs mask_id and vocab_size; pass a tokenizer with a '[MASK]' token or give them explicitly"
             )
-        if not 0.0 <= float(probability) <= 1.0:
-            raise InvalidInputError(f"probability must be in [0, 1], got {probability!r}; BERT uses 0.15")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise InvalidInputError(f"seed must be an int or None, got {seed!r}")
+        check_float("probability", probability, low=0, high=1, fix="BERT uses 0.15")
+        check_int("seed", seed, low=None, allow_none=True)
         self.pad = PadCollator(pad_id, padding_side=padding_side, pad_to_multiple_of=pad_to_multiple_of)
         self.mask_id, self.vocab_size = int(mask_id), int(vocab_size)
         self.special_ids = frozenset(int(i) for i in (tok_special if special_ids is None else special_ids))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit.checks import check_bool
+from labkit.checks import check_bool, check_float, check_int
 from labkit.data.collators import _auto_collate, _mix
 from labkit.errors import InvalidInputError
 
@@ -49,8 +49,7 @@ def _token_stream(ids: Any, name: str = "ids") -> torch.Tensor:
 
 def _check_block_size(block_size: Any, n_tokens: int) -> None:
     """Raise one line when `block_size` is not positive or leaves no room in a stream of `n_tokens`."""
-    if not _is_int(block_size) or block_size < 1:
-        raise InvalidInputError(f"block_size must be a positive integer, got {block_size!r}")
+    check_int("block_size", block_size)
     if block_size + 1 > n_tokens:
         raise InvalidInputError(
             f"block_size {block_size} is larger than the data ({n_tokens} tokens); use a smaller block_size or more text"
@@ -85,10 +84,15 @@ def train_val_split(
     blocks cannot leak across the boundary); False draws a seeded random subset (default for examples).
     Lists and tuples come back as lists, tensors and arrays as tensors/arrays, datasets as `torch.utils.data.Subset`.
     """
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) or not 0.0 < val_fraction < 1.0:
-        raise InvalidInputError(
-            f"val_fraction must be in (0, 1), got {val_fraction!r}; 0.1 keeps a tenth for validation"
-        )
+    check_float(
+        "val_fraction",
+        val_fraction,
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+        fix="0.1 keeps a tenth for validation",
+    )
     is_array = isinstance(data, (torch.Tensor, np.ndarray))
     if is_array:
         stream = data.ndim == 1
@@ -140,10 +144,7 @@ class LMBlocks:
         self.ids = _token_stream(ids)
         _check_block_size(block_size, len(self.ids))
         stride = block_size if stride is None else stride
-        if not _is_int(stride) or stride < 1:
-            raise InvalidInputError(
-                f"stride must be a positive integer, got {stride!r}; the default (block_size) packs blocks"
-            )
+        check_int("stride", stride, fix="the default (block_size) packs blocks")
         self.block_size, self.stride = int(block_size), int(stride)
         self.pad_id = None  # all items have the same length: no padding needed
 
@@ -218,12 +219,9 @@ class RandomBlockBatches:
     ) -> None:
         stream = _token_stream(ids)
         _check_block_size(block_size, len(stream))
-        if not _is_int(batch_size) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if steps is not None and (not _is_int(steps) or steps < 0):
-            raise InvalidInputError(f"steps must be a non-negative integer or None, got {steps!r}")
-        if not _is_int(seed):
-            raise InvalidInputError(f"seed must be an integer, got {seed!r}")
+        check_int("batch_size", batch_size)
+        check_int("steps", steps, low=0, allow_none=True)
+        check_int("seed", seed, low=None)
         self.block_size, self.batch_size, self.seed, self.steps = int(block_size), int(batch_size), int(seed), steps
         self.device = torch.device(device) if device is not None else None
         self.ids = stream if self.device is None else stream.to(self.device)
@@ -282,12 +280,6 @@ def _truncate(ids: list[int], max_length: int, keep_tail: frozenset[int]) -> lis
     return ids[: max_length - tail] + (ids[len(ids) - tail :] if tail else [])
 
 
-def _check_length(value: Any, name: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class ClassificationDataset:
     """Texts, integer labels and a tokenizer in, items {"input_ids": [len], "labels": scalar long} out.
 
@@ -316,7 +308,7 @@ class ClassificationDataset:
             raise InvalidInputError(
                 f"labels must be non-negative integer class ids, got {bad!r}; map class names to 0..num_labels-1"
             )
-        max_length = _check_length(max_length, "max_length")
+        max_length = check_int("max_length", max_length)
         self.num_labels = max(labels) + 1 if num_labels is None else num_labels
         if not _is_int(self.num_labels) or max(labels) >= self.num_labels:
             raise InvalidInputError(
@@ -366,8 +358,8 @@ class Seq2SeqDataset:
             )
         if not sources:
             raise InvalidInputError("Seq2SeqDataset got no sentence pairs; pass at least one")
-        max_source_length = _check_length(max_source_length, "max_source_length")
-        max_target_length = _check_length(max_target_length, "max_target_length")
+        max_source_length = check_int("max_source_length", max_source_length)
+        max_target_length = check_int("max_target_length", max_target_length)
         tgt_tokenizer = src_tokenizer if tgt_tokenizer is None else tgt_tokenizer
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         tgt_eos = getattr(tgt_tokenizer, "eos_id", None)
@@ -442,10 +434,8 @@ class Batches:
             raise InvalidInputError(
                 f"Batches needs a map-style dataset (len and indexing), got {type(dataset).__name__}"
             )
-        if not _is_int(batch_size) or batch_size < 1:
-            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if not _is_int(seed):
-            raise InvalidInputError(f"seed must be an integer, got {seed!r}")
+        check_int("batch_size", batch_size)
+        check_int("seed", seed, low=None)
         check_bool("shuffle", shuffle)  # shuffle="no" is truthy: it would shuffle
         check_bool("drop_last", drop_last)
         if len(dataset) == 0 or (drop_last and len(dataset) < batch_size):

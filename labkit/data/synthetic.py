@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError
 
 __all__ = ["SyntheticTask", "copy_task", "reverse_task", "modular_arithmetic"]
@@ -159,16 +160,12 @@ def modular_arithmetic(
     """
     if op not in OPS:
         raise UnknownNameError(f"unknown operation {op!r}; use one of {', '.join(OPS)}")
-    if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= 1000:
-        raise InvalidInputError(
-            f"p={p!r} must be an integer in 2..1000 (p*p equations are made); 97 is the classic choice"
-        )
+    check_int("p", p, low=2, high=1000, fix="p*p equations are made; 97 is the classic choice")
     if op == "/" and not _is_prime(p):
         raise InvalidInputError(
             f"p={p} is not prime, so not every b has an inverse mod p; pick a prime such as 97 for '/'"
         )
-    if train_fraction is not None and not (isinstance(train_fraction, (int, float)) and 0 < train_fraction < 1):
-        raise InvalidInputError(f"train_fraction={train_fraction!r} must be None or a number strictly between 0 and 1")
+    check_float("train_fraction", train_fraction, low=0, high=1, low_open=True, high_open=True, allow_none=True)
     values = torch.arange(p)
     a = values.repeat_interleave(p - 1 if op == "/" else p)
     b = (values[1:] if op == "/" else values).repeat(p)
@@ -212,8 +209,7 @@ def _random_symbols(n: int, length: int, vocab: int, seed: int) -> torch.Tensor:
         ("length", length, 1, 10_000),
         ("vocab", vocab, 2, 100_000),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise InvalidInputError(f"{name}={value!r} must be an integer in {low}..{high}")
+        check_int(name, value, low=low, high=high)
     generator = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, (n, length), generator=generator) + len(SPECIALS)  # [n, length] symbol ids
 

@@ -34,6 +34,7 @@ import tokenizers
 import torch
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from labkit.checks import check_int
 from labkit.data._tokenizer_probe import TokenInfo, explain
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
@@ -188,10 +189,8 @@ class Tokenizer:
             raise InvalidInputError(f"return_tensors={return_tensors!r} is not supported; use 'pt' or None")
         if padding_side not in ("right", "left"):
             raise InvalidInputError(f"padding_side={padding_side!r} must be 'right' or 'left'")
-        if (truncation or padding == "max_length") and (not isinstance(max_length, int) or max_length < 1):
-            raise InvalidInputError(
-                f"max_length={max_length!r} must be a positive int when truncating or padding to max_length"
-            )
+        if truncation or padding == "max_length":
+            check_int("max_length", max_length, fix="truncating or padding to max_length needs one")
         saved = self.backend.truncation
         if truncation:  # tokenizers keeps room for the special tokens, as transformers does
             self.backend.enable_truncation(max_length)
@@ -431,8 +430,7 @@ def train_tokenizer(
             f"kind={kind!r} needs an 'unk' special token for unseen text; add 'unk' to special_tokens"
         )
     specials = list(dict.fromkeys(roles.values()))
-    if vocab_size is not None and (isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 1):
-        raise InvalidInputError(f"vocab_size={vocab_size!r} must be a positive int (or None for the default)")
+    check_int("vocab_size", vocab_size, allow_none=True, fix="None picks the default")
     if kind != "char" and vocab_size is None:
         vocab_size = DEFAULT_VOCAB_SIZE
     if kind == "bpe" and vocab_size < _BYTE_ALPHABET + len(specials):
@@ -444,8 +442,7 @@ def train_tokenizer(
         raise InvalidInputError(
             f"vocab_size={vocab_size} leaves no room beside {len(specials)} special tokens; use a larger vocab_size"
         )
-    if isinstance(min_frequency, bool) or not isinstance(min_frequency, int) or min_frequency < 0:
-        raise InvalidInputError(f"min_frequency={min_frequency!r} must be an int >= 0")
+    check_int("min_frequency", min_frequency, low=0)
     stream = _stream(texts)
 
     if kind == "char":

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 
 __all__ = ["PerplexityResult", "perplexity"]
@@ -62,10 +63,7 @@ def perplexity(
     shift_labels: True for next-token models (labels[:, 1:] are scored against logits[:, :-1]), False when
         labels align with logits. None detects it from the model (labkit `config.arch`, Hugging Face class).
     """
-    if max_batches is not None and (
-        isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1
-    ):
-        raise InvalidInputError(f"max_batches={max_batches!r} must be a positive int (or None for all batches)")
+    check_int("max_batches", max_batches, allow_none=True, fix="None scores every batch")
     if isinstance(batches, Mapping):
         raise InvalidInputError("batches is a single dict; pass an iterable of batch dicts, e.g. [batch]")
     shift = _is_causal(model) if shift_labels is None else bool(shift_labels)

@@ -1,6 +1,7 @@
 """labkit.frontend: everything that puts labkit's output into a web page, by public names.
 
-- assets: our own ES modules and CSS (`asset_text`), inlined as classic scripts (`classic_script`,
+- assets: our own ES modules and CSS (`asset_text`; `module_text` with shared helpers such as `dom.js`
+  inlined, what anywidget loads), inlined as classic scripts (`classic_script`,
   `mount_script`), JSON and JavaScript made safe inside `<script>` (`json_for_script`, `inline_js`),
   the plain-text fallback of a token (`plain_token`), `safe_text` (lone surrogates to U+FFFD, so any Python
   string can be written to a page) and `HtmlView`, the base of every static view.
@@ -23,6 +24,7 @@ _EXPORTS = {
     "asset_text": "assets",
     "asset_dirs": "assets",
     "classic_script": "assets",
+    "module_text": "assets",
     "json_for_script": "assets",
     "inline_js": "assets",
     "mount_script": "assets",

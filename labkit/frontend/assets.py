@@ -20,6 +20,7 @@ from labkit.errors import InvalidInputError, MissingSourceError
 __all__ = [
     "asset_text",
     "asset_dirs",
+    "module_text",
     "classic_script",
     "json_for_script",
     "mount_script",
@@ -58,20 +59,58 @@ def asset_text(name: str) -> str:
 
 
 _EXPORT = re.compile(r"^export\s+(default\s+)?", re.M)
+# The one import form our modules use: named imports from a sibling file, `import { el } from "./dom.js";`.
+_LOCAL_IMPORT = re.compile(r"""^import\s*\{([^}]*)\}\s*from\s*["']\./([\w-]+\.js)["'];?[ \t]*\n?""", re.M)
+
+
+@cache
+def module_text(name: str) -> str:
+    """An ES module file name in, one self-contained ES module out: its sibling imports inlined in front of it.
+
+    Our modules share helpers (such as `el` in `dom.js`) through `import { el } from "./dom.js";`, which a
+    browser or node resolves next to the file. anywidget loads `_esm` from a string and a static page
+    inlines the code, where no sibling file can be found: there the shared module's code (its exports made
+    local, so the widget does not re-export them) goes in front, once, and the import line goes away.
+    Raises InvalidInputError when an imported name is not exported by the file it is imported from.
+    """
+    src = asset_text(name)
+    shared: list[tuple[str, str]] = []
+
+    def inline(match: re.Match) -> str:
+        names = [n.strip() for n in match.group(1).split(",") if n.strip()]
+        dep = match.group(2)
+        dep_src = asset_text(dep)
+        if _LOCAL_IMPORT.search(dep_src):  # one level only: two widgets sharing a helper never inline it twice
+            raise InvalidInputError(f"{dep} is imported by {name}, so it must not import other files itself")
+        exported = set(re.findall(r"^export\s+(?:function\*?|const|let|class)\s+([\w$]+)", dep_src, re.M))
+        missing = [n for n in names if n not in exported]
+        if missing:
+            raise InvalidInputError(f"{name} imports {', '.join(missing)} from {dep}, which does not export it")
+        if dep not in (d for d, _ in shared):
+            shared.append((dep, _EXPORT.sub("", dep_src)))
+        return ""
+
+    body = _LOCAL_IMPORT.sub(inline, src)
+    if not shared:
+        return src
+    head = "".join(f"// ---- from {dep} (inlined by labkit)\n{code.rstrip()}\n" for dep, code in shared)
+    return f"{head}// ---- {name}\n{body}"
 
 
 @cache
 def classic_script(name: str) -> str:
     """An ES module file name in, the same code as classic-script statements out (exports turned into locals).
 
-    `export function f` becomes `function f`; `export default {...}` becomes `const __default = {...}`.
-    Only those two forms are allowed in our modules; anything else (import, export list) raises, so a
-    change to the module that would break the static pages fails loudly in the tests.
+    Sibling imports are inlined first (see `module_text`); then `export function f` becomes `function f` and
+    `export default {...}` becomes `const __default = {...}`. Only those forms are allowed in our modules;
+    anything else (another import, an export list) raises, so a change to the module that would break the
+    static pages fails loudly in the tests.
     """
-    src = asset_text(name)
+    src = module_text(name)
     if re.search(r"^\s*import[\s{(*]", src, re.M) or re.search(r"^export\s*\{", src, re.M):
         raise InvalidInputError(
-            f"{name} must not use import statements or export lists; it is inlined into static HTML"
+            f'{name} may import only named helpers from a sibling file (import {{ el }} from "./dom.js") and '
+            "must not use export lists; it is inlined into static HTML"
         )
     code = _EXPORT.sub(lambda m: "const __default = " if m.group(1) else "", src)
     if "</script" in code.lower():

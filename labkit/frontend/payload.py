@@ -22,6 +22,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 
 __all__ = ["FORMAT", "pack_arrays", "unpack_arrays", "auto_top_k", "to_base64", "png_bytes", "weight_colors"]
@@ -59,8 +60,7 @@ def pack_arrays(
     for name, t in arrays.items():
         t = torch.as_tensor(t).detach().to("cpu", torch.float32)
         k = top_k.get(name)
-        if k is not None and (not isinstance(k, int) or k < 1):
-            raise InvalidInputError(f"top_k for {name!r} must be a positive int or None, got {k!r}")
+        check_int(f"top_k for {name!r}", k, allow_none=True)
         if t.dim() == 0:
             raise InvalidInputError(f"array {name!r} must have at least one dimension, got a scalar")
         if k is not None and k >= t.shape[-1]:

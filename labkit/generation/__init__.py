@@ -6,6 +6,7 @@ _EXPORTS = {
     "generate": "decoding",
     "stream": "decoding",
     "GenerationResult": "decoding",
+    "SamplingOptions": "sampling",
     "greedy": "sampling",
     "sample": "sampling",
     "apply_temperature": "sampling",

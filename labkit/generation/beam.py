@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 from labkit.generation.decoding import Decoder, GenerationResult, Prompt, decode_rows, setup
 from labkit.generation.sampling import apply_repetition_penalty, check_sampling_args
@@ -29,20 +30,9 @@ def _gather(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def _check(num_beams: int, num_return_sequences: int, length_penalty: float, early_stopping: Any) -> None:
-    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
-        raise InvalidInputError(f"num_beams must be an integer >= 1, got {num_beams!r}")
-    if (
-        isinstance(num_return_sequences, bool)
-        or not isinstance(num_return_sequences, int)
-        or not 1 <= num_return_sequences <= num_beams
-    ):
-        raise InvalidInputError(
-            f"num_return_sequences must be in [1, num_beams={num_beams}], got {num_return_sequences!r}"
-        )
-    if not isinstance(length_penalty, (int, float)):
-        raise InvalidInputError(
-            f"length_penalty must be a number (1 = average log-prob per token, 0 = plain sum), got {length_penalty!r}"
-        )
+    check_int("num_beams", num_beams)
+    check_int("num_return_sequences", num_return_sequences, high=num_beams, fix=f"at most num_beams={num_beams}")
+    check_float("length_penalty", length_penalty, fix="1 = average log-prob per token, 0 = plain sum")
     if early_stopping not in (True, False, "never"):
         raise InvalidInputError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
 
@@ -79,16 +69,9 @@ def beam_search(
     """
     _check(num_beams, num_return_sequences, length_penalty, early_stopping)
     check_sampling_args(repetition_penalty=repetition_penalty)
-    decoder, prompt, eos, pad = setup(
-        model,
-        input_ids,
-        attention_mask,
-        tokenizer,
-        pad_token_id,
-        eos_token_id,
-        max_new_tokens,
-        use_cache,
-        sliding_window,
+    decoder = Decoder(model, use_cache, sliding_window)
+    _, prompt, eos, pad, _ = setup(
+        decoder, input_ids, max_new_tokens, attention_mask, tokenizer, pad_token_id, eos_token_id
     )
     was_training = model.training
     model.eval()

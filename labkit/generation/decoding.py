@@ -9,13 +9,14 @@ unless eos/stop checks or per-step details need one, and `torch.inference_mode()
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
-from labkit.generation.sampling import apply_repetition_penalty, check_sampling_args, warp_logits
+from labkit.generation.sampling import SamplingOptions, apply_repetition_penalty
 from labkit.models.kv_cache import KVCache
 from labkit.models.weight_layout import relayout_for_decoding
 
@@ -357,8 +358,7 @@ def model_kind(model: Any) -> str:
 
 def check_length(decoder: Decoder, prompt_len: int, max_new_tokens: int) -> None:
     """Raise the one-line context error when prompt + new tokens would not fit and there is no sliding window."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
-        raise InvalidInputError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    check_int("max_new_tokens", max_new_tokens)
     total = prompt_len + max_new_tokens
     if decoder.kind == "seq2seq":
         c = decoder.model.config
@@ -389,46 +389,100 @@ def eos_ids(eos_token_id: int | list[int] | None, tokenizer: Any, model: Any = N
     return ids
 
 
-def _resolve_sampling(
-    do_sample: bool | None, temperature: float | None, top_k: int | None, top_p: float | None
-) -> tuple[bool, float]:
-    check_sampling_args(temperature, top_k, top_p)
-    if do_sample is None:
-        do_sample = (temperature is not None or top_k is not None or top_p is not None) and temperature != 0
-    t = 1.0 if temperature is None else float(temperature)
-    if do_sample and t == 0:
+_KEYWORD_DEFAULTS = {f.name: f.default for f in fields(SamplingOptions)}
+
+
+def sampling_options(
+    sampling: SamplingOptions | None,
+    do_sample: bool | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    repetition_penalty: float = 1.0,
+    seed: int | None = None,
+) -> SamplingOptions:
+    """generate/stream's `sampling=` or their sampling keywords (do_sample, temperature, ...) in, one SamplingOptions out."""
+    keywords = dict(
+        do_sample=do_sample,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+    )
+    if sampling is None:
+        return SamplingOptions(**keywords)
+    if not isinstance(sampling, SamplingOptions):
         raise InvalidInputError(
-            "do_sample=True needs temperature > 0 (temperature 0 means greedy); raise temperature or set do_sample=False"
+            f"sampling must be a SamplingOptions (or None), got {type(sampling).__name__}; "
+            "build one with SamplingOptions(temperature=..., top_k=...)"
         )
-    return bool(do_sample), t
+    given = [name for name, value in keywords.items() if value != _KEYWORD_DEFAULTS[name]]
+    if given:
+        raise InvalidInputError(
+            f"pass sampling= or the keywords {', '.join(given)}, not both; put them into the SamplingOptions"
+        )
+    return sampling
+
+
+class Prepared(NamedTuple):
+    """Everything a decoding loop needs, validated before the first forward pass."""
+
+    decoder: Decoder
+    prompt: Prompt
+    eos: list[int]  # ids that end a row
+    pad: int  # filler after a row ended
+    stops: StopChecker
+
+
+def setup(
+    decoder: Decoder,
+    input_ids: Any,
+    max_new_tokens: int,
+    attention_mask: torch.Tensor | None = None,
+    tokenizer: Any = None,
+    pad_token_id: int | None = None,
+    eos_token_id: int | list[int] | None = None,
+    stop: list | None = None,
+) -> Prepared:
+    """A Decoder over the model, a prompt and the decoding arguments in, `Prepared` (decoder, padded prompt, eos,
+    pad, stops) out. Shared by generate, stream and beam search; all is checked before the first forward pass."""
+    stops = StopChecker(stop, tokenizer)
+    model = decoder.model
+    eos = eos_ids(eos_token_id, tokenizer, model)
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "tgt_vocab_size", None) or getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and any(i >= vocab for i in eos):  # an id the model can never produce: no early stop
+        raise InvalidInputError(
+            f"eos_token_id {max(eos)} is outside the model's vocabulary [0, {vocab}), so generation could never stop "
+            "on it; pass the eos id of the tokenizer the model was trained with"
+        )
+    decoder.never = never_generated_ids(tokenizer, eos)
+    pad = pad_token_id if pad_token_id is not None else tokenizer_id(tokenizer, "pad")
+    if pad is None:  # HF's choice: fill finished rows with eos when there is no pad token
+        pad = decoder.model.config.pad_token_id if decoder.kind == "seq2seq" else (eos[0] if eos else 0)
+    prompt = prepare_prompt(input_ids, attention_mask, tokenizer, pad, decoder, max_new_tokens)
+    return Prepared(decoder, prompt, eos, pad, stops)
 
 
 def _run(
-    decoder: Decoder,
-    prompt: Prompt,
-    max_new_tokens: int,
-    *,
-    do_sample: bool,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    repetition_penalty: float,
-    eos: list[int],
-    pad: int,
-    stops: StopChecker,
-    seed: int | None,
-    details: bool,
-    top_candidates: int,
+    prep: Prepared, max_new_tokens: int, options: SamplingOptions, *, details: bool, top_candidates: int
 ) -> Iterator[dict[str, Any]]:
     """The decoding loop; yields per step a dict (details only when asked) after writing the token into prompt.buffer.
 
     Runs under the caller's grad mode (generate wraps it in inference_mode; stream enters it around each step).
     """
+    decoder, prompt, eos, pad, stops = prep
     ids, mask = prompt.ids, prompt.mask
     b, p = prompt.buffer.shape[0], prompt.length
     buf = prompt.buffer  # [batch, p + max_new_tokens], prompt already written
     mask_buf = prompt.mask_buffer  # None when no row is padded: the fast path
-    gen = torch.Generator(device=buf.device).manual_seed(seed) if (do_sample and seed is not None) else None
+    do_sample, penalty = options.samples, options.repetition_penalty
+    gen = (
+        torch.Generator(device=buf.device).manual_seed(options.seed)
+        if (do_sample and options.seed is not None)
+        else None
+    )
     track = bool(eos) or stops.active
     eos_t = torch.tensor(eos, device=buf.device) if eos else None
     unfinished = torch.ones(b, dtype=torch.bool, device=buf.device)
@@ -439,10 +493,10 @@ def _run(
     for i in range(max_new_tokens):
         pos = p + i
         raw = logits
-        if repetition_penalty != 1.0:
-            logits = apply_repetition_penalty(logits, buf[:, :pos], repetition_penalty)
+        if penalty != 1.0:
+            logits = apply_repetition_penalty(logits, buf[:, :pos], penalty)
         if do_sample:
-            logits = warp_logits(logits, temperature, top_k, top_p)
+            logits = options.warp(logits)
             token = torch.multinomial(torch.softmax(logits.float(), dim=-1), 1, generator=gen)
         else:
             token = logits.argmax(dim=-1, keepdim=True)
@@ -482,76 +536,12 @@ def _run(
         logits = decoder.step(buf, mask_buf, pos + 1)
 
 
-def setup(
-    model: torch.nn.Module,
-    input_ids: Any,
-    attention_mask: torch.Tensor | None,
-    tokenizer: Any,
-    pad_token_id: int | None,
-    eos_token_id: int | list[int] | None,
-    max_new_tokens: int,
-    use_cache: bool = True,
-    sliding_window: bool = False,
-    output_attentions: bool = False,
-) -> tuple[Decoder, Prompt, list[int], int]:
-    """Validate and prepare everything before the first forward pass: (decoder, prompt, eos ids, pad id) out."""
-    decoder = Decoder(model, use_cache=use_cache, sliding_window=sliding_window, output_attentions=output_attentions)
-    eos = eos_ids(eos_token_id, tokenizer, model)
-    config = getattr(model, "config", None)
-    vocab = getattr(config, "tgt_vocab_size", None) or getattr(config, "vocab_size", None)
-    if isinstance(vocab, int) and any(i >= vocab for i in eos):  # an id the model can never produce: no early stop
-        raise InvalidInputError(
-            f"eos_token_id {max(eos)} is outside the model's vocabulary [0, {vocab}), so generation could never stop "
-            "on it; pass the eos id of the tokenizer the model was trained with"
-        )
-    decoder.never = never_generated_ids(tokenizer, eos)
-    pad = pad_token_id if pad_token_id is not None else tokenizer_id(tokenizer, "pad")
-    if pad is None:  # HF's choice: fill finished rows with eos when there is no pad token
-        pad = model.config.pad_token_id if decoder.kind == "seq2seq" else (eos[0] if eos else 0)
-    return decoder, prepare_prompt(input_ids, attention_mask, tokenizer, pad, decoder, max_new_tokens), eos, pad
-
-
-def _setup(
-    model,
-    input_ids,
-    attention_mask,
-    tokenizer,
-    pad_token_id,
-    eos_token_id,
-    max_new_tokens,
-    use_cache,
-    sliding_window,
-    output_attentions,
-    stop,
-    top_candidates,
-    repetition_penalty,
-):
-    check_sampling_args(repetition_penalty=repetition_penalty)
-    if isinstance(top_candidates, bool) or not isinstance(top_candidates, int) or top_candidates < 1:
-        raise InvalidInputError(f"top_candidates must be a positive integer, got {top_candidates!r}")
-    stops = StopChecker(stop, tokenizer)
-    return (
-        *setup(
-            model,
-            input_ids,
-            attention_mask,
-            tokenizer,
-            pad_token_id,
-            eos_token_id,
-            max_new_tokens,
-            use_cache,
-            sliding_window,
-            output_attentions,
-        ),
-        stops,
-    )
-
-
 def generate(
     model: torch.nn.Module,
     input_ids: Any,
     max_new_tokens: int = 32,
     *,
+    sampling: SamplingOptions | None = None,
     attention_mask: torch.Tensor | None = None,
     do_sample: bool | None = None,
     temperature: float | None = None,
@@ -583,9 +573,10 @@ def generate(
         with `tokenizer=` (a labkit Tokenizer or a Hugging Face tokenizer). attention_mask: [batch, seq], 1 = real.
         With a tokenizer labkit trained (char, bpe, wordpiece) its special tokens other than eos (<pad>, <bos>,
         <unk>, ...) are never generated.
-    max_new_tokens: tokens to add. do_sample: None = sample when temperature/top_k/top_p is given (and
-        temperature != 0), else greedy. temperature: None = 1; 0 = greedy. top_k, top_p: sampling filters
-        (top_p in (0, 1]). repetition_penalty: > 0, 1 = off. seed: seeds a local torch.Generator (deterministic).
+    max_new_tokens: tokens to add.
+    sampling: a `SamplingOptions` (how each token is chosen). The keywords do_sample, temperature, top_k, top_p,
+        repetition_penalty and seed build one instead (see `SamplingOptions`: None/defaults = greedy); give
+        either, not both.
     num_beams: > 1 runs beam search (`labkit.generation.beam_search`) with length_penalty, early_stopping
         (True, False or "never") and num_return_sequences. eos_token_id: id or ids that end a row (None = the
         tokenizer's eos, if any). pad_token_id: filler after a row ended (None = tokenizer's pad, else eos, else 0).
@@ -598,16 +589,15 @@ def generate(
     A model in eval mode on the CPU has its tall weights stored column-major first (same values; see
     `labkit.models.relayout_for_decoding`): one-token steps read them 2-3x faster. `train()` undoes it.
     """
-    if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
-        raise InvalidInputError(f"num_beams must be an integer >= 1, got {num_beams!r}")
-    do_sample, t = _resolve_sampling(do_sample, temperature, top_k, top_p)
+    check_int("num_beams", num_beams)
+    options = sampling_options(sampling, do_sample, temperature, top_k, top_p, repetition_penalty, seed)
     if num_return_sequences != 1 and num_beams == 1:
         raise InvalidInputError(
             f"num_return_sequences={num_return_sequences} needs beam search (num_beams >= it); "
             "to sample several continuations call generate once per seed"
         )
     if num_beams > 1:
-        if do_sample:
+        if options.samples:
             raise InvalidInputError(
                 "beam search here is deterministic; drop temperature/top_k/top_p or set num_beams=1 to sample"
             )
@@ -628,57 +618,31 @@ def generate(
             eos_token_id=eos_token_id,
             pad_token_id=pad_token_id,
             num_return_sequences=num_return_sequences,
-            repetition_penalty=repetition_penalty,
+            repetition_penalty=options.repetition_penalty,
             use_cache=use_cache,
             sliding_window=sliding_window,
             tokenizer=tokenizer,
             return_details=return_details,
         )
         return out  # a tensor, or a GenerationResult with sequence_scores
-    decoder, prompt, eos, pad, stops = _setup(
-        model,
-        input_ids,
-        attention_mask,
-        tokenizer,
-        pad_token_id,
-        eos_token_id,
-        max_new_tokens,
-        use_cache,
-        sliding_window,
-        output_attentions,
-        stop,
-        top_candidates,
-        repetition_penalty,
-    )
+    check_int("top_candidates", top_candidates)
+    decoder = Decoder(model, use_cache, sliding_window, output_attentions)
+    prep = setup(decoder, input_ids, max_new_tokens, attention_mask, tokenizer, pad_token_id, eos_token_id, stop)
     was_training = model.training
     model.eval()  # dropout off while generating; the mode is restored below
     steps: list[dict[str, Any]] = []
     try:
         with torch.inference_mode():
-            for info in _run(
-                decoder,
-                prompt,
-                max_new_tokens,
-                do_sample=do_sample,
-                temperature=t,
-                top_k=top_k,
-                top_p=top_p,
-                repetition_penalty=repetition_penalty,
-                eos=eos,
-                pad=pad,
-                stops=stops,
-                seed=seed,
-                details=return_details,
-                top_candidates=top_candidates,
-            ):
+            for info in _run(prep, max_new_tokens, options, details=return_details, top_candidates=top_candidates):
                 if return_details:
                     steps.append(info)
     finally:
         model.train(was_training)
+    prompt = prep.prompt
     sequences = prompt.buffer[:, : prompt.length_done]
     if not (return_details or prompt.is_text):
         return sequences
-    return _result(prompt, sequences, steps, tokenizer, eos, pad)
+    return _result(prompt, sequences, steps, tokenizer, prep.eos, prep.pad)
 
 
 def _result(
@@ -708,6 +672,7 @@ def stream(
     input_ids: Any,
     max_new_tokens: int = 32,
     *,
+    sampling: SamplingOptions | None = None,
     attention_mask: torch.Tensor | None = None,
     do_sample: bool | None = None,
     temperature: float | None = None,
@@ -731,52 +696,23 @@ def stream(
     `finished` (bool) and, with output_attentions=True, `attentions` / `cross_attentions` as in GenerationResult.
     Parameters as in `generate` (batch 1, no beam search). The same seed gives the same tokens as `generate`.
     """
-    do_sample, t = _resolve_sampling(do_sample, temperature, top_k, top_p)
-    decoder, prompt, eos, pad, stops = _setup(
-        model,
-        input_ids,
-        attention_mask,
-        tokenizer,
-        pad_token_id,
-        eos_token_id,
-        max_new_tokens,
-        use_cache,
-        sliding_window,
-        output_attentions,
-        stop,
-        top_candidates,
-        repetition_penalty,
-    )
-    if prompt.buffer.size(0) != 1:
+    options = sampling_options(sampling, do_sample, temperature, top_k, top_p, repetition_penalty, seed)
+    check_int("top_candidates", top_candidates)
+    decoder = Decoder(model, use_cache, sliding_window, output_attentions)
+    prep = setup(decoder, input_ids, max_new_tokens, attention_mask, tokenizer, pad_token_id, eos_token_id, stop)
+    if prep.prompt.buffer.size(0) != 1:
         raise InvalidInputError(
-            f"stream() takes one prompt, got a batch of {prompt.buffer.size(0)}; loop over them or use generate()"
+            f"stream() takes one prompt, got a batch of {prep.prompt.buffer.size(0)}; loop over them or use generate()"
         )
-    return _stream(
-        model,
-        prompt,
-        max_new_tokens,
-        decoder,
-        tokenizer,
-        eos,
-        pad,
-        stops,
-        dict(
-            do_sample=do_sample,
-            temperature=t,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            seed=seed,
-            top_candidates=top_candidates,
-        ),
-    )
+    loop = _run(prep, max_new_tokens, options, details=True, top_candidates=top_candidates)
+    return _stream(model, loop, max_new_tokens, TextStream(tokenizer, prep.eos) if tokenizer is not None else None)
 
 
-def _stream(model, prompt, max_new_tokens, decoder, tokenizer, eos, pad, stops, options) -> Iterator[dict[str, Any]]:
+def _stream(
+    model: torch.nn.Module, loop: Iterator[dict[str, Any]], max_new_tokens: int, text: TextStream | None
+) -> Iterator[dict[str, Any]]:
     was_training = model.training
     model.eval()
-    loop = _run(decoder, prompt, max_new_tokens, eos=eos, pad=pad, stops=stops, details=True, **options)
-    text = TextStream(tokenizer, eos) if tokenizer is not None else None
     try:
         while True:
             # inference mode only while computing: the caller's code between tokens runs in its own grad mode

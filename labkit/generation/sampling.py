@@ -9,12 +9,15 @@ can show exactly what `generate()` does to the model's distribution at each step
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 
 __all__ = [
+    "SamplingOptions",
     "greedy",
     "sample",
     "warp_logits",
@@ -35,23 +38,66 @@ def check_sampling_args(
     repetition_penalty: float | None = None,
 ) -> None:
     """Raise a one-line InvalidInputError for an out-of-range sampling parameter (None means "not used")."""
-    if temperature is not None and (not isinstance(temperature, (int, float)) or not temperature >= 0):
-        raise InvalidInputError(f"temperature must be >= 0 (0 = greedy), got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidInputError(f"top_k must be an integer >= 1 (or None for no top-k filter), got {top_k!r}")
-    if top_p is not None and (not isinstance(top_p, (int, float)) or not 0.0 < top_p <= 1.0):
-        raise InvalidInputError(f"top_p must be in (0, 1] (1 keeps every token), got {top_p!r}")
-    if repetition_penalty is not None and (
-        not isinstance(repetition_penalty, (int, float)) or not repetition_penalty > 0
-    ):
-        raise InvalidInputError(
-            f"repetition_penalty must be > 0 (1 = no penalty, > 1 discourages repeats), got {repetition_penalty!r}"
-        )
+    check_float("temperature", temperature, low=0, allow_none=True, fix="0 means greedy")
+    check_int("top_k", top_k, allow_none=True, fix="None keeps every token")
+    check_float("top_p", top_p, low=0, high=1, low_open=True, allow_none=True, fix="1 keeps every token")
+    check_float(
+        "repetition_penalty",
+        repetition_penalty,
+        low=0,
+        low_open=True,
+        allow_none=True,
+        fix="1 = no penalty, > 1 discourages repeats",
+    )
 
 
-def _check_keep(min_tokens_to_keep: int) -> None:
-    if isinstance(min_tokens_to_keep, bool) or not isinstance(min_tokens_to_keep, int) or min_tokens_to_keep < 1:
-        raise InvalidInputError(f"min_tokens_to_keep must be an integer >= 1, got {min_tokens_to_keep!r}")
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How `generate`, `stream` and the playground choose each token: greedy, or sampled from the filtered distribution.
+
+    do_sample: None = sample when temperature, top_k or top_p is given (and temperature != 0), else greedy.
+    temperature: None = 1; 0 = greedy. top_k: keep the k most likely tokens (None = all). top_p: keep the
+    smallest set holding this much probability, in (0, 1] (None = all). repetition_penalty: > 0, 1 = off
+    (applies to greedy and beam search too). seed: seeds a local torch.Generator, so the same seed gives
+    the same tokens (None = torch's global generator).
+    Every field is checked when the object is made; `SamplingOptions(temperature=-1)` fails at once.
+    """
+
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_sampling_args(self.temperature, self.top_k, self.top_p, self.repetition_penalty)
+        if self.do_sample not in (None, True, False):
+            raise InvalidInputError(
+                f"do_sample must be True, False or None (decide from the filters), got {self.do_sample!r}"
+            )
+        check_int("seed", self.seed, low=0, allow_none=True, fix="None draws fresh randomness")
+        if self.do_sample and self.temperature == 0:
+            raise InvalidInputError(
+                "do_sample=True needs temperature > 0 (temperature 0 means greedy); raise temperature or set do_sample=False"
+            )
+
+    @property
+    def samples(self) -> bool:
+        """True when tokens are drawn at random, False for greedy (argmax) decoding."""
+        if self.do_sample is not None:
+            return self.do_sample
+        given = self.temperature is not None or self.top_k is not None or self.top_p is not None
+        return given and self.temperature != 0
+
+    @property
+    def effective_temperature(self) -> float:
+        """The temperature sampling divides the logits by (1 when none is given)."""
+        return 1.0 if self.temperature is None else float(self.temperature)
+
+    def warp(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits [..., vocab] in, the logits sampling draws from out (temperature, top-k, top-p; see `warp_logits`)."""
+        return warp_logits(logits, self.effective_temperature, self.top_k, self.top_p)
 
 
 def greedy(logits: torch.Tensor) -> torch.Tensor:
@@ -64,8 +110,7 @@ def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 
     temperature: strictly positive (temperature 0 means greedy; call `greedy` instead).
     """
-    if not isinstance(temperature, (int, float)) or not temperature > 0:
-        raise InvalidInputError(f"temperature must be > 0 here (for temperature 0 use greedy()), got {temperature!r}")
+    check_float("temperature", temperature, low=0, low_open=True, fix="for temperature 0 use greedy()")
     return logits / temperature
 
 
@@ -78,7 +123,7 @@ def top_k_filter(
     min_tokens_to_keep: never keep fewer than this many tokens.
     """
     check_sampling_args(top_k=k)
-    _check_keep(min_tokens_to_keep)
+    check_int("min_tokens_to_keep", min_tokens_to_keep)
     k = min(max(k, min_tokens_to_keep), logits.size(-1))
     kth_largest = torch.topk(logits, k, dim=-1).values[..., -1:]
     return logits.masked_fill(logits < kth_largest, filter_value)
@@ -93,7 +138,7 @@ def top_p_filter(
     p: in (0, 1]. filter_value: what removed tokens get. min_tokens_to_keep: never keep fewer than this many tokens.
     """
     check_sampling_args(top_p=p)
-    _check_keep(min_tokens_to_keep)
+    check_int("min_tokens_to_keep", min_tokens_to_keep)
     # Walk the vocabulary from the least likely token up: a token is dropped while the probability mass at or
     # below it is still <= 1 - p, i.e. while the tokens above it already cover p.
     ascending, order = torch.sort(logits, dim=-1, descending=False)

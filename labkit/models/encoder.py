@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_token_ids, ids_are_checkable
@@ -64,9 +65,7 @@ class EncoderConfig:
             "n_inner",
             "num_labels",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"EncoderConfig.{name} must be a positive integer, got {value!r}")
+            check_int(f"EncoderConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise InvalidInputError(
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
@@ -76,8 +75,7 @@ class EncoderConfig:
         if self.head == "classification" and not self.pooler:
             raise InvalidInputError("head='classification' reads the pooler; set pooler=True")
         for name in ("dropout", "attn_dropout", "classifier_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise InvalidInputError(f"EncoderConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+            check_float(f"EncoderConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
 
     @classmethod
     def presets(cls) -> dict[str, str]:

@@ -58,9 +58,7 @@ class GPTConfig:
                 f"GPTConfig.arch must be 'gpt', got {self.arch!r}; use the config class of that architecture"
             )
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            check_int(f"GPTConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise InvalidInputError(
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
@@ -83,8 +81,7 @@ class GPTConfig:
             raise UnknownNameError(
                 f"unknown mlp {self.mlp!r}; {close_matches(self.mlp, mlps) or 'choose one of ' + ', '.join(mlps)}"
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise InvalidInputError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_float("GPTConfig.dropout", self.dropout, low=0, high=1, high_open=True)
         # the numbers left: each bad value would build a model that silently computes nonsense (or NaN)
         check_int("GPTConfig.n_kv_head", self.n_kv_head, allow_none=True, fix="None gives one per query head")
         check_int("GPTConfig.n_inner", self.n_inner, allow_none=True, fix="None gives 4 * n_embd")

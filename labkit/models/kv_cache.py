@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 
 __all__ = ["KVCache"]
@@ -17,10 +18,8 @@ class KVCache:
     """
 
     def __init__(self, n_layer: int, max_len: int = 256) -> None:
-        if n_layer < 1 or max_len < 1:
-            raise InvalidInputError(
-                f"KVCache needs n_layer >= 1 and max_len >= 1, got n_layer={n_layer}, max_len={max_len}"
-            )
+        check_int("n_layer", n_layer)
+        check_int("max_len", max_len)
         self.n_layer = n_layer
         self.max_len = max_len
         self._k: list[torch.Tensor | None] = [None] * n_layer
@@ -84,8 +83,7 @@ class KVCache:
 
     def crop(self, n: int) -> None:
         """Keep only the first n cached positions (e.g. to roll back speculative or rejected tokens)."""
-        if n < 0:
-            raise InvalidInputError(f"crop length must be >= 0, got {n}")
+        check_int("crop length", n, low=0)
         self._len = [min(length, n) for length in self._len]
 
     def __repr__(self) -> str:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_token_ids
@@ -41,11 +42,8 @@ class LSTMConfig:
                 f"LSTMConfig.arch must be 'lstm', got {self.arch!r}; use the config class of that architecture"
             )
         for name in ("vocab_size", "n_embd", "hidden_size", "n_layer", "block_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"LSTMConfig.{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise InvalidInputError(f"LSTMConfig.dropout must be in [0, 1), got {self.dropout!r}")
+            check_int(f"LSTMConfig.{name}", getattr(self, name))
+        check_float("LSTMConfig.dropout", self.dropout, low=0, high=1, high_open=True)
         if self.tie_weights and self.n_embd != self.hidden_size:
             raise InvalidInputError(
                 f"tie_weights needs n_embd == hidden_size, got {self.n_embd} and {self.hidden_size}; "

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError, UnknownNameError
 
 __all__ = ["ModelSummary", "summary"]
@@ -111,10 +112,8 @@ def summary(
     batch_size, seq_len: shape for the activation-memory and attention-FLOPs estimates (seq_len default:
     config.block_size). dtype: precision for the memory estimates.
     """
-    if batch_size < 1 or (seq_len is not None and seq_len < 1):
-        raise InvalidInputError(
-            f"batch_size and seq_len must be positive, got batch_size={batch_size}, seq_len={seq_len}"
-        )
+    check_int("batch_size", batch_size)
+    check_int("seq_len", seq_len, allow_none=True, fix="None uses config.block_size")
     if not isinstance(model, nn.Module):
         model = _build_on_meta(model)
     config = getattr(model, "config", None)

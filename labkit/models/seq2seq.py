@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_token_ids
@@ -63,9 +64,7 @@ class Seq2SeqConfig:
             "n_embd",
             "n_inner",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"Seq2SeqConfig.{name} must be a positive integer, got {value!r}")
+            check_int(f"Seq2SeqConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise InvalidInputError(
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
@@ -82,10 +81,8 @@ class Seq2SeqConfig:
                 raise InvalidInputError(
                     f"{name}={getattr(self, name)} is outside the target vocabulary [0, {self.tgt_vocab_size})"
                 )
-        if not 0.0 <= self.dropout < 1.0 or not 0.0 <= self.label_smoothing < 1.0:
-            raise InvalidInputError(
-                f"dropout and label_smoothing must be in [0, 1), got {self.dropout!r} and {self.label_smoothing!r}"
-            )
+        for name in ("dropout", "label_smoothing"):
+            check_float(f"Seq2SeqConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
 
     @classmethod
     def presets(cls) -> dict[str, str]:

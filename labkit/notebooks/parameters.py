@@ -12,7 +12,7 @@ import ast
 import io
 import json
 import tokenize
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,6 +253,19 @@ def validate_parameters(declared: list[Parameter], values: Mapping[str, Any]) ->
             )
         out[name] = coerce(by_name[name], raw)
     return out
+
+
+def group_cli_values(pairs: Iterable[Sequence[str]]) -> dict[str, list[str]]:
+    """The command line's `-p NAME VALUE` pairs in, name -> its values in the order given out.
+
+    `labkit run` and `labkit sweep` read `-p` the same way: one value per `-p`, converted later to the declared
+    type exactly as written ("1,2,3" is one `list[int]` value). A name given again adds a value, which a sweep
+    runs over and a single run refuses.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        values.setdefault(name, []).append(value)
+    return values
 
 
 def load_parameter_file(path: str | Path) -> dict[str, Any]:

@@ -62,6 +62,20 @@ def failed_cell(nb) -> tuple[int, Any] | None:
     return None
 
 
+def mark_failed_cell(nb: Any) -> tuple[int, Any] | None:
+    """An executed notebook in, (index, cell) of its failed cell out, that cell tagged `labkit-failed` and given
+    an id (the report's banner links to it); None when no cell failed. Calling it again changes nothing."""
+    failed = failed_cell(nb)
+    if failed is not None:
+        index, cell = failed
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if FAILED_TAG not in tags:
+            tags.append(FAILED_TAG)
+        if not cell.get("id"):
+            cell["id"] = f"cell-{index}"
+    return failed
+
+
 def _keep_one_plotly_bundle(html: str) -> str:
     """Remove repeated inline copies of plotly.js (the renderer may emit one per kernel start)."""
     seen = False
@@ -180,6 +194,7 @@ def export_html(
     parameters: Mapping[str, Any] | None = None,
     duration_s: float | None = None,
     error: str | None = None,
+    notebook: Any = None,
 ) -> Path:
     """Executed .ipynb in, path of the written offline HTML report out.
 
@@ -189,17 +204,20 @@ def export_html(
     parameters: the run's parameter values, shown in the header.
     duration_s: the run's wall time, shown in the header.
     error: the one-line failure summary; when set, a banner links to the failing cell.
+    notebook: the executed notebook already read (a NotebookNode, which the export may change), so it is not read again.
     """
     import nbformat
     from nbconvert import HTMLExporter
 
     src = Path(executed_nb_path)
-    if not src.is_file():
-        raise MissingSourceError(f"executed notebook {str(src)!r} does not exist; run it first (labkit run)")
-    try:
-        nb = nbformat.read(src, as_version=4)
-    except Exception as exc:
-        raise InvalidInputError(f"{str(src)!r} is not a readable notebook ({type(exc).__name__})") from None
+    nb = notebook
+    if nb is None:
+        if not src.is_file():
+            raise MissingSourceError(f"executed notebook {str(src)!r} does not exist; run it first (labkit run)")
+        try:
+            nb = nbformat.read(src, as_version=4)
+        except Exception as exc:
+            raise InvalidInputError(f"{str(src)!r} is not a readable notebook ({type(exc).__name__})") from None
 
     run: dict[str, Any] = {
         "title": title or src.stem,
@@ -207,14 +225,9 @@ def export_html(
         "duration_s": duration_s,
         "error": error,
     }
-    failed = failed_cell(nb) if error else None
+    failed = mark_failed_cell(nb) if error else None
     if failed is not None:
         index, cell = failed
-        cell.setdefault("metadata", {}).setdefault("tags", [])
-        if FAILED_TAG not in cell.metadata.tags:
-            cell.metadata.tags.append(FAILED_TAG)
-        if not cell.get("id"):
-            cell["id"] = f"cell-{index}"
         run["failed_anchor"] = f"cell-id={cell['id']}"
         count = cell.get("execution_count")
         run["failed_label"] = f"cell In [{count}]" if count else f"cell {index + 1}"

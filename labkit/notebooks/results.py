@@ -148,24 +148,19 @@ def collect(directory: str | os.PathLike | Iterable[str | os.PathLike]) -> Any:
     return table
 
 
-def finalize_executed_notebook(
-    nb_path: str | os.PathLike,
+def add_run_metadata(
+    nb: Any,
     *,
     notebook: str,
     parameters: dict[str, Any],
     ok: bool,
     duration_s: float,
     error: str | None,
-    failed_tag: str,
 ) -> None:
-    """Write the run's parameters, status, timing and records into the executed notebook's metadata, and tag
-    the failing cell (`failed_tag`) so the .ipynb marks it as the HTML report does."""
-    import nbformat
-
+    """An executed notebook (NotebookNode) in; its metadata then holds the run's parameters, status, timing and
+    every recorded value (`metadata.labkit`), which `collect()` reads back. The caller writes the notebook."""
     from labkit import __version__
 
-    path = Path(nb_path)
-    nb = nbformat.read(path, as_version=4)
     nb.metadata[METADATA_KEY] = {
         "notebook": notebook,
         "parameters": _json_value("parameters", dict(parameters)),
@@ -175,12 +170,3 @@ def finalize_executed_notebook(
         "records": records_from_outputs(nb),
         "labkit_version": __version__,
     }
-    if error:
-        from labkit.notebooks.report import failed_cell
-
-        failed = failed_cell(nb)
-        if failed is not None:
-            tags = failed[1].setdefault("metadata", {}).setdefault("tags", [])
-            if failed_tag not in tags:
-                tags.append(failed_tag)
-    nbformat.write(nb, path)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.checks import check_output_dir
+from labkit.checks import check_float, check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.notebooks.parameters import read_parameters, validate_parameters
 
@@ -56,33 +56,26 @@ def _write_current_kernelspec(root: Path) -> None:
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
 
-def _failure_summary(nb_path: Path) -> str | None:
-    """Return 'ErrorName: message' of the first failing cell recorded in an executed notebook."""
+def _read_executed(path: Path) -> Any:
+    """The executed notebook papermill wrote, as a NotebookNode, or None when there is none (or an aborted write)."""
     import nbformat
 
-    if not nb_path.is_file():
+    if not path.is_file():
         return None
     try:
-        nb = nbformat.read(nb_path, as_version=4)
+        return nbformat.read(path, as_version=4)
     except Exception:  # noqa: BLE001 (papermill died while writing it: the stderr line says why)
         return None
+
+
+def _failure_summary(nb: Any) -> str | None:
+    """Return 'ErrorName: message' of the first failing cell recorded in an executed notebook."""
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 first = str(out.get("evalue", "")).strip().splitlines()
                 return f"{out.get('ename', 'Error')}: {first[0] if first else ''}".rstrip(": ")
     return None
-
-
-def _readable_notebook(path: Path) -> bool:
-    """True when `path` holds a notebook papermill finished writing (an aborted write leaves an empty file)."""
-    import nbformat
-
-    try:
-        nbformat.read(path, as_version=4)
-    except Exception:  # noqa: BLE001
-        return False
-    return True
 
 
 def _last_line(text: str) -> str:
@@ -121,8 +114,7 @@ def run_notebook(
     if not src.is_file():
         raise MissingSourceError(f"notebook {str(src)!r} does not exist; check the path")
     for name, value in (("cell_timeout", cell_timeout), ("timeout", timeout)):
-        if value is not None and value <= 0:
-            raise InvalidInputError(f"{name}={value!r} must be a positive number of seconds (or None for no limit)")
+        check_float(name, value, low=0, low_open=True, allow_none=True, fix="give seconds, or None for no limit")
     declared = read_parameters(src)
     values = validate_parameters(declared, dict(parameters or {}))
     effective = {**{p.name: p.default for p in declared}, **values}  # what the run actually used
@@ -190,6 +182,8 @@ def run_notebook(
             timed_out = True
     duration = time.perf_counter() - start
 
+    # the executed notebook is read once here; its records, the failure tag and the report all come from it
+    executed = _read_executed(nb_out)
     error: str | None = None
     if timed_out:
         error = f"TimeoutError: the run exceeded timeout={timeout} s and was stopped"
@@ -197,15 +191,26 @@ def run_notebook(
         # nbclient interrupts the kernel, so the notebook itself only records a KeyboardInterrupt
         error = f"TimeoutError: a cell ran longer than cell_timeout={cell_timeout} s"
     elif proc.returncode != 0:
-        error = _failure_summary(nb_out) or _last_line(stderr or "")
+        error = (_failure_summary(executed) if executed is not None else None) or _last_line(stderr or "")
     ok = error is None
-    if not _readable_notebook(nb_out):  # papermill failed before writing a notebook (e.g. no such kernel)
+    if executed is None:  # papermill failed before writing a notebook (e.g. no such kernel)
         return RunResult(False, nb_out, None, error or "papermill wrote no notebook", duration, values)
-    from labkit.notebooks.report import FAILED_TAG
-    from labkit.notebooks.results import finalize_executed_notebook
+    import nbformat
 
-    finalize_executed_notebook(
-        nb_out, notebook=src.stem, parameters=effective, ok=ok, duration_s=duration, error=error, failed_tag=FAILED_TAG
+    from labkit.notebooks.report import mark_failed_cell
+    from labkit.notebooks.results import add_run_metadata
+
+    add_run_metadata(executed, notebook=src.stem, parameters=effective, ok=ok, duration_s=duration, error=error)
+    if error:
+        mark_failed_cell(executed)  # the .ipynb marks the cell the report's banner links to
+    nbformat.write(executed, nb_out)
+    export_html(
+        nb_out,
+        html_out,
+        title=title or src.stem,
+        parameters=effective,
+        duration_s=duration,
+        error=error,
+        notebook=executed,
     )
-    export_html(nb_out, html_out, title=title or src.stem, parameters=effective, duration_s=duration, error=error)
     return RunResult(ok, nb_out, html_out, error, duration, values)

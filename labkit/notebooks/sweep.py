@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -47,17 +46,17 @@ class SweepResult:
 def expand_grid(grid: Mapping[str, Sequence[Any] | Any]) -> list[dict[str, Any]]:
     """{"lr": [1e-3, 3e-4], "n_layer": [2, 4]} in, the 4 combinations (first name varies slowest) out.
 
-    A value that is a string with commas ("1e-3,3e-4") is split, as the CLI passes it; a scalar is one value.
+    A list or tuple holds a parameter's values; anything else (a number, a string) is one value, read as
+    `labkit run` reads it, so "1,2,3" stays one value (a `list[int]` parameter's, say).
     """
     axes: dict[str, list[Any]] = {}
     for name, values in grid.items():
-        if isinstance(values, str):
-            values = [v.strip() for v in values.split(",")]
-        elif not isinstance(values, (list, tuple)):
-            values = [values]
-        if not values or any(v == "" for v in values):
-            raise InvalidInputError(f"sweep parameter {name!r} has an empty value list; give values like -p {name} 1,2")
-        axes[name] = list(values)
+        values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values:
+            raise InvalidInputError(
+                f"sweep parameter {name!r} has an empty value list; give values like {{{name!r}: [1, 2]}}"
+            )
+        axes[name] = values
     return [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
 
 
@@ -115,7 +114,7 @@ def sweep(
 ) -> SweepResult:
     """Notebook and a grid of parameter values in, `SweepResult` (table, comparison page, run folders) out.
 
-    grid: name -> list of values (or a comma-separated string); every combination runs once.
+    grid: name -> list of values (a single value is one point); every combination runs once.
     output_dir: where `run-000/`, ... and `sweep.csv` / `sweep.html` go (default: `sweeps/<notebook stem>`).
     fixed: parameters set the same way for every run.
     executor: "local" (parallel processes on this machine) or "dask" (a Dask cluster).
@@ -236,11 +235,3 @@ def write_sweep_report(
     )
     path.write_text(safe_text(page), encoding="utf-8")
     return path
-
-
-def parse_cli_grid(pairs: Sequence[Sequence[str]]) -> dict[str, Any]:
-    """[("lr", "1e-3,3e-4"), ("n_layer", "2,4")] in, {"lr": "1e-3,3e-4", ...} out; a repeated name adds values."""
-    grid: dict[str, list[str]] = {}
-    for name, value in pairs:
-        grid.setdefault(name, []).extend(v.strip() for v in value.split(","))
-    return {k: json.loads(json.dumps(v)) for k, v in grid.items()}

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 
 if TYPE_CHECKING:  # only for type hints; the trainer imports this module, not the reverse
@@ -159,8 +160,7 @@ class EarlyStopping(Callback):
     """Stop when the evaluation loss has not improved by `min_delta` for `patience` evaluations."""
 
     def __init__(self, patience: int = 3, min_delta: float = 0.0) -> None:
-        if patience < 1:
-            raise InvalidInputError(f"patience must be >= 1, got {patience!r}")
+        check_int("patience", patience)
         self.patience = patience
         self.min_delta = min_delta
         self.best = math.inf

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
 __all__ = [
@@ -240,12 +241,9 @@ def lora(
     """
     if not isinstance(model, nn.Module):
         raise InvalidInputError(f"lora needs a torch model (nn.Module), got {type(model).__name__}")
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise InvalidInputError(f"LoRA rank r must be an integer >= 1, got {r!r}; 4 to 64 are usual")
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-        raise InvalidInputError(f"LoRA alpha must be > 0, got {alpha!r}; 2 * r is a common choice")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise InvalidInputError(f"LoRA dropout must be in [0, 1), got {dropout!r}")
+    check_int("LoRA rank r", r, fix="4 to 64 are usual")
+    check_float("LoRA alpha", alpha, low=0, low_open=True, fix="2 * r is a common choice")
+    check_float("LoRA dropout", dropout, low=0, high=1, high_open=True)
     if is_lora_wrapped(model):
         raise InvalidInputError(
             "this model already has LoRA adapters; merge them first (peft_model.merge_and_unload()) "

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 
 __all__ = ["LRFinderResult", "lr_find"]
@@ -179,18 +180,12 @@ class _Snapshot:
 def _validate(
     start_lr: float, end_lr: float, num_steps: int, smooth: float, diverge_factor: float, weight_decay: float
 ) -> None:
-    if not (isinstance(start_lr, (int, float)) and start_lr > 0):
-        raise InvalidInputError(f"start_lr={start_lr!r} must be a positive number such as 1e-7")
-    if not (isinstance(end_lr, (int, float)) and end_lr > start_lr):
-        raise InvalidInputError(f"end_lr={end_lr!r} must be larger than start_lr={start_lr!r}; the sweep goes upwards")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
-        raise InvalidInputError(f"num_steps={num_steps!r} must be an int >= 2 (100 is typical)")
-    if not 0 <= smooth < 1:
-        raise InvalidInputError(f"smooth={smooth!r} must be in [0, 1); 0.98 is fastai's default, 0 turns smoothing off")
-    if not diverge_factor > 1:
-        raise InvalidInputError(f"diverge_factor={diverge_factor!r} must be > 1 (stop when loss > factor * best loss)")
-    if weight_decay < 0:
-        raise InvalidInputError(f"weight_decay={weight_decay!r} must be >= 0")
+    check_float("start_lr", start_lr, low=0, low_open=True, fix="1e-7 is typical")
+    check_float("end_lr", end_lr, low=start_lr, low_open=True, fix="the sweep goes upwards from start_lr")
+    check_int("num_steps", num_steps, low=2, fix="100 is typical")
+    check_float("smooth", smooth, low=0, high=1, high_open=True, fix="0.98 is fastai's default, 0 turns smoothing off")
+    check_float("diverge_factor", diverge_factor, low=1, low_open=True, fix="stop when loss > factor * best loss")
+    check_float("weight_decay", weight_decay, low=0)
 
 
 def _optimizer_factory(optimizer: Any, weight_decay: float) -> Callable[[list], torch.optim.Optimizer]:

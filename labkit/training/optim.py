@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 
 __all__ = ["make_optimizer", "make_schedule", "lr_multiplier", "OPTIMIZERS", "SCHEDULES"]
@@ -81,10 +82,8 @@ def make_optimizer(
     """
     if isinstance(name, torch.optim.Optimizer):
         return name
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InvalidInputError(f"lr must be a positive finite number, got {lr!r}")
-    if weight_decay < 0:
-        raise InvalidInputError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    check_float("lr", lr, low=0, low_open=True)
+    check_float("weight_decay", weight_decay, low=0)
     groups = _param_groups(model_or_params, weight_decay)
     if isinstance(name, type):
         if not issubclass(name, torch.optim.Optimizer):
@@ -155,21 +154,15 @@ def make_schedule(
         raise UnknownNameError(
             f"unknown schedule {name!r}; {close_matches(str(name), SCHEDULES) or 'choose one of ' + ', '.join(SCHEDULES)}"
         )
-    if key != "constant" and (total_steps is None or total_steps < 1):
-        raise InvalidInputError(
-            f"schedule {key!r} needs total_steps >= 1, got {total_steps!r}; pass the number of optimizer steps"
-        )
+    if key != "constant":
+        check_int("total_steps", total_steps, fix=f"schedule {key!r} needs the number of optimizer steps")
     total = int(total_steps or 1)
     if isinstance(warmup, float) and 0 < warmup < 1:
         warmup = int(round(warmup * total))
     if key == "onecycle" and not warmup:
         warmup = int(round(0.3 * total))
-    if not isinstance(warmup, int) or warmup < 0:
-        raise InvalidInputError(
-            f"warmup must be a non-negative number of steps or a fraction in (0, 1), got {warmup!r}"
-        )
-    if not 0.0 <= min_lr_ratio <= 1.0:
-        raise InvalidInputError(f"min_lr_ratio must be in [0, 1], got {min_lr_ratio!r}")
+    check_int("warmup", warmup, low=0, fix="give a number of steps or a fraction in (0, 1)")
+    check_float("min_lr_ratio", min_lr_ratio, low=0, high=1)
 
     def multiplier(step: int) -> float:
         return lr_multiplier(key, step, total, warmup, min_lr_ratio)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -134,6 +134,16 @@ def _count_tokens(batch: dict[str, Any]) -> int | torch.Tensor:
 _CHECKED = frozenset(inspect.signature(check_options).parameters)  # the options checked before any work
 
 
+class PendingStep(NamedTuple):
+    """One optimizer step's values, still on the device until the next log flush reads them all at once."""
+
+    step: int
+    loss: torch.Tensor  # mean loss over the step's micro-batches (0-d)
+    lr: float  # learning rate the step used
+    grad_norm: torch.Tensor  # gradient norm before clipping (0-d)
+    tokens: int | torch.Tensor  # tokens the step trained on, on this rank
+
+
 class Trainer:
     """One training run: holds the model, optimizer, schedule, batch stream, History and callbacks.
 
@@ -240,7 +250,7 @@ class Trainer:
         self.step = 0
         self._stop_reason: str | None = None
         self._want_checkpoint = False
-        self._pending: list[tuple[int, torch.Tensor, float, torch.Tensor, Any]] = []
+        self._pending: list[PendingStep] = []
         self._last_checkpoint_step = -1
         self._peak = peak_flops(self.device, self.precision)
         self._seq_len = 0
@@ -406,11 +416,11 @@ class Trainer:
             if self.scheduler.last_epoch == self.step:  # optimizer stepped, scheduler not yet
                 self.scheduler.step()
             self.step += 1  # the weights changed: the step counts
-            self._pending.append((self.step, loss_sum / self.grad_accum, lr, grad_norm.detach(), tokens))  # type: ignore[operator]
+            self._pending.append(PendingStep(self.step, loss_sum / self.grad_accum, lr, grad_norm.detach(), tokens))  # type: ignore[operator]
             raise
         self.step += 1
         mean_loss = loss_sum / self.grad_accum  # type: ignore[operator]
-        self._pending.append((self.step, mean_loss, lr, grad_norm.detach(), tokens))
+        self._pending.append(PendingStep(self.step, mean_loss, lr, grad_norm.detach(), tokens))
         return {"loss": mean_loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens}
 
     def _flush_logs(self, sync_requests: bool = False) -> None:
@@ -428,16 +438,18 @@ class Trainer:
         now = time.perf_counter()
         window = max(now - self._window_start - self._paused_s, 1e-9)
         self._window_start, self._paused_s = now, 0.0
-        steps = [p[0] for p in self._pending]
-        values = torch.stack([torch.stack([p[1].float(), p[3].float().to(p[1].device)]) for p in self._pending])
+        steps = [p.step for p in self._pending]
+        values = torch.stack(
+            [torch.stack([p.loss.float(), p.grad_norm.float().to(p.loss.device)]) for p in self._pending]
+        )
         values = dist_utils.all_reduce_mean(values)
         loss_and_norm = values.tolist()
-        tokens = sum(int(p[4]) for p in self._pending) * self.world
+        tokens = sum(int(p.tokens) for p in self._pending) * self.world
         tokens_per_s = tokens / window
         mfu = None
         if self._peak:
             mfu = flops_per_token(self.model, self._seq_len) * tokens_per_s / (self._peak * self.world)
-        lrs = [p[2] for p in self._pending]
+        lrs = [p.lr for p in self._pending]
         self._pending.clear()
         for step, (loss, norm), lr in zip(steps, loss_and_norm, lrs):
             self.history.append_step(step, loss, lr, norm, tokens_per_s, mfu)

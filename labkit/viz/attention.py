@@ -221,8 +221,8 @@ def payload_from_tensor(
     )
     if top_k == "auto":
         top_k = auto_top_k(tuple(t.shape), max_bytes)
-    elif top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise InvalidInputError(f"top_k must be None, 'auto' or a positive int, got {top_k!r}")
+    else:
+        check_int("top_k", top_k, allow_none=True, fix="or 'auto' to fit max_bytes")
     arrays = {"attn": t, **(extra or {})}
     header, data = pack_arrays(arrays, {"attn": top_k})
     return AttentionPayload(
@@ -389,12 +389,8 @@ class AttentionView(HtmlView):
 
 def _check_selection(shape: tuple[int, ...], layer: int, head: int | None) -> None:
     L, H = shape[0], shape[1]
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < L:
-        raise InvalidInputError(f"layer {layer!r} is out of range; the attention has {L} layers (0..{L - 1})")
-    if head is not None and (isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < H):
-        raise InvalidInputError(
-            f"head {head!r} is out of range; the attention has {H} heads (0..{H - 1}), or None for all"
-        )
+    check_int("layer", layer, low=0, high=L - 1, fix=f"the attention has {L} layers")
+    check_int("head", head, low=0, high=H - 1, allow_none=True, fix=f"the attention has {H} heads; None shows all")
 
 
 def _view(
@@ -585,8 +581,9 @@ def qk_view(
     pattern = attention_tensor(pick(names[2]))  # [1, head, q, k]
     H = q.shape[1]
     _check_selection((1, H), 0, head)
-    if query is not None and not 0 <= query < q.shape[0]:
-        raise InvalidInputError(f"query {query} is out of range; there are {q.shape[0]} query positions")
+    check_int(
+        "query", query, low=0, high=q.shape[0] - 1, allow_none=True, fix=f"there are {q.shape[0]} query positions"
+    )
     qh, kh = q[:, head], k[:, head // max(1, H // k.shape[1])]  # grouped-query attention shares k across heads
     w = pattern[0, head]
     scores = qh @ kh.T / math.sqrt(qh.shape[-1])

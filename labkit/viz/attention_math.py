@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import HtmlView, asset_text, mount_script, plain_token
 from labkit.viz.attention import _tokens, attention_heatmap
@@ -58,9 +59,7 @@ class Step:
 
 
 def _int(value: Any, what: str, n: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
-        raise InvalidInputError(f"{what} {value!r} is out of range; the model has {n} {what}s (0..{n - 1})")
-    return value
+    return check_int(what, value, low=0, high=n - 1, fix=f"the model has {n} {what}s")
 
 
 def check_walkthrough_input(model: Any, input_ids: Any) -> tuple[Any, torch.Tensor]:
@@ -506,12 +505,8 @@ def attention_walkthrough(
     layer, head, tokens: as in `attention_steps`. step: the step shown first. max_tokens / max_dims: how many
     rows and columns each matrix shows (the numbers behind them are whole in `.steps`).
     """
-    for name, value in (("max_tokens", max_tokens), ("max_dims", max_dims)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+    check_int("max_tokens", max_tokens)
+    check_int("max_dims", max_dims)
     steps = attention_steps(model, input_ids, layer, head, tokens)
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < len(steps):
-        raise InvalidInputError(
-            f"step {step!r} is out of range; this walk-through has {len(steps)} steps (0..{len(steps) - 1})"
-        )
+    check_int("step", step, low=0, high=len(steps) - 1, fix=f"this walk-through has {len(steps)} steps")
     return AttentionWalkthrough(steps, layer, head, step, max_tokens, max_dims, title)

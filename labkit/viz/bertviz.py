@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.frontend import json_for_script, plain_token, safe_text
 from labkit.viz.attention import _tokens, attention_tensor, model_view
@@ -217,11 +218,8 @@ def _render(
 ) -> BertvizView:
     layers, toks = to_bertviz(attention, tokens, stack=stack, batch_index=batch_index)
     L, H, T = len(layers), layers[0].shape[1], layers[0].shape[-1]
-    if decimals is not None and (isinstance(decimals, bool) or not isinstance(decimals, int) or not 1 <= decimals <= 8):
-        raise InvalidInputError(f"decimals must be None (full precision) or an int in 1..8, got {decimals!r}")
-    b_start = options.get("sentence_b_start")
-    if b_start is not None and (isinstance(b_start, bool) or not isinstance(b_start, int) or not 0 < b_start < T):
-        raise InvalidInputError(f"sentence_b_start {b_start!r} must be a token index in 1..{T - 1}")
+    check_int("decimals", decimals, high=8, allow_none=True, fix="None keeps full precision")
+    check_int("sentence_b_start", options.get("sentence_b_start"), high=T - 1, allow_none=True)
     options["include_layers"] = _check_layers("include_layers", options.get("include_layers"), L)
     if kind == "model":
         options["include_heads"] = _check_layers("include_heads", options.get("include_heads"), H)

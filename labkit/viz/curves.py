@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.checks import check_float
 from labkit.errors import InvalidInputError
 
 __all__ = ["CurveData", "curve_data", "training_curves", "curves_svg", "curves_summary", "ema"]
@@ -132,8 +133,7 @@ def ema(values: Sequence[float | None], smoothing: float) -> list[float | None]:
 
     smoothing: weight of the past in [0, 1); 0 returns the values unchanged.
     """
-    if not 0.0 <= smoothing < 1.0:
-        raise InvalidInputError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    check_float("smoothing", smoothing, low=0, high=1, high_open=True)
     out: list[float | None] = []
     avg, weight = 0.0, 0.0
     for v in values:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import HtmlView
 
@@ -35,9 +36,7 @@ DEFAULT_RANKS = (1, 2, 4, 8, 16, 32, 64)
 
 
 def _check_rank(r: Any) -> int:
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
-        raise InvalidInputError(f"LoRA rank {r!r} must be an integer >= 1; 4 to 64 are usual")
-    return r
+    return check_int("LoRA rank", r, fix="4 to 64 are usual")
 
 
 def lora_layer_shapes(model: nn.Module, targets: str | Sequence[str] = ("attn",)) -> dict[str, tuple[int, int]]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
 __all__ = [
@@ -258,10 +259,9 @@ def project(
     from sklearn.manifold import TSNE
 
     perplexity = perplexity if perplexity is not None else min(30.0, max(2.0, (n - 1) / 3))
-    if not 0 < perplexity < n:
-        raise InvalidInputError(
-            f"perplexity {perplexity} must be in (0, {n}) for {n} points; try {max(2.0, (n - 1) / 3):.0f}"
-        )
+    check_float(
+        "perplexity", perplexity, low=0, high=n, low_open=True, high_open=True, fix=f"try {max(2.0, (n - 1) / 3):.0f}"
+    )
     if init is None:
         start: Any = "pca"
     else:
@@ -317,10 +317,7 @@ def nearest_neighbours(
     if q.shape[0] != x.shape[1]:
         raise InvalidInputError(f"query vector has {q.shape[0]} dimensions but the embeddings have {x.shape[1]}")
     limit = n - 1 if row is not None else n
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limit:
-        raise InvalidInputError(
-            f"k={k!r} must be in 1..{limit} (the vocabulary has {n} rows{', minus the query' if row is not None else ''})"
-        )
+    check_int("k", k, high=limit, fix=f"the vocabulary has {n} rows{', minus the query' if row is not None else ''}")
     xn = torch.nn.functional.normalize(x.double(), dim=1)
     sims = xn @ torch.nn.functional.normalize(q.double(), dim=0)
     if row is not None:

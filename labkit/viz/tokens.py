@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import HtmlView, asset_text, json_for_script, mount_script, plain_token
 
@@ -105,8 +106,7 @@ def tokenize_runs(
     """
     if not isinstance(text, str):
         raise InvalidInputError(f"text must be a str, got {type(text).__name__}")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
+    check_int("max_tokens", max_tokens)
     runs = []
     for name, tok in named_tokenizers(tokenizers).items():
         infos = tok.explain(text, add_special_tokens=add_special_tokens)

@@ -12,8 +12,9 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import asset_text, module_text
 from labkit.viz.attention import DEFAULT_MAX_BYTES, AttentionView, attention_tensor, payload_from_tensor, qk_view
 
 __all__ = ["AttentionWidget"]
@@ -29,7 +30,7 @@ class AttentionWidget(anywidget.AnyWidget):
     updates the page, and clicks in the page update them here.
     """
 
-    _esm = asset_text("attention.js")
+    _esm = module_text("attention.js")
     _css = asset_text("attention.css")
 
     tokens = t.List(t.Unicode(), help="key tokens (and query tokens unless target_tokens is set)").tag(sync=True)
@@ -171,26 +172,22 @@ class AttentionWidget(anywidget.AnyWidget):
 
     @t.validate("layer")
     def _valid_layer(self, proposal: dict) -> int:
-        layer, n = proposal["value"], self.shape[0]
-        if not 0 <= layer < n:
-            raise InvalidInputError(f"layer {layer} is out of range; the attention has {n} layers (0..{n - 1})")
-        return layer
+        n = self.shape[0]
+        return check_int("layer", proposal["value"], low=0, high=n - 1, fix=f"the attention has {n} layers")
 
     @t.validate("head")
     def _valid_head(self, proposal: dict) -> int | None:
-        head, n = proposal["value"], self.shape[1]
-        if head is not None and not 0 <= head < n:
-            raise InvalidInputError(
-                f"head {head} is out of range; the attention has {n} heads (0..{n - 1}), or None for all"
-            )
-        return head
+        n = self.shape[1]
+        return check_int(
+            "head", proposal["value"], low=0, high=n - 1, allow_none=True, fix=f"the attention has {n} heads"
+        )
 
     @t.validate("focus_token")
     def _valid_focus(self, proposal: dict) -> int | None:
-        pos, n = proposal["value"], self.shape[2]
-        if pos is not None and not 0 <= pos < n:
-            raise InvalidInputError(f"focus_token {pos} is out of range; there are {n} query positions (0..{n - 1})")
-        return pos
+        n = self.shape[2]
+        return check_int(
+            "focus_token", proposal["value"], low=0, high=n - 1, allow_none=True, fix=f"there are {n} query positions"
+        )
 
     @t.validate("view")
     def _valid_view(self, proposal: dict) -> str:

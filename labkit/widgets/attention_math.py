@@ -15,8 +15,9 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import asset_text, module_text
 from labkit.viz.attention_by_hand import attention_by_hand, format_matrix, parse_matrix
 from labkit.viz.attention_math import (
     MAX_DIMS,
@@ -38,7 +39,7 @@ class AttentionMathWidget(anywidget.AnyWidget):
     steps in Python (the front end never computes model internals).
     """
 
-    _esm = asset_text("attention_math.js")
+    _esm = module_text("attention_math.js")
     _css = asset_text("attention_math.css")
 
     step = t.Int(0, help="index of the step shown").tag(sync=True)
@@ -175,9 +176,7 @@ class AttentionMathWidget(anywidget.AnyWidget):
 
     @staticmethod
     def _in_range(value: int, n: int, what: str, unit: str) -> int:
-        if not 0 <= value < n:
-            raise InvalidInputError(f"{what} {value} is out of range; there are {n} {unit} (0..{n - 1})")
-        return value
+        return check_int(what, value, low=0, high=n - 1, fix=f"there are {n} {unit}")
 
     @property
     def steps(self) -> list:

@@ -24,8 +24,9 @@ import anywidget
 import torch
 import traitlets as t
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text, plain_token
+from labkit.frontend import asset_text, module_text, plain_token
 from labkit.training.callbacks import Callback
 from labkit.viz.curves import curves_summary, curves_svg
 
@@ -70,20 +71,11 @@ class DashboardCallback(Callback):
         sample_seed: int = 0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if not isinstance(min_interval_s, (int, float)) or min_interval_s < 0:
-            raise InvalidInputError(
-                f"min_interval_s must be a number >= 0 (seconds between updates), got {min_interval_s!r}"
-            )
-        if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 8:
-            raise InvalidInputError(f"max_points must be an integer >= 8, got {max_points!r}")
-        if isinstance(sample_tokens, bool) or not isinstance(sample_tokens, int) or sample_tokens < 1:
-            raise InvalidInputError(f"sample_tokens must be a positive integer, got {sample_tokens!r}")
-        if not isinstance(sample_every_s, (int, float)) or sample_every_s < 0:
-            raise InvalidInputError(
-                f"sample_every_s must be a number >= 0 (seconds between samples), got {sample_every_s!r}"
-            )
-        if not isinstance(sample_temperature, (int, float)) or sample_temperature < 0:
-            raise InvalidInputError(f"sample_temperature must be >= 0 (0 = greedy), got {sample_temperature!r}")
+        check_float("min_interval_s", min_interval_s, low=0, fix="seconds between updates")
+        check_int("max_points", max_points, low=8)
+        check_int("sample_tokens", sample_tokens)
+        check_float("sample_every_s", sample_every_s, low=0, fix="seconds between samples")
+        check_float("sample_temperature", sample_temperature, low=0, fix="0 = greedy")
         self.dashboard, self.min_interval_s, self.max_points, self.clock = (
             dashboard,
             float(min_interval_s),
@@ -348,7 +340,7 @@ class TrainingDashboard(anywidget.AnyWidget):
     traits, so a saved notebook or a static HTML export shows the last state.
     """
 
-    _esm = asset_text("dashboard.js")
+    _esm = module_text("dashboard.js")
     _css = asset_text("dashboard.css")
 
     points = t.List(t.List(), help="[step, loss, lr, tokens_per_s] per logged step (null where unknown)").tag(sync=True)
@@ -413,17 +405,11 @@ class TrainingDashboard(anywidget.AnyWidget):
 
     @t.validate("progress")
     def _valid_progress(self, proposal: dict) -> float:
-        value = proposal["value"]
-        if not 0.0 <= value <= 1.0:
-            raise InvalidInputError(f"progress must be in [0, 1], got {value!r}")
-        return value
+        return check_float("progress", proposal["value"], low=0, high=1)
 
     @t.validate("smoothing")
     def _valid_smoothing(self, proposal: dict) -> float:
-        value = proposal["value"]
-        if not 0.0 <= value < 1.0:
-            raise InvalidInputError(f"smoothing must be in [0, 1), got {value!r}")
-        return value
+        return check_float("smoothing", proposal["value"], low=0, high=1, high_open=True)
 
     @t.validate("points", "val_points")
     def _valid_points(self, proposal: dict) -> list:

@@ -14,8 +14,8 @@ import anywidget
 import traitlets as t
 from torch import nn
 
-from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.checks import check_int
+from labkit.frontend import module_text
 from labkit.viz.lora import LoraTable, lora_parameter_table, lora_singular_values
 
 __all__ = ["LoraExplorer"]
@@ -29,7 +29,7 @@ class LoraExplorer(anywidget.AnyWidget):
     each learned update B A * scale (`spectrum`).
     """
 
-    _esm = asset_text("lora.js")
+    _esm = module_text("lora.js")
 
     rank = t.Int(8, help="LoRA rank r").tag(sync=True)
     max_rank = t.Int(64, help="the slider's top (the widest adapted layer's min(in, out), at most 256)").tag(sync=True)
@@ -73,13 +73,9 @@ class LoraExplorer(anywidget.AnyWidget):
 
     @t.validate("rank")
     def _valid_rank(self, proposal: dict) -> int:
-        r = proposal["value"]
-        if not 1 <= r <= self.max_rank:
-            raise InvalidInputError(
-                f"rank {r} is out of range; choose 1..{self.max_rank} (larger ranks add no directions "
-                "beyond the layers' width)"
-            )
-        return r
+        return check_int(
+            "rank", proposal["value"], high=self.max_rank, fix="larger ranks add no directions beyond the layers' width"
+        )
 
     @t.observe("rank")
     def _on_rank(self, change: dict) -> None:

@@ -1,6 +1,7 @@
 """GenerationPlayground: prompt and sampling controls in, tokens streamed out with their top candidates and attention.
 
-Controls are validated traits (prompt, temperature, top_k, top_p, max_new_tokens, num_beams, seed).
+Controls are validated traits (prompt, temperature, top_k, top_p, repetition_penalty, max_new_tokens, num_beams,
+seed); `sampling` reads or sets the sampling controls as one `labkit.generation.SamplingOptions`.
 `generate()` (or the page's Generate button, which messages the kernel) runs `labkit.generation.stream` on
 the kernel thread and sends each token to the page as it is chosen; when the run ends the traits hold
 every token, each step's top candidates and the attention of every step (per layer and head, float16,
@@ -18,24 +19,39 @@ import anywidget
 import torch
 import traitlets as t
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text, auto_top_k, pack_arrays, plain_token
+from labkit.frontend import asset_text, auto_top_k, module_text, pack_arrays, plain_token
+from labkit.generation.sampling import SamplingOptions
 
 __all__ = ["GenerationPlayground"]
 
 MAX_BEAMS = 16
 DEFAULT_MAX_BYTES = 2_000_000  # attention payload budget (float16 bytes) before pruning to the top weights per row
+_SAMPLING_TRAITS = ("temperature", "top_k", "top_p", "repetition_penalty", "seed")
+
+
+def _traits_from(options: SamplingOptions) -> dict[str, Any]:
+    """SamplingOptions in, the playground's control values out (temperature 0 = greedy, top_k 0 / top_p 1 = off)."""
+    return {
+        "temperature": options.effective_temperature if options.samples else 0.0,
+        "top_k": options.top_k or 0,
+        "top_p": 1.0 if options.top_p is None else float(options.top_p),
+        "repetition_penalty": float(options.repetition_penalty),
+        "seed": options.seed,
+    }
 
 
 class GenerationPlayground(anywidget.AnyWidget):
     """Interactive generation: `GenerationPlayground(model, tokenizer, prompt="...")`, display it, press Generate.
 
     model: a labkit GPT or LSTMLM (LSTMs have no attention to show). tokenizer: a labkit or Hugging Face
-    tokenizer. Any control trait can be passed as a keyword (temperature=0 is greedy, top_k=0 and
-    top_p=1 switch those filters off, seed=None draws fresh randomness). max_bytes: attention payload budget.
+    tokenizer. sampling: a `SamplingOptions` for the sampling controls. Any control trait can be passed as a
+    keyword instead (temperature=0 is greedy, top_k=0 and top_p=1 switch those filters off, seed=None draws
+    fresh randomness). max_bytes: attention payload budget.
     """
 
-    _esm = asset_text("playground.js")
+    _esm = module_text("playground.js")
     _css = asset_text("playground.css")
 
     # controls
@@ -43,6 +59,7 @@ class GenerationPlayground(anywidget.AnyWidget):
     temperature = t.Float(0.8, help="sampling temperature; 0 = greedy (argmax)").tag(sync=True)
     top_k = t.Int(0, help="keep the k most likely tokens; 0 = off").tag(sync=True)
     top_p = t.Float(1.0, help="keep the smallest set with this much probability, in (0, 1]; 1 = off").tag(sync=True)
+    repetition_penalty = t.Float(1.0, help="> 1 discourages repeating tokens already seen; 1 = off").tag(sync=True)
     max_new_tokens = t.Int(32, help="tokens to generate").tag(sync=True)
     num_beams = t.Int(1, help="beam search width; 1 = sample/greedy with streaming").tag(sync=True)
     seed = t.Int(0, allow_none=True, help="random seed (same seed, same tokens); None = fresh randomness").tag(
@@ -70,7 +87,13 @@ class GenerationPlayground(anywidget.AnyWidget):
     running = t.Bool(False, help="a generation is in progress").tag(sync=True)
 
     def __init__(
-        self, model: torch.nn.Module, tokenizer: Any, *, max_bytes: int = DEFAULT_MAX_BYTES, **controls: Any
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        sampling: SamplingOptions | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        **controls: Any,
     ) -> None:
         from labkit.generation.decoding import model_kind
 
@@ -87,14 +110,18 @@ class GenerationPlayground(anywidget.AnyWidget):
             raise InvalidInputError(
                 f"tokenizer must have encode() and decode() (a labkit or Hugging Face tokenizer), got {type(tokenizer).__name__}"
             )
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
-            raise InvalidInputError(f"max_bytes must be an integer >= 1024, got {max_bytes!r}")
+        check_int("max_bytes", max_bytes, low=1024)
         unknown = set(controls) - set(self.class_trait_names(sync=True))
         if unknown:
             raise InvalidInputError(
                 f"unknown control(s) {sorted(unknown)}; controls are prompt, temperature, top_k, top_p, "
-                "max_new_tokens, num_beams, seed, top_candidates"
+                "repetition_penalty, max_new_tokens, num_beams, seed, top_candidates"
             )
+        if sampling is not None:
+            given = sorted(set(controls) & set(_SAMPLING_TRAITS))
+            if given:
+                raise InvalidInputError(f"pass sampling= or the controls {', '.join(given)}, not both")
+            controls.update(_traits_from(sampling))
         self.model, self.tokenizer, self.max_bytes = model, tokenizer, max_bytes
         self.block_size = None if self.kind == "lstm" else int(model.config.block_size)
         super().__init__(**controls)
@@ -104,71 +131,62 @@ class GenerationPlayground(anywidget.AnyWidget):
 
     @t.validate("temperature")
     def _valid_temperature(self, proposal: dict) -> float:
-        v = proposal["value"]
-        if not math.isfinite(v) or v < 0:
-            raise InvalidInputError(f"temperature must be a finite number >= 0 (0 = greedy), got {v!r}")
-        return v
+        return check_float("temperature", proposal["value"], low=0, fix="0 = greedy")
 
     @t.validate("top_k")
     def _valid_top_k(self, proposal: dict) -> int:
-        v = proposal["value"]
-        if v < 0:
-            raise InvalidInputError(f"top_k must be >= 0 (0 = off), got {v!r}")
-        return v
+        return check_int("top_k", proposal["value"], low=0, fix="0 = off")
 
     @t.validate("top_p")
     def _valid_top_p(self, proposal: dict) -> float:
-        v = proposal["value"]
-        if not 0.0 < v <= 1.0:
-            raise InvalidInputError(f"top_p must be in (0, 1] (1 = off), got {v!r}")
-        return v
+        return check_float("top_p", proposal["value"], low=0, high=1, low_open=True, fix="1 = off")
+
+    @t.validate("repetition_penalty")
+    def _valid_repetition_penalty(self, proposal: dict) -> float:
+        return check_float("repetition_penalty", proposal["value"], low=0, low_open=True, fix="1 = off")
 
     @t.validate("max_new_tokens")
     def _valid_max_new_tokens(self, proposal: dict) -> int:
-        v, limit = proposal["value"], getattr(self, "block_size", None)
-        if v < 1 or (limit is not None and v >= limit):
-            raise InvalidInputError(
-                f"max_new_tokens must be in [1, {limit - 1 if limit else 'inf'}] (the context holds "
-                f"{limit} tokens with the prompt), got {v!r}"
-            )
-        return v
+        limit = getattr(self, "block_size", None)
+        return check_int(
+            "max_new_tokens",
+            proposal["value"],
+            high=None if limit is None else limit - 1,
+            fix=None if limit is None else f"the context holds {limit} tokens with the prompt",
+        )
 
     @t.validate("num_beams")
     def _valid_num_beams(self, proposal: dict) -> int:
-        v = proposal["value"]
-        if not 1 <= v <= MAX_BEAMS:
-            raise InvalidInputError(f"num_beams must be in [1, {MAX_BEAMS}] (1 = no beam search), got {v!r}")
-        return v
+        return check_int("num_beams", proposal["value"], high=MAX_BEAMS, fix="1 = no beam search")
 
     @t.validate("top_candidates")
     def _valid_top_candidates(self, proposal: dict) -> int:
-        v = proposal["value"]
-        if not 1 <= v <= 50:
-            raise InvalidInputError(f"top_candidates must be in [1, 50], got {v!r}")
-        return v
+        return check_int("top_candidates", proposal["value"], high=50)
+
+    @t.validate("seed")
+    def _valid_seed(self, proposal: dict) -> int | None:
+        return check_int("seed", proposal["value"], low=0, allow_none=True, fix="None draws fresh randomness")
 
     @t.validate("selected")
     def _valid_selected(self, proposal: dict) -> int | None:
         v, n = proposal["value"], len(self.tokens)
-        if v is not None and not 0 <= v < n:
-            raise InvalidInputError(f"selected {v} is out of range; {n} tokens were generated (0..{n - 1}), or None")
-        return v
+        if n == 0 and v is not None:
+            raise InvalidInputError(
+                f"selected must be None until a run has generated tokens, got {v!r}; generate first"
+            )
+        return check_int("selected", v, low=0, high=n - 1, allow_none=True, fix=f"{n} tokens were generated")
 
     @t.validate("layer")
     def _valid_layer(self, proposal: dict) -> int:
         v, n = proposal["value"], self.n_layer
-        if n and not 0 <= v < n:
-            raise InvalidInputError(f"layer {v} is out of range; the model has {n} layers (0..{n - 1})")
-        return v
+        return check_int("layer", v, low=0, high=n - 1 if n else None, fix=f"the model has {n} layers")
 
     @t.validate("head")
     def _valid_head(self, proposal: dict) -> int | None:
         v, n = proposal["value"], self.n_head
-        if v is not None and n and not 0 <= v < n:
-            raise InvalidInputError(
-                f"head {v} is out of range; the model has {n} heads (0..{n - 1}), or None for the mean"
-            )
-        return v
+        return check_int(
+            "head", v, low=0, high=n - 1 if n else None, allow_none=True, fix=f"the model has {n} heads; None = mean"
+        )
 
     # ---- running ----------------------------------------------------------------------------------------------------
 
@@ -180,6 +198,27 @@ class GenerationPlayground(anywidget.AnyWidget):
                 self.running = False
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.status = "failed"
+
+    @property
+    def sampling(self) -> SamplingOptions:
+        """The controls as the `SamplingOptions` each run passes to `labkit.generation.stream`."""
+        greedy = self.temperature == 0
+        return SamplingOptions(
+            do_sample=not greedy,
+            temperature=None if greedy else self.temperature,
+            top_k=self.top_k or None,
+            top_p=self.top_p if self.top_p < 1 else None,
+            repetition_penalty=self.repetition_penalty,
+            seed=self.seed,
+        )
+
+    @sampling.setter
+    def sampling(self, options: SamplingOptions) -> None:
+        if not isinstance(options, SamplingOptions):
+            raise InvalidInputError(f"sampling must be a SamplingOptions, got {type(options).__name__}")
+        with self.hold_trait_notifications():
+            for name, value in _traits_from(options).items():
+                setattr(self, name, value)
 
     def _piece(self, token_id: int) -> str:
         return str(self.tokenizer.decode([int(token_id)]))
@@ -221,29 +260,23 @@ class GenerationPlayground(anywidget.AnyWidget):
                 + (f", top-p {self.top_p:g}" if self.top_p < 1 else "")
                 + (f", seed {self.seed})" if self.seed is not None else ")")
             )
+            if self.repetition_penalty != 1:
+                note += f", repetition penalty {self.repetition_penalty:g}"
         self._finish(ids, tokens, cands, rows, note)
         return self.text
 
     def _stream(self, ids: list[int]) -> tuple[list[dict], list[list], list[torch.Tensor]]:
         from labkit.generation import stream
 
-        greedy = self.temperature == 0
-        options = dict(
-            do_sample=not greedy,
-            temperature=None if greedy else self.temperature,
-            top_k=self.top_k or None,
-            top_p=self.top_p if self.top_p < 1 else None,
-        )
         tokens, cands, rows = [], [], []
         for info in stream(
             self.model,
             torch.tensor([ids], device=self._device()),
             self.max_new_tokens,
+            sampling=self.sampling,
             tokenizer=self.tokenizer,
-            seed=self.seed,
             top_candidates=self.top_candidates,
             output_attentions=self.kind == "gpt",
-            **options,
         ):
             tok = {"id": info["id"], "text": self._piece(info["id"]), "p": round(math.exp(info["logprob"]), 6)}
             step = [[self._piece(i), round(float(p), 6), int(i)] for i, p in zip(info["top_ids"], info["top_probs"])]
@@ -262,6 +295,7 @@ class GenerationPlayground(anywidget.AnyWidget):
             torch.tensor([ids], device=self._device()),
             self.max_new_tokens,
             num_beams=self.num_beams,
+            repetition_penalty=self.repetition_penalty,
             tokenizer=self.tokenizer,
             return_details=True,
         )
@@ -334,8 +368,7 @@ class GenerationPlayground(anywidget.AnyWidget):
         """A generated token's index in, the attention of the query that chose it out: [layer, head, key] (float16 precision)."""
         from labkit.frontend import unpack_arrays
 
-        if not 0 <= index < len(self.tokens):
-            raise InvalidInputError(f"index {index} is out of range; {len(self.tokens)} tokens were generated")
+        check_int("index", index, low=0, high=len(self.tokens) - 1, fix=f"{len(self.tokens)} tokens were generated")
         if not self.header:
             raise InvalidInputError("this run recorded no attention (an LSTM, or nothing generated yet)")
         attn = unpack_arrays(self.header, self.payload)["attn"]

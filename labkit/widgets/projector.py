@@ -16,8 +16,9 @@ import numpy as np
 import torch
 import traitlets as t
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError, LabkitError
-from labkit.frontend import asset_text, plain_token
+from labkit.frontend import asset_text, module_text, plain_token
 from labkit.viz.projector import (
     Neighbour,
     ProjectionResult,
@@ -38,7 +39,7 @@ class ProjectorWidget(anywidget.AnyWidget):
     in the page; `neighbours` follows. `search(token)` does the same and returns the neighbours (raising on errors).
     """
 
-    _esm = asset_text("projector.js")
+    _esm = module_text("projector.js")
     _css = asset_text("projector.css")
 
     tokens = t.List(t.Unicode(), help="one label per point (token or sentence)").tag(sync=True)
@@ -200,23 +201,19 @@ class ProjectorWidget(anywidget.AnyWidget):
     @t.validate("k")
     def _valid_k(self, proposal: dict) -> int:
         k, n = proposal["value"], self.shape[1]
-        if n and not 1 <= k <= n - 1:
-            raise InvalidInputError(f"k={k} must be in 1..{n - 1} (the vocabulary has {n} rows, minus the query)")
+        if n:
+            check_int("k", k, high=n - 1, fix=f"the vocabulary has {n} rows, minus the query")
         return k
 
     @t.validate("frame")
     def _valid_frame(self, proposal: dict) -> int:
-        f, frames = proposal["value"], self.shape[0]
-        if not 0 <= f < frames:
-            raise InvalidInputError(f"frame {f} is out of range; there are {frames} frames (0..{frames - 1})")
-        return f
+        frames = self.shape[0]
+        return check_int("frame", proposal["value"], low=0, high=frames - 1, fix=f"there are {frames} frames")
 
     @t.validate("selected")
     def _valid_selected(self, proposal: dict) -> int | None:
-        row, n = proposal["value"], self.shape[1]
-        if row is not None and not 0 <= row < n:
-            raise InvalidInputError(f"selected row {row} is out of range; there are {n} points (0..{n - 1})")
-        return row
+        n = self.shape[1]
+        return check_int("selected", proposal["value"], low=0, high=n - 1, allow_none=True, fix=f"there are {n} points")
 
     # ------------------------------------------------------------------ static output
 

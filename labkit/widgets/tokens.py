@@ -11,8 +11,9 @@ from typing import Any
 import anywidget
 import traitlets as t
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import asset_text, module_text
 from labkit.viz.tokens import MAX_TOKENS, TokenRun, TokenView, named_tokenizers, tokenize_runs
 
 __all__ = ["TokenizerExplorer"]
@@ -27,7 +28,7 @@ class TokenizerExplorer(anywidget.AnyWidget):
     re-tokenizes; `runs` holds each tokenizer's tokens and counts; `add_special_tokens` adds bos/eos.
     """
 
-    _esm = asset_text("tokens.js")
+    _esm = module_text("tokens.js")
     _css = asset_text("tokens.css")
 
     text = t.Unicode("", help="the text being tokenized (the page's text box)").tag(sync=True)
@@ -49,8 +50,7 @@ class TokenizerExplorer(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         self._tokenizers = named_tokenizers(tokenizers)
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise InvalidInputError(f"max_tokens must be a positive int, got {max_tokens!r}")
+        check_int("max_tokens", max_tokens)
         self._max_tokens = max_tokens
         self._last: list[TokenRun] = []
         self._ready = False  # tokenize once, after both traits are set

@@ -145,15 +145,23 @@ def test_labels_make_the_model_loss_cover_only_the_answer():
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda: copy_task(0), InvalidInputError, "n=0"),
-        (lambda: reverse_task(3, length=0), InvalidInputError, "length=0"),
-        (lambda: copy_task(3, vocab=1), InvalidInputError, "vocab=1"),
-        (lambda: copy_task(2.5), InvalidInputError, "n=2.5"),
+        (lambda: copy_task(0), InvalidInputError, r"^n must be an integer in \[1, 10000000\], got 0$"),
+        (lambda: reverse_task(3, length=0), InvalidInputError, r"^length must be an integer in \[1, 10000\], got 0$"),
+        (lambda: copy_task(3, vocab=1), InvalidInputError, r"^vocab must be an integer in \[2, 100000\], got 1$"),
+        (lambda: copy_task(2.5), InvalidInputError, r"^n must be an integer .*got 2.5$"),
         (lambda: modular_arithmetic(12, "/"), InvalidInputError, "p=12 is not prime"),
         (lambda: modular_arithmetic(97, "%"), UnknownNameError, "unknown operation '%'"),
-        (lambda: modular_arithmetic(1), InvalidInputError, "p=1"),
-        (lambda: modular_arithmetic(5000), InvalidInputError, "p=5000"),
-        (lambda: modular_arithmetic(97, train_fraction=1.0), InvalidInputError, "train_fraction=1.0"),
+        (
+            lambda: modular_arithmetic(1),
+            InvalidInputError,
+            r"^p must be an integer in \[2, 1000\], got 1; p\*p equations",
+        ),
+        (lambda: modular_arithmetic(5000), InvalidInputError, r"^p must be an integer in \[2, 1000\], got 5000"),
+        (
+            lambda: modular_arithmetic(97, train_fraction=1.0),
+            InvalidInputError,
+            r"^train_fraction must be a finite number in \(0, 1\) \(or None\), got 1.0$",
+        ),
         (lambda: modular_arithmetic(2, train_fraction=0.01), InvalidInputError, "empty split"),
     ],
 )

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labkit.errors import InvalidInputError
-from labkit.generation import GenerationResult, generate, stream
+from labkit.generation import GenerationResult, SamplingOptions, generate, stream
 from labkit.models import GPT, LSTMLM, GPTConfig, LSTMConfig, Seq2Seq, Seq2SeqConfig
 
 transformers = pytest.importorskip("transformers")
@@ -114,6 +114,52 @@ def test_sampling_equals_transformers_with_the_same_seed(gpt):
     assert torch.equal(ours, ref)
     assert torch.equal(ours, generate(model, ids, max_new_tokens=25, seed=7, **kw))
     assert not torch.equal(ours, generate(model, ids, max_new_tokens=25, seed=8, **kw))
+
+
+def test_sampling_options_choose_the_same_tokens_as_the_keywords_they_hold(gpt):
+    model, _ = gpt
+    ids = torch.tensor([prompts(5)[2]])
+    kw = dict(temperature=0.8, top_k=12, top_p=0.9, repetition_penalty=1.3, seed=7)
+    options = SamplingOptions(**kw)
+    assert options.samples and not SamplingOptions().samples and not SamplingOptions(temperature=0).samples
+    by_keywords = generate(model, ids, max_new_tokens=25, **kw)
+    assert torch.equal(generate(model, ids, max_new_tokens=25, sampling=options), by_keywords)
+    streamed = [item["id"] for item in stream(model, ids, max_new_tokens=25, sampling=options)]
+    assert streamed == by_keywords[0, ids.shape[1] :].tolist()
+    greedy = SamplingOptions(repetition_penalty=1.3)  # the penalty applies to greedy decoding too
+    assert torch.equal(
+        generate(model, ids, max_new_tokens=25, sampling=greedy),
+        generate(model, ids, max_new_tokens=25, repetition_penalty=1.3),
+    )
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (
+            lambda: SamplingOptions(temperature=-1),
+            "temperature must be a finite number >= 0 (or None), got -1; 0 means greedy",
+        ),
+        (lambda: SamplingOptions(top_k=0), "top_k must be an integer >= 1 (or None), got 0"),
+        (lambda: SamplingOptions(top_p=0.0), "top_p must be a finite number in (0, 1] (or None), got 0.0"),
+        (lambda: SamplingOptions(repetition_penalty=0), "repetition_penalty must be a finite number > 0"),
+        (lambda: SamplingOptions(seed=-3), "seed must be an integer >= 0 (or None), got -3"),
+        (lambda: SamplingOptions(do_sample=True, temperature=0), "do_sample=True needs temperature > 0"),
+        (lambda: SamplingOptions(do_sample="yes"), "do_sample must be True, False or None"),
+    ],
+)
+def test_sampling_options_refuse_bad_values_when_made(make, fragment):
+    with pytest.raises(InvalidInputError) as info:
+        make()
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_sampling_options_and_keywords_are_not_mixed(gpt):
+    ids = torch.tensor([[3, 4, 5]])
+    with pytest.raises(InvalidInputError, match="pass sampling= or the keywords temperature, seed, not both"):
+        generate(gpt[0], ids, sampling=SamplingOptions(top_k=3), temperature=0.5, seed=1)
+    with pytest.raises(InvalidInputError, match="sampling must be a SamplingOptions"):
+        stream(gpt[0], ids, sampling={"temperature": 0.5})
 
 
 def test_details_hold_candidates_logprobs_and_the_attention_of_each_step(gpt):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -46,17 +47,32 @@ def test_records_land_in_metadata_and_collect_builds_one_table(tmp_path, write_l
     assert {"param.a", "param.b", "metric.product", "metric.label"} <= set(header)
 
 
-def test_failed_run_marks_the_failing_cell_in_the_ipynb(tmp_path, write_lesson):
+def test_failed_run_marks_the_failing_cell_in_the_ipynb(tmp_path, write_lesson, monkeypatch):
     nb = write_lesson(
         tmp_path, params=PARAMS, cells=["labkit_value = a", "raise RuntimeError('boom at step 3')", "print('never')"]
     )
+    reads: list[Path] = []
+    real_read = nbformat.read
+    monkeypatch.setattr(nbformat, "read", lambda path, *a, **k: reads.append(Path(path)) or real_read(path, *a, **k))
     result = run_notebook(nb, {}, tmp_path / "out")
+    monkeypatch.undo()
     assert not result.ok and "boom at step 3" in result.error
+    # error summary, records, failure tag and HTML report all come from one reading of the executed notebook
+    assert reads.count(result.notebook_path) == 1
     executed = nbformat.read(result.notebook_path, as_version=4)
-    tagged = [c.source for c in executed.cells if "labkit-failed" in c.metadata.get("tags", [])]
-    assert tagged == ["raise RuntimeError('boom at step 3')"]  # exactly the failing cell, not the ones after it
+    tagged = [c for c in executed.cells if "labkit-failed" in c.metadata.get("tags", [])]
+    assert [c.source for c in tagged] == ["raise RuntimeError('boom at step 3')"]  # not the cells after it
+    html = result.html_path.read_text(encoding="utf-8")
+    assert f'href="#cell-id={tagged[0].id}"' in html  # the report's banner links to the cell the .ipynb marks
     assert executed.metadata["labkit"]["ok"] is False
     assert collect(tmp_path / "out")["ok"].tolist() == [False]
+
+
+def test_importing_results_loads_no_ipython():
+    # record() runs inside kernels and plain scripts alike: IPython is imported only when a kernel displays
+    code = "import sys, labkit.notebooks.results; print('IPython' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_record_validates_name_and_value():

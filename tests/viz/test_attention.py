@@ -305,12 +305,15 @@ def test_classic_script_has_no_module_syntax_left():
     [
         (lambda a: head_view(a, ["x"] * 5), "got 5 key tokens but the attention has 6"),
         (lambda a: head_view(a, "abcdef"), "list of strings"),
-        (lambda a: head_view(a, layer=2), "layer 2 is out of range; the attention has 2 layers"),
-        (lambda a: head_view(a, head=3), "head 3 is out of range; the attention has 3 heads"),
-        (lambda a: attention_heatmap(a, head=-1), "head -1 is out of range"),
+        (lambda a: head_view(a, layer=2), r"^layer must be an integer in \[0, 1\], got 2; the attention has 2 layers$"),
+        (
+            lambda a: head_view(a, head=3),
+            r"^head must be an integer in \[0, 2\] \(or None\), got 3; the attention has 3 heads",
+        ),
+        (lambda a: attention_heatmap(a, head=-1), r"^head must be an integer in \[0, 2\] \(or None\), got -1"),
         (lambda a: head_view(a.log()), r"must lie in \[0, 1\].*hook_pattern"),
         (lambda a: head_view(a.unsqueeze(0), batch_index=1), "batch_index 1 is out of range"),
-        (lambda a: attention_payload(a, top_k=0), "top_k must be None, 'auto' or a positive int"),
+        (lambda a: attention_payload(a, top_k=0), r"^top_k must be an integer >= 1 \(or None\), got 0; or 'auto'"),
         (lambda a: head_view(a[0, 0, 0]), "must be"),  # a single row [k] is not attention
         (lambda a: head_view({"blocks.0.hook_resid_post": a}), "hook_pattern"),
     ],
@@ -334,7 +337,9 @@ def test_qk_view_names_the_missing_hooks_and_how_to_capture_them(gpt, ids):
     with pytest.raises(InvalidInputError, match=r"blocks\.1\.attn\.hook_q, blocks\.1\.attn\.hook_k.*run_with_cache"):
         qk_view(cache, layer=1)
     _, full = gpt.run_with_cache(ids, names=lambda n: n.endswith(("hook_q", "hook_k", "hook_pattern")))
-    with pytest.raises(InvalidInputError, match="head 5 is out of range"):
+    with pytest.raises(
+        InvalidInputError, match=r"^head must be an integer in \[0, 1\] \(or None\), got 5; the attention has 2 heads"
+    ):
         qk_view(full, head=5)
     with pytest.raises(InvalidInputError, match=r"layer 7 is not in the cache; cached layers: \[0, 1\]"):
         qk_view(full, layer=7)

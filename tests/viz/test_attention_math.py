@@ -146,8 +146,14 @@ def test_hostile_tokens_stay_text_in_html_svg_and_plain(tmp_path):
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m, ids: attention_steps(m, ids, layer=2), "layer 2 is out of range; the model has 2 layers"),
-        (lambda m, ids: attention_steps(m, ids, head=4), "head 4 is out of range; the model has 4 heads"),
+        (
+            lambda m, ids: attention_steps(m, ids, layer=2),
+            r"^layer must be an integer in \[0, 1\], got 2; the model has 2 layers$",
+        ),
+        (
+            lambda m, ids: attention_steps(m, ids, head=4),
+            r"^head must be an integer in \[0, 3\], got 4; the model has 4 heads$",
+        ),
         (lambda m, ids: attention_steps(m, ids.repeat(2, 1)), r"one sequence of token ids.*got shape \(2, 9\)"),
         (
             lambda m, ids: attention_steps(m, ids, tokens=["a"]),
@@ -156,9 +162,9 @@ def test_hostile_tokens_stay_text_in_html_svg_and_plain(tmp_path):
         (lambda m, ids: attention_steps(torch.nn.Linear(2, 2), ids), "needs a labkit GPT or Encoder, got Linear"),
         (
             lambda m, ids: attention_walkthrough(m, ids, step=99),
-            "step 99 is out of range; this walk-through has 11 steps",
+            r"^step must be an integer in \[0, 10\], got 99; this walk-through has 11 steps$",
         ),
-        (lambda m, ids: attention_walkthrough(m, ids, max_tokens=0), "max_tokens must be a positive int"),
+        (lambda m, ids: attention_walkthrough(m, ids, max_tokens=0), r"^max_tokens must be an integer >= 1, got 0$"),
     ],
 )
 def test_bad_inputs_raise_one_clear_line(call, message):

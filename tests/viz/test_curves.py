@@ -138,5 +138,5 @@ def test_bad_sources_fail_with_one_line(source, message):
 
 
 def test_smoothing_out_of_range_is_refused(history):
-    with pytest.raises(InvalidInputError, match=r"smoothing must be in \[0, 1\), got 1.0"):
+    with pytest.raises(InvalidInputError, match=r"^smoothing must be a finite number in \[0, 1\), got 1.0$"):
         training_curves(history, smoothing=1.0)

@@ -98,7 +98,10 @@ def test_table_renders_as_text_html_svg_and_figure():
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda m: lora_parameter_table(m, ranks=(0,)), "LoRA rank 0 must be an integer >= 1"),
+        (
+            lambda m: lora_parameter_table(m, ranks=(0,)),
+            r"^LoRA rank must be an integer >= 1, got 0; 4 to 64 are usual$",
+        ),
         (lambda m: lora_parameter_table(m, ranks=()), "ranks must be a non-empty list"),
         (lambda m: lora_parameter_table(m, targets="nothing_here"), "matches no module"),
         (lambda m: lora_parameter_table(lora(m, r=1, verbose=False)), "already has LoRA adapters"),

@@ -207,7 +207,11 @@ def test_bad_inputs_raise_one_line_errors():
         (lambda: project(x, "pcaa"), UnknownNameError, "did you mean 'pca'"),
         (lambda: project(x, "pca", 4), InvalidInputError, "dims must be 2 or 3"),
         (lambda: projector_figure(x, toks, labels=labels[:-1]), InvalidInputError, "19 labels for 20 points"),
-        (lambda: nearest_neighbours(x, "word3", toks, k=20), InvalidInputError, "k=20 must be in 1..19"),
+        (
+            lambda: nearest_neighbours(x, "word3", toks, k=20),
+            InvalidInputError,
+            "k must be an integer in [1, 19], got 20",
+        ),
         (lambda: nearest_neighbours(x, "wrod3", toks), UnknownNameError, "did you mean 'word3'"),
         (lambda: nearest_neighbours(x, "word3"), InvalidInputError, "pass tokens="),
         (lambda: project(torch.randn(5)), InvalidInputError, "matrix [n >= 2, d]"),

@@ -134,7 +134,7 @@ def test_plain_table_lists_ids_and_merges(toks):
         (lambda t: token_view("bpe", "x"), "must be a labkit Tokenizer, a list of them or a dict"),
         (lambda t: token_view({"x": object()}, "x"), "tokenizer 'x' is a object, not a labkit Tokenizer"),
         (lambda t: token_view([], "x"), "no tokenizers given"),
-        (lambda t: token_view(t["bpe"], "x", max_tokens=0), "max_tokens must be a positive int"),
+        (lambda t: token_view(t["bpe"], "x", max_tokens=0), r"^max_tokens must be an integer >= 1, got 0$"),
     ],
 )
 def test_bad_inputs_raise_one_clear_line(toks, call, message):

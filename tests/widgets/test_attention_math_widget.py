@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import module_text
 from labkit.models import GPT, GPTConfig
 from labkit.viz.attention_math import attention_steps
 from labkit.widgets.attention_math import AttentionMathWidget
@@ -33,7 +33,7 @@ def test_initial_traits_describe_the_model_and_the_steps(model):
     assert "RoPE(Q)" in w.step_names and w.max_diff <= 1e-5
     assert w.steps_html.count('<section class="lk-am-step"') == len(w.step_names)
     assert "<img" not in w.steps_html + w.header_html and "&lt;/script&gt;" in w.steps_html
-    assert w._esm == asset_text("attention_math.js") and "export default" in w._esm and w._css
+    assert w._esm == module_text("attention_math.js") and "export default" in w._esm and w._css
     synced = set(w.traits(sync=True))
     assert {
         "step",
@@ -67,9 +67,9 @@ def test_changing_layer_or_head_recomputes_in_python_and_keeps_the_step_kind(mod
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("layer", 3, "layer 3 is out of range; there are 3 blocks"),
-        ("head", -1, "head -1 is out of range; there are 4 heads per block"),
-        ("step", 13, "step 13 is out of range; there are 13 steps"),
+        ("layer", 3, r"^layer must be an integer in \[0, 2\], got 3; there are 3 blocks$"),
+        ("head", -1, r"^head must be an integer in \[0, 3\], got -1; there are 4 heads per block$"),
+        ("step", 13, r"^step must be an integer in \[0, 12\], got 13; there are 13 steps$"),
     ],
 )
 def test_selection_is_validated_against_the_model(model, name, value, message):
@@ -81,7 +81,7 @@ def test_selection_is_validated_against_the_model(model, name, value, message):
 
 
 def test_bad_construction_raises_before_building(model):
-    with pytest.raises(InvalidInputError, match="layer 5 is out of range"):
+    with pytest.raises(InvalidInputError, match=r"^layer must be an integer in \[0, 2\], got 5"):
         AttentionMathWidget(model, IDS, layer=5)
     with pytest.raises(InvalidInputError, match="needs a labkit GPT or Encoder"):
         AttentionMathWidget(torch.nn.Linear(2, 2), IDS)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text, unpack_arrays
+from labkit.frontend import module_text, unpack_arrays
 from labkit.models import GPT, GPTConfig
 from labkit.widgets import AttentionWidget
 
@@ -32,7 +32,7 @@ def test_from_cache_fills_the_traits_with_the_binary_payload(cache):
     assert isinstance(w.payload, bytes) and len(w.payload) == 3 * 2 * 6 * 6 * 2  # float16, dense
     decoded = unpack_arrays(w.header, w.payload)["attn"]
     torch.testing.assert_close(decoded, cache.stack("hook_pattern")[:, 0].half().float())
-    assert w._esm == asset_text("attention.js") and "export default" in w._esm and w._css
+    assert w._esm == module_text("attention.js") and "export default" in w._esm and w._css
 
 
 def test_trait_metadata_syncs_what_the_front_end_reads(cache):
@@ -56,10 +56,10 @@ def test_trait_metadata_syncs_what_the_front_end_reads(cache):
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("layer", 3, "layer 3 is out of range; the attention has 3 layers"),
-        ("layer", -1, "layer -1 is out of range"),
-        ("head", 2, "head 2 is out of range; the attention has 2 heads"),
-        ("focus_token", 6, "focus_token 6 is out of range; there are 6 query positions"),
+        ("layer", 3, r"^layer must be an integer in \[0, 2\], got 3; the attention has 3 layers$"),
+        ("layer", -1, r"^layer must be an integer in \[0, 2\], got -1"),
+        ("head", 2, r"^head must be an integer in \[0, 1\] \(or None\), got 2; the attention has 2 heads$"),
+        ("focus_token", 6, r"^focus_token must be an integer in \[0, 5\] \(or None\), got 6; there are 6 query"),
     ],
 )
 def test_selection_is_validated_against_the_shape(cache, name, value, message):

@@ -12,8 +12,8 @@ import torch
 
 from labkit.data.tokenizer import Tokenizer, train_tokenizer
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
-from labkit.generation import generate
+from labkit.frontend import asset_text, module_text
+from labkit.generation import SamplingOptions, generate
 from labkit.generation.beam import beam_search
 from labkit.models.gpt import GPT, GPTConfig
 from labkit.models.lstm import LSTMLM, LSTMConfig
@@ -69,6 +69,22 @@ def test_tokens_and_candidates_match_generate(model, tok, controls, reference):
         assert [c[1] for c in play.candidates[i]] == pytest.approx(step["top_probs"][0].tolist(), abs=1e-6)
         assert [c[0] for c in play.candidates[i]] == [tok.decode([j]) for j in step["top_ids"][0].tolist()]
         assert play.tokens[i]["p"] == pytest.approx(math.exp(float(ref.logprobs[0, i])), abs=1e-6)
+
+
+def test_sampling_options_drive_the_playground_as_they_drive_generate(model, tok):
+    options = SamplingOptions(temperature=1.1, top_k=6, repetition_penalty=1.4, seed=5)
+    play, _ = _play(model, tok, prompt="the ", max_new_tokens=10, sampling=options)
+    assert (play.temperature, play.top_k, play.top_p, play.repetition_penalty, play.seed) == (1.1, 6, 1.0, 1.4, 5)
+    play.generate()
+    ref = generate(model, _prompt(tok), 10, sampling=options)
+    assert [t["id"] for t in play.tokens] == ref[0, 4:].tolist()
+    assert "repetition penalty 1.4" in play.status
+    play.sampling = SamplingOptions()  # greedy
+    assert play.temperature == 0 and play.sampling.samples is False
+    play.generate()
+    assert [t["id"] for t in play.tokens] == generate(model, _prompt(tok), 10)[0, 4:].tolist()
+    with pytest.raises(InvalidInputError, match="pass sampling= or the controls temperature, not both"):
+        GenerationPlayground(model, tok, sampling=options, temperature=0.5)
 
 
 def test_each_steps_attention_equals_a_full_forward_pass(model, tok):
@@ -146,17 +162,19 @@ def test_lstm_generates_without_attention(tok):
 @pytest.mark.parametrize(
     "name, value, message",
     [
-        ("temperature", -0.5, "temperature must be a finite number >= 0"),
+        ("temperature", -0.5, r"^temperature must be a finite number >= 0, got -0.5; 0 = greedy$"),
         ("temperature", float("nan"), "temperature must be a finite number >= 0"),
-        ("top_k", -1, r"top_k must be >= 0 \(0 = off\)"),
-        ("top_p", 0.0, r"top_p must be in \(0, 1\]"),
-        ("top_p", 1.5, r"top_p must be in \(0, 1\]"),
-        ("max_new_tokens", 0, r"max_new_tokens must be in \[1, 31\]"),
-        ("max_new_tokens", 32, r"max_new_tokens must be in \[1, 31\]"),
-        ("num_beams", 0, r"num_beams must be in \[1, 16\]"),
-        ("num_beams", 17, r"num_beams must be in \[1, 16\]"),
-        ("top_candidates", 0, r"top_candidates must be in \[1, 50\]"),
-        ("selected", 0, "selected 0 is out of range; 0 tokens were generated"),
+        ("top_k", -1, r"^top_k must be an integer >= 0, got -1; 0 = off$"),
+        ("top_p", 0.0, r"^top_p must be a finite number in \(0, 1\], got 0.0; 1 = off$"),
+        ("top_p", 1.5, r"top_p must be a finite number in \(0, 1\]"),
+        ("repetition_penalty", 0.0, r"^repetition_penalty must be a finite number > 0, got 0.0; 1 = off$"),
+        ("max_new_tokens", 0, r"^max_new_tokens must be an integer in \[1, 31\], got 0; the context holds 32 tokens"),
+        ("max_new_tokens", 32, r"max_new_tokens must be an integer in \[1, 31\]"),
+        ("num_beams", 0, r"num_beams must be an integer in \[1, 16\]"),
+        ("num_beams", 17, r"num_beams must be an integer in \[1, 16\]"),
+        ("top_candidates", 0, r"top_candidates must be an integer in \[1, 50\]"),
+        ("seed", -1, r"^seed must be an integer >= 0 \(or None\), got -1"),
+        ("selected", 0, r"^selected must be None until a run has generated tokens, got 0; generate first$"),
     ],
 )
 def test_controls_are_validated_on_the_traits(model, tok, name, value, message):
@@ -174,9 +192,9 @@ def test_selection_layer_and_head_are_checked_against_the_run(model, tok):
     play.generate()
     play.selected, play.layer, play.head = 2, 1, 2
     for name, value, message in [
-        ("selected", 3, "selected 3 is out of range; 3 tokens"),
-        ("layer", 2, "layer 2 is out of range; the model has 2 layers"),
-        ("head", 3, "head 3 is out of range; the model has 3 heads"),
+        ("selected", 3, r"^selected must be an integer in \[0, 2\] \(or None\), got 3; 3 tokens"),
+        ("layer", 2, r"^layer must be an integer in \[0, 1\], got 2; the model has 2 layers$"),
+        ("head", 3, r"^head must be an integer in \[0, 2\] \(or None\), got 3; the model has 3 heads"),
     ]:
         with pytest.raises(InvalidInputError, match=message):
             setattr(play, name, value)
@@ -197,7 +215,7 @@ def test_bad_models_tokenizers_and_controls_fail_early(model, tok):
     with pytest.raises(InvalidInputError, match=r"unknown control\(s\) \['temprature'\]"):
         GenerationPlayground(model, tok, temprature=1.0)
     play = GenerationPlayground(model, tok)
-    assert play._esm == asset_text("playground.js") and "export default" in play._esm and play._css
+    assert play._esm == module_text("playground.js") and "export default" in play._esm and play._css
     assert {"prompt", "temperature", "top_k", "top_p", "max_new_tokens", "num_beams", "seed"} <= set(
         play.traits(sync=True)
     )
@@ -211,10 +229,16 @@ def test_hostile_token_text_stays_inert():
     torch.manual_seed(0)
     gpt = GPT(GPTConfig.preset("gpt-nano", vocab_size=4, block_size=16, n_layer=1)).eval()
     with torch.no_grad():
+        # The final norm ignores its input (weight 0) and outputs its bias, all ones; the LM head reads that with
+        # row 0 = ones and the other rows 0. So every step's logits are exactly [48, 0, 0, 0]: the hostile token
+        # wins by 48 nats whatever the blocks compute, not by float noise.
+        gpt.ln_f.weight.zero_()
+        gpt.ln_f.bias.fill_(1.0)
         gpt.lm_head.weight.zero_()
-        gpt.lm_head.weight[0] += 1.0  # every step prefers the hostile token
+        gpt.lm_head.weight[0] = 1.0
     play, sent = _play(gpt, hostile_tok, prompt="a b", max_new_tokens=3, temperature=0.0)
     play.generate()
+    assert [c[2] for c in play.candidates[0]][:1] == [0] and play.candidates[0][0][1] == pytest.approx(1.0)
     assert [t["text"] for t in play.tokens] == [HOSTILE] * 3  # the data keeps the real text
     assert play.candidates[0][0][0] == HOSTILE
     bundle, _ = play._repr_mimebundle_()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
@@ -85,11 +86,11 @@ def test_invalid_traits_and_searches_raise_one_line_errors(data):
     x, tokens = data
     w = ProjectorWidget(x, tokens)
     for name, value, fragment in (
-        ("k", 40, "k=40 must be in 1..39"),
-        ("frame", 1, "frame 1 is out of range"),
-        ("selected", 40, "selected row 40"),
+        ("k", 40, "k must be an integer in [1, 39], got 40; the vocabulary has 40 rows, minus the query"),
+        ("frame", 1, "frame must be an integer in [0, 0], got 1; there are 1 frames"),
+        ("selected", 40, "selected must be an integer in [0, 39] (or None), got 40; there are 40 points"),
     ):
-        with pytest.raises(InvalidInputError, match=fragment.replace(".", r"\.")):
+        with pytest.raises(InvalidInputError, match=re.escape(fragment)):
             setattr(w, name, value)
     with pytest.raises(UnknownNameError, match="did you mean 'w3', 'w39'"):
         w.search("w3O")

@@ -8,7 +8,7 @@ import pytest
 
 from labkit.data.tokenizer import train_tokenizer
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import asset_text, module_text
 from labkit.widgets.tokens import MAX_TEXT, TokenizerExplorer
 
 HOSTILE = "</script><img src=x onerror=alert(1)>"
@@ -45,7 +45,7 @@ def test_list_of_tokenizers_and_trait_metadata():
     synced = set(w.traits(sync=True))
     assert {"text", "runs", "names", "add_special_tokens", "title"} <= synced
     assert all(w.trait_metadata(n, "help") for n in ("text", "runs", "names"))
-    assert w._esm == asset_text("tokens.js") and "export default" in w._esm and w._css == asset_text("tokens.css")
+    assert w._esm == module_text("tokens.js") and "export default" in w._esm and w._css == asset_text("tokens.css")
 
 
 def test_errors_are_one_line_and_leave_the_state():
@@ -56,7 +56,7 @@ def test_errors_are_one_line_and_leave_the_state():
     assert w.text == "abc" and w.runs[0]["n_tokens"] == 3
     with pytest.raises(InvalidInputError, match="not a labkit Tokenizer"):
         TokenizerExplorer({"a": "nope"})
-    with pytest.raises(InvalidInputError, match="max_tokens must be a positive int"):
+    with pytest.raises(InvalidInputError, match=r"^max_tokens must be an integer >= 1, got 0$"):
         TokenizerExplorer(toks, max_tokens=0)
 
 
