@@ -220,7 +220,9 @@ def test_points_beyond_max_points_are_merged_in_pairs():
 
 def test_resumed_run_shows_the_earlier_curve(tok, tmp_path):
     model = _model(tok.vocab_size)
-    train(model, _batches(tok), steps=4, log_every=2, checkpoint_dir=tmp_path, **QUIET)
+    # a run of 8 steps stopped after 4 (a resume must be the same run: same steps)
+    stop = LambdaCallback(on_step_end=lambda trainer, step, logs: step == 4 and trainer.request_stop("paused"))
+    train(model, _batches(tok), steps=8, log_every=2, checkpoint_dir=tmp_path, callbacks=[stop], **QUIET)
     dash = TrainingDashboard()
     train(
         _model(tok.vocab_size),
