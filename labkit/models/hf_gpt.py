@@ -161,6 +161,9 @@ def gpt_from_state(hf_config: Any, sd: dict[str, torch.Tensor], *, copy: bool) -
     from labkit.models.materialize import build_model
 
     config = config_from_hf(hf_config)
+    prefix = "transformer." if hf_config.model_type == "gpt2" else "model."
+    if not any(k.startswith(prefix) for k in sd):  # a bare GPT2Model / LlamaModel: no prefix, no LM head
+        sd = {prefix + k: v for k, v in sd.items()}
     mapped = (
         _gpt2_to_labkit(sd, config.n_layer, config.n_embd)
         if hf_config.model_type == "gpt2"
