@@ -55,7 +55,7 @@ def test_page_is_offline_and_token_text_inert(encoder_cache):
     assert HOSTILE not in view.page  # only its escaped JSON form
     body = view.page.split("</head>", 1)[1]  # the head holds the vendored d3/jQuery/require.js (namespace URIs)
     assert not re.search(r"[\"'(=]\s*https?://", body)
-    assert "require.config" not in view.page and "define('d3'" in view.page
+    assert "require.config" not in body and "define('d3'" in view.page
     frame = view.to_html()
     assert frame.startswith("<iframe") and "<script>" not in frame  # the page sits escaped in srcdoc
     assert html.unescape(frame.split('srcdoc="')[1].split('" style=')[0]) == view.page
