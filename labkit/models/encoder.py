@@ -311,13 +311,14 @@ class Encoder(HookedModel):
         return token_type_ids
 
     @classmethod
-    def from_hf(cls, model_or_path: Any) -> Encoder:
+    def from_hf(cls, model_or_path: Any, *, copy: bool = True) -> Encoder:
         """A transformers BertModel / BertForMaskedLM / BertForSequenceClassification, its folder or "hf:NAME" in,
         an Encoder with the same weights out.
 
         model_or_path: a transformers model object, a local folder with config.json and model.safetensors (such as
         the packaged MiniLM's), or "hf:NAME". Folders and names are converted once and cached
-        (`labkit.models.load_pretrained`, which also returns the tokenizer).
+        (`labkit.models.load_pretrained`, which also returns the tokenizer). copy: for a model object, give the
+        Encoder its own memory (default); False shares the float32 tensors with the transformers model.
         """
         from labkit.models import hf_bert
         from labkit.models.materialize import build_model
@@ -329,8 +330,15 @@ class Encoder(HookedModel):
         hf_config, state = hf_bert.read_hf_checkpoint(model_or_path)
         config = EncoderConfig(**hf_bert.config_from_hf(hf_config, state))
         renamed = hf_bert.state_from_hf(state, config.n_layer)
-        # one copy per tensor: the live transformers model keeps its own weights
-        return build_model(cls, config, {k: v.detach().float().clone() for k, v in renamed.items()}, where="from_hf")
+        if not isinstance(copy, bool):
+            raise InvalidInputError(f"copy must be True or False, got {copy!r}")
+        state = {k: v.detach().float() for k, v in renamed.items()}
+        if copy:  # one copy per tensor (none made by .float() on float32), so the live model keeps its own weights
+            state = {
+                k: v.clone() if v.untyped_storage().data_ptr() == renamed[k].untyped_storage().data_ptr() else v
+                for k, v in state.items()
+            }
+        return build_model(cls, config, state, where="from_hf")
 
     def to_hf(self) -> Any:
         """Return the equivalent transformers model (BertModel, BertForMaskedLM or BertForSequenceClassification)."""

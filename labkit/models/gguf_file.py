@@ -35,6 +35,9 @@ QTYPE_NAMES = {0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 8
 QTYPE_NAMES.update({11: "Q3_K", 12: "Q4_K", 13: "Q5_K", 14: "Q6_K", 15: "Q8_K", 30: "BF16"})
 # block formats labkit dequantizes itself: type -> (values per block, bytes per block)
 _BLOCKS = {0: (1, 4), 1: (1, 2), 30: (1, 2), 8: (32, 34), 2: (32, 18), 3: (32, 20)}
+# the others' sizes, to check a file is whole: Q5_0, Q5_1, Q8_1, then the K-quants (256 values per block)
+_SIZES = {**_BLOCKS, 6: (32, 22), 7: (32, 24), 9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144)}
+_SIZES.update({13: (256, 176), 14: (256, 210), 15: (256, 292)})
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,7 @@ def read_gguf(path: str | os.PathLike) -> GGUFFile:
     start = cur.pos + (-cur.pos % align)
     tensors = {name: GGUFTensor(name, shape, qtype, start + off) for name, shape, qtype, off in entries}
     for t in tensors.values():
-        per, nbytes = _BLOCKS.get(t.qtype, (1, 0))
+        per, nbytes = _SIZES.get(t.qtype, (1, 0))
         if t.offset + int(np.prod(t.shape)) // per * nbytes > len(mm):
             mm.close()
             raise InvalidInputError(f"{path} is truncated: tensor {t.name} runs past the end of the file")

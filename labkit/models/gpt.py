@@ -380,11 +380,16 @@ class GPT(HookedModel):
         return model.to(map_location)
 
     @classmethod
-    def from_hf(cls, model_or_path: Any) -> GPT:
-        """A transformers GPT2LMHeadModel / LlamaForCausalLM (object or local folder) in, a GPT with equal weights out."""
+    def from_hf(cls, model_or_path: Any, *, copy: bool = True) -> GPT:
+        """A transformers GPT2LMHeadModel / LlamaForCausalLM, a local folder or "hf:NAME" in, a GPT with equal weights out.
+
+        copy: for a model object, give the GPT its own memory (default); False shares the float32 tensors with the
+        transformers model (no copy, instant; training one then changes the other). Paths are converted once and
+        cached (`labkit.models.load_pretrained`).
+        """
         from labkit.models import hf_gpt
 
-        return hf_gpt.from_hf(model_or_path)
+        return hf_gpt.from_hf(model_or_path, copy=copy)
 
     def to_hf(self) -> Any:
         """Return a transformers GPT2LMHeadModel (or LlamaForCausalLM for the Llama variant) with identical weights."""

@@ -161,6 +161,9 @@ def gpt_from_state(hf_config: Any, sd: dict[str, torch.Tensor], *, copy: bool) -
     from labkit.models.materialize import build_model
 
     config = config_from_hf(hf_config)
+    prefix = "transformer." if hf_config.model_type == "gpt2" else "model."
+    if not any(k.startswith(prefix) for k in sd):  # a bare GPT2Model / LlamaModel: no prefix, no LM head
+        sd = {prefix + k: v for k, v in sd.items()}
     mapped = (
         _gpt2_to_labkit(sd, config.n_layer, config.n_embd)
         if hf_config.model_type == "gpt2"
@@ -176,17 +179,19 @@ def gpt_from_state(hf_config: Any, sd: dict[str, torch.Tensor], *, copy: bool) -
     return build_model(GPT, config, state, where=type(hf_config).__name__)
 
 
-def from_hf(model_or_path: Any) -> Any:
+def from_hf(model_or_path: Any, *, copy: bool = True) -> Any:
     """A transformers GPT2LMHeadModel / LlamaForCausalLM, a local folder or "hf:NAME" in, a labkit GPT with equal weights out.
 
-    Folders and hub names are converted once and cached (`labkit.models.load_pretrained`).
+    Folders and hub names are converted once and cached (`labkit.models.load_pretrained`). copy: see `GPT.from_hf`.
     """
+    if not isinstance(copy, bool):
+        raise InvalidInputError(f"copy must be True or False, got {copy!r}")
     if isinstance(model_or_path, (str, os.PathLike)):
         from labkit.models.pretrained import load_expecting
 
         return load_expecting(model_or_path, "gpt", "GPT.from_hf")[0]
     hf = _check_model(model_or_path)
-    return gpt_from_state(hf.config, hf.state_dict(), copy=True)
+    return gpt_from_state(hf.config, hf.state_dict(), copy=copy)
 
 
 def to_hf(model: Any) -> Any:

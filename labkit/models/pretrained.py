@@ -118,8 +118,8 @@ def resolve_source(source: str | os.PathLike) -> Source:
     if not path.exists():
         hint = close_matches(str(source), _ALIASES)
         raise MissingSourceError(
-            f"no pretrained source {str(source)!r}: not a packaged model ({', '.join(PACKAGED)}), a .gguf file, a folder "
-            f"or 'hf:NAME'{'; ' + hint if hint else ''}"
+            f"no pretrained source {str(source)!r}: no such file or folder; pass a folder with config.json (a Hugging "
+            f"Face model), a .gguf file, a packaged model ({', '.join(PACKAGED)}) or 'hf:NAME'{'; ' + hint if hint else ''}"
         )
     raise InvalidInputError(f"{str(source)!r} is a file but not a .gguf file; pass a .gguf file or a model folder")
 
@@ -164,14 +164,21 @@ def load_pretrained(
 
 
 def load_expecting(source: Any, arch: str, caller: str) -> tuple[torch.nn.Module, Any]:
-    """`load_pretrained` for a caller that builds one architecture ("gpt" or "encoder"); the wrong one raises."""
-    model, tokenizer = load_pretrained(source)
-    if model.config.arch != arch:
-        other = "Encoder.from_hf" if arch == "gpt" else "GPT.from_hf"
-        raise InvalidInputError(
-            f"{str(source)!r} holds a {model.config.arch!r} model; {caller} builds {arch!r} models, use {other}"
-        )
-    return model, tokenizer
+    """`load_pretrained` for a caller that builds one architecture ("gpt" or "encoder"); another one raises first."""
+    src = resolve_source(source)
+    if src.kind == "folder":  # refuse the wrong family from config.json, before any conversion
+        raw = json.loads((src.path / "config.json").read_text(encoding="utf-8"))
+        if arch == "encoder":
+            from labkit.models.hf_bert import check_architecture
+
+            check_architecture(raw)
+        else:
+            from labkit.models.hf_gpt import check_type
+
+            check_type(raw.get("model_type"), repr(str(source)))
+    elif arch != "gpt":
+        raise InvalidInputError(f"{str(source)!r} is a GGUF decoder; {caller} builds encoders, use GPT.from_gguf")
+    return load_pretrained(source)
 
 
 # ---- conversions -------------------------------------------------------------------------------------------------

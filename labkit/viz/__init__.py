@@ -42,6 +42,7 @@ _EXPORTS = {
     "BertvizView": "bertviz",
     "bertviz_head_view": "bertviz",
     "bertviz_model_view": "bertviz",
+    "bertviz_neuron_view": "bertviz_neuron",
     # projector.py
     "project": "projector",
     "ProjectionResult": "projector",

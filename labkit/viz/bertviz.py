@@ -93,7 +93,7 @@ def _prettify(tok: str) -> str:
 class BertvizView:
     """bertviz's head or model view as a self-contained page; display it, `save_html(path)` it, or read `page`."""
 
-    kind: str  # "head" | "model"
+    kind: str  # "head" | "model" | "neuron"
     page: str = field(repr=False)  # the full HTML document that runs bertviz (put in the iframe's srcdoc)
     attention: torch.Tensor = field(repr=False)  # float32 [layer, head, q, k], for the static fallback
     tokens: list[str] = field(default_factory=list)
@@ -109,9 +109,10 @@ class BertvizView:
         """A text/plain summary: shapes, page size, tokens (escaped)."""
         L, H, Q, K = self.attention.shape
         toks = " ".join(plain_token(t) for t in self.tokens[:24]) + (" ..." if len(self.tokens) > 24 else "")
+        own = f" (bertviz's own output {self.bertviz_bytes:,} bytes)" if self.bertviz_bytes else ""
         return (
-            f"BertvizView({self.kind}): {L} layers x {H} heads, {Q} x {K} tokens; page {self.nbytes:,} bytes "
-            f"(bertviz's own output {self.bertviz_bytes:,} bytes)\n  tokens: {toks}"
+            f"BertvizView({self.kind}): {L} layers x {H} heads, {Q} x {K} tokens; page {self.nbytes:,} bytes{own}"
+            f"\n  tokens: {toks}"
         )
 
     def __repr__(self) -> str:

@@ -202,6 +202,14 @@ CASES: list[Case] = [
         ("labkit.viz.bertviz:bertviz_model_view", "bertviz"),
         frame="iframe",
     ),
+    Case(
+        "bertviz_neuron_view",
+        "from labkit.viz.bertviz_neuron import bertviz_neuron_view\nbertviz_neuron_view(cache, toks, layer=1, head=2)",
+        "#vis #collapsed #rightText text",
+        ("labkit.viz.bertviz_neuron:bertviz_neuron_view", "bertviz"),
+        frame="iframe",
+        shows_tokens=True,
+    ),
 ]
 
 

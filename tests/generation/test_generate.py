@@ -78,6 +78,37 @@ def test_greedy_stops_on_eos_like_transformers(gpt):
     assert torch.equal(ours, hf_generate(hf, ids, max_new_tokens=20, do_sample=False, eos_token_id=eos))
 
 
+def test_the_models_own_eos_ends_generation_like_transformers_generation_config(gpt):
+    """A pretrained chat model records its end-of-turn id in config.eos_token_id; generate() stops there unasked."""
+    model, hf = gpt
+    ids = torch.tensor([prompts(2)[1]])
+    free = generate(model, ids, max_new_tokens=20)
+    eos = int(free[0, 7 + 5])
+    own = tiny_gpt(eos_token_id=eos)  # the same weights (same seed), plus the id
+    ours = generate(own, ids, max_new_tokens=20)
+    assert ours[0, -1] == eos and torch.equal(ours, generate(model, ids, max_new_tokens=20, eos_token_id=eos))
+    hf.generation_config.eos_token_id = eos
+    try:
+        assert torch.equal(ours, hf_generate(hf, ids, max_new_tokens=20, do_sample=False))
+    finally:
+        hf.generation_config.eos_token_id = None
+
+    # a tokenizer's eos adds to the model's: either one ends the row
+    class Tok:
+        eos_id = int(free[0, 7 + 2])
+
+        def encode(self, text):
+            return [int(t) for t in text.split()]
+
+        def decode(self, ids):
+            return " ".join(map(str, ids))
+
+    with_both = generate(own, ids, max_new_tokens=20, tokenizer=Tok())
+    first = free[0, 7:].tolist().index(Tok.eos_id)
+    assert with_both.size(1) == 7 + first + 1 and with_both[0, -1] == Tok.eos_id
+    assert generate(own, ids, max_new_tokens=20, eos_token_id=[]).size(1) == free.size(1)  # an explicit [] turns it off
+
+
 @pytest.mark.parametrize("with_eos", [False, True])
 def test_left_padded_batch_equals_rows_alone_and_transformers(gpt, with_eos):
     model, hf = gpt

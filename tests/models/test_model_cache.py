@@ -231,6 +231,11 @@ def test_from_hf_on_a_live_model_copies_its_weights(tiny_sources):
     with torch.no_grad():
         model.wte.weight.add_(1.0)
     assert torch.equal(hf.model.embed_tokens.weight, before)  # the transformers model keeps its own weights
+    shared = GPT.from_hf(hf, copy=False)  # no copy: the same memory, and the same logits
+    assert shared.wte.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()
+    ids = torch.tensor([[1, 2, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(shared(ids).logits, hf(ids).logits, atol=1e-5, rtol=1e-5)
 
 
 def test_cache_false_converts_without_writing(tiny_sources, cache_dir):
