@@ -93,7 +93,9 @@ def test_index_says_what_a_lesson_teaches_and_shows_its_main_view(tmp_path, writ
     assert result.ok
     index = result.index_path.read_text()
     assert "You will:" in index and "explain why we divide by" in index and "runs in" in index
-    assert index.count('class="labkit-math"') == 3 and "$" not in re.sub(r"<(script|style)\b.*?</\1>", "", index, flags=re.S)
+    assert index.count('class="labkit-math"') == 3 and "$" not in re.sub(
+        r"<(script|style)\b.*?</\1>", "", index, flags=re.S
+    )
     if screenshots_unavailable():
         pytest.skip(f"no screenshot thumbnail here: {screenshots_unavailable()}")
     thumb = result.entries[0].thumbnail
