@@ -2,8 +2,10 @@
 
 - assets: our own ES modules and CSS (`asset_text`), inlined as classic scripts (`classic_script`,
   `mount_script`), JSON and JavaScript made safe inside `<script>` (`json_for_script`, `inline_js`),
-  the plain-text fallback of a token (`plain_token`) and `HtmlView`, the base of every static view.
-- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager, KaTeX), pinned and fetched from
+  the plain-text fallback of a token (`plain_token`), `safe_text` (lone surrogates to U+FFFD, so any Python
+  string can be written to a page) and `HtmlView`, the base of every static view.
+- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager, KaTeX, ONNX Runtime Web), pinned
+  and fetched from
   the npm registry at set-up time (`fetch_vendor`, `vendor_text`), never committed.
 - maths: formulas in markdown (`find_formulas`, pandoc's dollar rules) typeset offline by KaTeX
   (`MathsPlaceholders` around a markdown renderer, `katex_page_assets`).
@@ -26,6 +28,7 @@ _EXPORTS = {
     "mount_script": "assets",
     "plain_token": "assets",
     "HtmlView": "assets",
+    "safe_text": "assets",
     "SOURCE_MAP": "assets",
     # vendor.py
     "VENDOR": "vendor",
@@ -33,6 +36,7 @@ _EXPORTS = {
     "vendor_dir": "vendor",
     "vendor_file": "vendor",
     "vendor_text": "vendor",
+    "vendor_bytes": "vendor",
     "fetch_vendor": "vendor",
     "anywidget_module_path": "vendor",
     # maths.py

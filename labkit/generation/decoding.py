@@ -374,12 +374,16 @@ def check_length(decoder: Decoder, prompt_len: int, max_new_tokens: int) -> None
         )
 
 
-def _eos_ids(eos_token_id: int | list[int] | None, tokenizer: Any) -> list[int]:
+def eos_ids(eos_token_id: int | list[int] | None, tokenizer: Any, model: Any = None) -> list[int]:
+    """The ids that end a row: eos_token_id when given; else the tokenizer's eos and the model's own (a chat model's
+    end-of-turn token, e.g. SmolLM2's <|im_end|>, which `load_pretrained` records in `config.eos_token_id`)."""
     if eos_token_id is None:
-        eos_token_id = tokenizer_id(tokenizer, "eos")
-    if eos_token_id is None:
-        return []
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        found = [tokenizer_id(tokenizer, "eos")]
+        own = getattr(getattr(model, "config", None), "eos_token_id", None)
+        found += own if isinstance(own, list) else [own]
+        ids = list(dict.fromkeys(i for i in found if i is not None))
+    else:
+        ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
     if not all(isinstance(i, int) and i >= 0 for i in ids):
         raise InvalidInputError(f"eos_token_id must be a token id or a list of them, got {eos_token_id!r}")
     return ids
@@ -492,7 +496,14 @@ def setup(
 ) -> tuple[Decoder, Prompt, list[int], int]:
     """Validate and prepare everything before the first forward pass: (decoder, prompt, eos ids, pad id) out."""
     decoder = Decoder(model, use_cache=use_cache, sliding_window=sliding_window, output_attentions=output_attentions)
-    eos = _eos_ids(eos_token_id, tokenizer)
+    eos = eos_ids(eos_token_id, tokenizer, model)
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "tgt_vocab_size", None) or getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and any(i >= vocab for i in eos):  # an id the model can never produce: no early stop
+        raise InvalidInputError(
+            f"eos_token_id {max(eos)} is outside the model's vocabulary [0, {vocab}), so generation could never stop "
+            "on it; pass the eos id of the tokenizer the model was trained with"
+        )
     decoder.never = never_generated_ids(tokenizer, eos)
     pad = pad_token_id if pad_token_id is not None else tokenizer_id(tokenizer, "pad")
     if pad is None:  # HF's choice: fill finished rows with eos when there is no pad token

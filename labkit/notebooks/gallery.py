@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.checks import check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.frontend import safe_text
 
 PAGE_LIMIT_BYTES = 10 * 1024 * 1024  # each gallery page must stay printable and mailable
 CACHE_DIR = ".cache"
@@ -237,7 +239,7 @@ def build_gallery(
     lessons = lesson_paths(notebooks_dir, only)
     if not lessons:
         raise InvalidInputError(f"no lesson notebooks (NN_name.ipynb) in {str(notebooks_dir)!r}")
-    out = Path(output_dir)
+    out = check_output_dir("output_dir", output_dir)
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
     todo, entries = [], {}
     for nb in lessons:
@@ -351,7 +353,7 @@ def write_index(entries: list[GalleryEntry], path: Path) -> Path:
         "Run times are from this build (on a GPU the lessons' parameters scale up).</p>"
         "<div class='grid'>" + "\n".join(cards) + "</div></body></html>"
     )
-    path.write_text(maths.restore(page), encoding="utf-8")
+    path.write_text(safe_text(maths.restore(page)), encoding="utf-8")
     return path
 
 

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError
-from labkit.frontend import SOURCE_MAP, MathsPlaceholders, anywidget_module_path, inline_js, json_for_script
+from labkit.frontend import (
+    SOURCE_MAP,
+    MathsPlaceholders,
+    anywidget_module_path,
+    inline_js,
+    json_for_script,
+    safe_text,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAILED_TAG = "labkit-failed"
@@ -230,5 +237,5 @@ def export_html(
         body = _REMOTE_SRC.sub("<!-- labkit: removed a network script/link; the report must render offline -->", body)
     out = Path(html_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(body, encoding="utf-8")
+    out.write_text(safe_text(body), encoding="utf-8")
     return out

@@ -317,7 +317,7 @@ def test_early_stopping_sets_reason():
         (dict(schedule="cosin"), UnknownNameError, "did you mean 'cosine'"),
         (dict(precision="bf61"), UnknownNameError, "did you mean 'bf16'"),
         (dict(precision="fp16"), InvalidInputError, "fp16' needs a CUDA GPU"),
-        (dict(steps=0), InvalidInputError, "steps must be a positive integer"),
+        (dict(steps=0), InvalidInputError, "steps must be an integer >= 1"),
         (dict(resume="/nonexistent/run"), FileNotFoundError, "no checkpoint"),
     ],
 )
