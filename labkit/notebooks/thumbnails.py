@@ -86,6 +86,27 @@ def settle(page, locator, timeout_ms: int = 30_000) -> None:
         deadline -= 500
 
 
+def main_view(page, timeout_ms: int = 15_000):
+    """A Playwright page of a report in, the locator of its main view's output out (None when nothing draws).
+
+    The output of the cell tagged main-view; else the first drawn output at least 100 px tall once drawn (a
+    progress bar is not a view), else the first drawn output.
+    """
+    tagged = page.locator(MAIN_VIEW_SELECTOR)
+    if tagged.count():
+        return tagged.first
+    drawn = page.locator(DRAWN_SELECTOR)
+    for _ in range(max(1, timeout_ms // 500)):
+        if drawn.count() == 0:
+            return None
+        heights = drawn.evaluate_all("els => els.map(e => e.getBoundingClientRect().height)")
+        tall = next((i for i, h in enumerate(heights) if h >= 100), None)
+        if tall is not None:
+            return drawn.nth(tall)
+        page.wait_for_timeout(500)
+    return drawn.first
+
+
 def screenshot_thumbnails(pages: Mapping[str, Path], *, timeout_s: float = 30.0) -> dict[str, str]:
     """Lesson name -> offline page in, lesson name -> JPEG data: URL of its main view out (pages with no view left out).
 
@@ -107,10 +128,8 @@ def screenshot_thumbnails(pages: Mapping[str, Path], *, timeout_s: float = 30.0)
                 page = context.new_page()
                 try:
                     page.goto(Path(path).resolve().as_uri(), wait_until="load", timeout=timeout_s * 1000)
-                    target = page.locator(MAIN_VIEW_SELECTOR).first
-                    if target.count() == 0:
-                        target = page.locator(DRAWN_SELECTOR).first
-                    if target.count() == 0:
+                    target = main_view(page)
+                    if target is None:
                         continue
                     target.scroll_into_view_if_needed()
                     settle(page, target, int(timeout_s * 1000))
