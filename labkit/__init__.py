@@ -18,6 +18,7 @@ _SUBPACKAGES = (
     "training",
     "generation",
     "evaluation",
+    "interpret",
     "viz",
     "widgets",
     "notebooks",

@@ -31,6 +31,9 @@ fi
 
 echo "labkit setup: installing labkit and its development extras"
 $PIP install -q -e ".[dev]"
+# TransformerLens is the parity oracle of labkit.interpret's tests. Without --no-deps it would also pull
+# wandb, opentelemetry and more that the tests never import; what it does import is the [parity] extra.
+$PIP install -q --no-deps "transformer-lens==4.3.0"
 
 # The Jupyter kernel that papermill/nbval use must be this venv's Python.
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (labkit)" >/dev/null

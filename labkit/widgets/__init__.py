@@ -12,6 +12,10 @@ _EXPORTS = {
     "TrainingDashboard": "dashboard",
     "DashboardCallback": "dashboard",
     "GenerationPlayground": "playground",
+    "LogitLensWidget": "interpret",
+    "AttributionWidget": "interpret",
+    "NeuronWidget": "interpret",
+    "PatchingWidget": "interpret",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
