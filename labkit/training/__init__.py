@@ -1,4 +1,4 @@
-"""labkit.training: the train loop, callbacks, optimizers and schedules, checkpoints, LoRA (PEFT), distributed."""
+"""labkit.training: the train loop, callbacks, optimizers and schedules (and comparing them), checkpoints, LoRA (PEFT), distributed."""
 
 from labkit.lazy import lazy_exports
 
@@ -28,6 +28,14 @@ _EXPORTS = {
     "is_lora_wrapped": "lora",
     "lora_targets": "lora",
     "lora_factors": "lora",
+    "compare_optimizers": "compare",
+    "OptimizerComparison": "compare",
+    "OptimizerRun": "compare",
+    "DEFAULT_OPTIMIZERS": "compare",
+    "StepClock": "compare",
+    "MomentRecorder": "moments",
+    "MomentSnapshot": "moments",
+    "hand_adam_step": "moments",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

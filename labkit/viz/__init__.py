@@ -69,6 +69,10 @@ _EXPORTS = {
     "curves_summary": "curves",
     "curve_data": "curves",
     "CurveData": "curves",
+    # optimizers.py
+    "optimizer_curves": "optimizers",
+    "moment_view": "optimizers",
+    "MomentView": "optimizers",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
