@@ -158,12 +158,6 @@ class OptimizerComparison:
     def __repr__(self) -> str:
         return self.summary()
 
-    def to_figure(self, **options: Any) -> Any:
-        """The curves side by side (loss against step and against seconds): `labkit.viz.optimizer_curves`."""
-        from labkit.viz.optimizers import optimizer_curves
-
-        return optimizer_curves(self, **options)
-
 
 def _rewinder(batches: Any) -> Any:
     """A batch source in, a function that puts it back at its current position out (None when it is re-iterable)."""
