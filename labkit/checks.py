@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 
-__all__ = ["check_int", "check_float", "check_choice"]
+__all__ = ["check_int", "check_float", "check_choice", "check_bool", "check_output_dir", "check_output_file"]
 
 
 def _finish(message: str, value: Any, fix: str | None) -> InvalidInputError:
@@ -107,3 +109,83 @@ def check_choice(name: str, value: Any, choices: Iterable[Any], *, fix: str | No
     listed = ", ".join(repr(c) for c in allowed)
     message = f"{name} must be one of {listed}, got {value!r}" + (f"; {hint}" if hint else "")
     raise UnknownNameError(f"{message}; {fix}" if fix else message)
+
+
+def check_bool(name: str, value: Any, *, fix: str | None = None) -> bool:
+    """A parameter name and value in, the value out when it is a real bool (True/False), else one clear error.
+
+    Strings such as "no" and numbers are refused: they are truthy or falsy in ways a user rarely means.
+    """
+    if isinstance(value, bool) or (
+        hasattr(value, "dtype") and getattr(value, "ndim", None) == 0 and str(value.dtype) in ("bool", "torch.bool")
+    ):
+        return bool(value)
+    raise _finish(f"{name} must be True or False", value, fix)
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """Try to create and remove a file in `folder`; None when that works, else the reason it did not."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".labkit-write-test-", dir=folder)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def check_output_dir(name: str, path: Any, *, create: bool = True, fix: str | None = None) -> Path:
+    """A parameter name and an output folder in, the folder as a Path out (created when `create`), else one clear error.
+
+    Checked before any work starts, so a file in the way, a parent that is a file or a folder that cannot be
+    written fails in a second, instead of after a long run whose results then have nowhere to go.
+    """
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise _finish(f"{name} must be a folder path (a non-empty str or Path)", path, fix)
+    folder = Path(path)
+    shown = repr(os.fspath(folder))
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(
+            f"{name} {shown} is a file, not a folder; " + (fix or "pass a folder path or move the file")
+        )
+    for parent in folder.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InvalidInputError(
+                    f"{name} {shown} cannot be created: {os.fspath(parent)!r} is a file; "
+                    + (fix or "pass another folder")
+                )
+            break
+    if not folder.exists():
+        if not create:
+            return folder
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(
+                f"{name} {shown} cannot be created ({exc.strerror or type(exc).__name__}); "
+                + (fix or "pass a folder you can write to")
+            ) from None
+    reason = _probe_writable(folder)
+    if reason is not None:
+        raise InvalidInputError(
+            f"{name} {shown} is not writable ({reason}); " + (fix or "pass a folder you can write to")
+        )
+    return folder
+
+
+def check_output_file(name: str, path: Any, *, fix: str | None = None) -> Path:
+    """A parameter name and an output file path in, the path out (its folder created), else one clear error.
+
+    Refuses a path that is an existing folder, and a folder that is a file or cannot be written (see
+    `check_output_dir`); an existing file is fine (it will be replaced).
+    """
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise _finish(f"{name} must be a file path (a non-empty str or Path)", path, fix)
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError(f"{name} {os.fspath(target)!r} is a folder, not a file; " + (fix or "pass a file path"))
+    check_output_dir(f"the folder of {name}", target.parent if os.fspath(target.parent) else Path("."), fix=fix)
+    return target

@@ -1,8 +1,12 @@
 """The `labkit` command: thin argument parsing over the library.
 
 Each sub-command parses its arguments and calls one library function; heavy
-imports happen inside the handlers so `labkit --help` stays fast. User errors
-(`labkit.errors.LabkitError`) print one line and exit with status 2.
+imports happen inside the handlers so `labkit --help` stays fast.
+
+Exit status: 0 on success; 2 for a usage error (a missing or malformed argument, or bad input that
+labkit refuses with a `labkit.errors.LabkitError`), printed as one line; 1 for a failure while running
+(a failing notebook, a full disk, a bug), also one line, with the traceback only under `--debug`;
+130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -12,7 +16,25 @@ import sys
 from collections.abc import Sequence
 
 from labkit import __version__
-from labkit.errors import LabkitError
+from labkit.errors import InvalidInputError, LabkitError
+
+
+class UsageError(InvalidInputError):
+    """The command line is incomplete or inconsistent; the message says what to add (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with labkit's conventions: `--debug` on every (sub)command, and usage errors in one line."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a sub-command's default must not overwrite `labkit --debug run ...`
+        self.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of a failure"
+        )
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -62,7 +84,7 @@ def _cmd_data_fetch(args: argparse.Namespace) -> int:
 
     names = [i.name for i in list_corpora() if i.fetchable] if args.all else args.names
     if not names:
-        raise SystemExit("labkit data fetch: name a corpus or pass --all")
+        raise UsageError("labkit data fetch needs a corpus name (see `labkit data list`) or --all")
     for name in names:
         fetch_corpus(name, quiet=args.quiet)
     return 0
@@ -77,9 +99,37 @@ def _cmd_vendor_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cache_list(args: argparse.Namespace) -> int:
+    from labkit.models import cached_models
+    from labkit.models.model_cache import cache_root
+
+    entries = cached_models()
+    if not entries:
+        print(f"no converted models cached under {cache_root() / 'models'}")
+        return 0
+    for e in entries:
+        print(f"{e.name:40} {e.arch:8} {e.size_bytes / 1e6:8.1f} MB  {e.state:8} {e.source}")
+    print(f"{len(entries)} entries, {sum(e.size_bytes for e in entries) / 1e6:.1f} MB under {cache_root() / 'models'}")
+    return 0
+
+
+def _cmd_cache_clear(args: argparse.Namespace) -> int:
+    from labkit.models import clear_model_cache
+
+    removed = clear_model_cache(args.names or None)
+    print(
+        f"removed {len(removed)} cached model{'s' if len(removed) != 1 else ''}"
+        + (f": {', '.join(removed)}" if removed else "")
+    )
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from labkit.bench import format_table, run_benchmarks, write_json
+    from labkit.checks import check_output_file
 
+    if args.json:
+        check_output_file("--json", args.json)  # before minutes of benchmarking, not after
     result = run_benchmarks(quick=args.quick)
     print(format_table(result))
     if args.json:
@@ -89,9 +139,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_collect(args: argparse.Namespace) -> int:
+    from labkit.checks import check_output_file
     from labkit.notebooks import collect
 
+    if args.csv:
+        check_output_file("--csv", args.csv)
     table = collect(args.directory)
+    unreadable = table.attrs.get("unreadable", [])
+    if unreadable:
+        print(f"labkit collect: skipped {len(unreadable)} unreadable notebook(s):", file=sys.stderr)
+        for path, reason in unreadable:
+            print(f"  {path}: {reason}", file=sys.stderr)
     if args.csv:
         table.to_csv(args.csv, index=False)
         print(f"wrote {args.csv} ({len(table)} runs)")
@@ -109,7 +167,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from labkit.notebooks.sweep import parse_cli_grid
 
     if not args.param:
-        raise SystemExit("labkit sweep: give at least one -p NAME VALUES (comma-separated values)")
+        raise UsageError(
+            "labkit sweep needs at least one -p NAME VALUES (comma-separated values), e.g. -p lr 1e-3,3e-4"
+        )
     fixed = load_parameter_file(args.param_file) if args.param_file else {}
     result = sweep(
         args.notebook,
@@ -149,8 +209,97 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+FORMATS = ("onnx", "hf", "safetensors")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from labkit.errors import InvalidInputError
+
+    if args.quantize and args.format != "onnx":
+        raise InvalidInputError(
+            f"--quantize int8 applies to --format onnx; for {args.format} use --dtype bfloat16 or float16 to halve the size"
+        )
+    if args.dtype != "float32" and args.format == "onnx":
+        raise InvalidInputError("--dtype applies to hf and safetensors; for a smaller ONNX file use --quantize int8")
+    from labkit.export import load_model
+
+    model, tokenizer, folder = load_model(args.checkpoint)  # a missing checkpoint fails here, in one line
+    out = Path(args.output or f"{Path(args.checkpoint).resolve().name}-{args.format}")
+    if args.format == "hf":
+        from labkit.export import to_hf
+
+        to_hf(model, out, tokenizer, dtype=args.dtype)
+    elif args.format == "safetensors":
+        from labkit.export import save_model
+
+        save_model(model, out, tokenizer, dtype=args.dtype)
+    else:
+        _export_onnx(model, tokenizer, out, args)
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    print(f"wrote {out}/ ({total / 1e6:.1f} MB) from {folder}")
+    return 0
+
+
+def _export_onnx(model, tokenizer, out, args) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from labkit.export import OnnxModel, check_quantization, quantize_onnx, to_onnx
+
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "model.onnx"
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = to_onnx(model, Path(tmp) / "model.onnx" if args.quantize else target, with_cache=args.with_cache)
+        if args.quantize:
+            quantize_onnx(fp32, target)
+            reference = OnnxModel(fp32)
+            if args.eval_text and tokenizer is not None:
+                text = Path(args.eval_text).read_text(encoding="utf-8")
+                ids = tokenizer.encode(text)[: 4 * min(getattr(model.config, "block_size", 256), 256)]
+                width = min(len(ids) // 4, getattr(model.config, "block_size", 256))
+                if width < 2:
+                    raise SystemExit("labkit export: --eval-text is too short to measure perplexity")
+                batch = [ids[i * width : (i + 1) * width] for i in range(4)]
+            else:
+                # no text given: text the float32 model samples itself, so the check needs no data
+                width = min(getattr(model.config, "block_size", 64), 64)
+                batch = reference.sample([[0]] * 4, width - 1, seed=0)
+            print(f"int8 check: {check_quantization(reference, target, batch)}")
+    if tokenizer is not None:
+        tokenizer.save(out / "tokenizer.json")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from labkit.export import load_model
+    from labkit.server import ServerLimits, serve
+
+    model, tokenizer, folder = load_model(args.checkpoint)
+    limits = ServerLimits(max_new_tokens=args.max_new_tokens)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"labkit serve: listening on {args.host}: reachable from other machines, with no authentication")
+    print(f"labkit serve: {type(model).__name__} from {folder} on http://{args.host}:{args.port}")
+    serve(model, tokenizer, host=args.host, port=args.port, limits=limits, log_level=args.log_level)
+    return 0
+
+
+def _cmd_page(args: argparse.Namespace) -> int:
+    from labkit.errors import MissingSourceError
+    from labkit.export import build_page, load_model
+
+    model, tokenizer, folder = load_model(args.checkpoint)
+    if tokenizer is None:
+        raise MissingSourceError(
+            f"no tokenizer.json next to {folder}; save the model with save_model(model, folder, tokenizer)"
+        )
+    info = build_page(model, tokenizer, args.output, title=args.title, quantize=args.quantize)
+    print(f"wrote {info}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="labkit",
         description="A Jupyter-first lab for learning, teaching and exploring transformer language models.",
     )
@@ -203,6 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
     vfetch.add_argument("names", nargs="*", help="which files (default: all)")
     vfetch.add_argument("--quiet", action="store_true", help="print only errors")
     vfetch.set_defaults(func=_cmd_vendor_fetch)
+    cache = sub.add_parser(
+        "cache", help="pretrained models converted once into labkit's layout ($LABKIT_CACHE/models): list, clear"
+    )
+    cache_sub = cache.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
+    clist = cache_sub.add_parser("list", help="show every cached conversion: name, architecture, size, state, source")
+    clist.set_defaults(func=_cmd_cache_list)
+    cclear = cache_sub.add_parser("clear", help="remove cached conversions (they are rebuilt on the next load)")
+    cclear.add_argument("names", nargs="*", help="entries to remove, as `labkit cache list` names them (default: all)")
+    cclear.set_defaults(func=_cmd_cache_clear)
     bench = sub.add_parser("bench", help="benchmark labkit against transformers on this machine (ratios)")
     bench.add_argument("--quick", action="store_true", help="smaller models and fewer repeats (about a minute)")
     bench.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -245,23 +403,97 @@ def build_parser() -> argparse.ArgumentParser:
     gal.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS", help="per cell")
     gal.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per lesson")
     gal.set_defaults(func=_cmd_gallery)
+
+    exp = sub.add_parser("export", help="a trained model as ONNX, a Hugging Face folder or safetensors")
+    exp.add_argument("checkpoint", help="a folder from save_model, a training run or one of its step-* checkpoints")
+    exp.add_argument("--format", required=True, choices=FORMATS, help="onnx, hf (transformers) or safetensors")
+    exp.add_argument("-o", "--output", default=None, help="output folder (default: <checkpoint>-<format>)")
+    exp.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx only)")
+    exp.add_argument(
+        "--dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="stored weights (hf, safetensors)",
+    )
+    exp.add_argument(
+        "--with-cache", action="store_true", help="onnx: KV cache (GPT) or (h, c) (LSTM) as inputs/outputs"
+    )
+    exp.add_argument("--eval-text", metavar="PATH", help="text for the int8 perplexity check (default: sampled text)")
+    exp.set_defaults(func=_cmd_export)
+
+    srv = sub.add_parser("serve", help="an HTTP API over a trained model: POST /generate (SSE stream), GET /health")
+    srv.add_argument("checkpoint", help="a folder from save_model (with tokenizer.json) or a training run")
+    srv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    srv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    srv.add_argument("--max-new-tokens", type=int, default=256, help="cap on max_new_tokens per request")
+    srv.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    srv.set_defaults(func=_cmd_serve)
+
+    pg = sub.add_parser("page", help="one offline HTML page that runs a small GPT in the browser (no kernel)")
+    pg.add_argument("checkpoint", help="a folder from save_model (with tokenizer.json) or a training run")
+    pg.add_argument("-o", "--output", default="model.html", help="the page to write (default model.html)")
+    pg.add_argument("--title", default="A language model in your browser", help="the page heading")
+    pg.add_argument("--quantize", choices=["int8"], default=None, help="int8 weights (smaller, logits not exact)")
+    pg.set_defaults(func=_cmd_page)
     return parser
 
 
+def _check_text_arguments(args: argparse.Namespace) -> None:
+    """Refuse parameter values that are not UTF-8 text: the shell passed raw bytes, which no notebook can hold."""
+
+    def walk(value: object) -> None:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = value.encode("utf-8", "surrogateescape")
+                raise UsageError(
+                    f"parameter value {raw!r} is not valid UTF-8 text; pass UTF-8 (check the terminal's encoding)"
+                ) from None
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk(getattr(args, "param", None))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` (default: sys.argv[1:]), run the sub-command and return its exit status (see the module doc)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
     try:
+        _check_text_arguments(args)
         return int(args.func(args) or 0)
     except LabkitError as exc:
-        print(f"labkit: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"labkit: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("labkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `labkit data list | head`: the reader left; nothing more to say
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"labkit: error: {type(exc).__name__}: {_one_line(exc)} (run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

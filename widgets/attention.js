@@ -359,6 +359,15 @@ function qkView(root, st, set) {
 
 const VIEWS = { head: headView, cross: headView, model: modelView, heatmap: heatmapView, qk: qkView };
 
+// The payload header -> the sentence that tells the reader the weights were pruned ("" when every weight is there).
+export function pruningNotice(header) {
+  const a = header && header.arrays && header.arrays.attn;
+  if (!a || a.top_k === null || a.top_k === undefined) return "";
+  const keys = a.shape[a.shape.length - 1];
+  return `Pruned: each query shows only its ${a.top_k} strongest of ${keys} keys; the smaller weights are left out ` +
+    "to keep the page small. To show every weight, build the view with top_k=None (and a larger max_bytes).";
+}
+
 // ---------------------------------------------------------------- entry points
 
 // el: a container element. spec: {view, header, bytes | b64, q_tokens, k_tokens, layer, head, focus,
@@ -380,6 +389,8 @@ export function mount(host, spec, onState) {
     root.replaceChildren();
     root.onscroll = null;
     if (st.title) root.appendChild(el("div", "lk-title", st.title));
+    const notice = pruningNotice(st.header);
+    if (notice) root.appendChild(el("div", "lk-notice", notice));
     const view = VIEWS[st.view];
     if (problem) { root.appendChild(el("div", "lk-error", problem)); return; }
     if (!view) { root.appendChild(el("div", "lk-error", "labkit: unknown view " + st.view)); return; }

@@ -77,6 +77,45 @@ function select(label, n, value, onChange) {
   return wrap;
 }
 
+// The editor of from_matrices: one text box per matrix, a causal switch, a button and the last error.
+// Typing changes nothing until "compute" (or Ctrl+Enter): half-typed matrices would only produce errors.
+export function buildEditor(box, matrices, causal, onSubmit) {
+  box.replaceChildren();
+  const names = ["X", "W_Q", "W_K", "W_V"];
+  const areas = {};
+  const grid = el("div", "lk-am-edit");
+  for (const name of names) {
+    const cell = el("label", "lk-am-mat", name);
+    const area = el("textarea");
+    area.value = (matrices && matrices[name]) || "";
+    area.rows = Math.max(2, area.value.split("\n").length);
+    area.spellcheck = false;
+    area.addEventListener("keydown", (ev) => { if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) submit(); });
+    cell.appendChild(area);
+    grid.appendChild(cell);
+    areas[name] = area;
+  }
+  const row = el("div", "lk-am-editbar");
+  const check = el("input");
+  check.type = "checkbox";
+  check.checked = !!causal;
+  const lab = el("label", "lk-am-ctl");
+  lab.append(check, " causal mask");
+  const go = el("button", "lk-am-btn", "compute");
+  go.type = "button";
+  const err = el("span", "lk-am-error");
+  function submit() {
+    const out = {};
+    for (const name of names) out[name] = areas[name].value;
+    onSubmit(out, check.checked);
+  }
+  go.addEventListener("click", submit);
+  check.addEventListener("change", submit);
+  row.append(go, lab, err);
+  box.append(grid, row);
+  return { setError(text) { err.textContent = text || ""; } };
+}
+
 export default {
   render({ model, el: host }) {
     host.classList.add("labkit-am", "lk-am-live");
@@ -86,8 +125,19 @@ export default {
     const steps = el("div", "lk-am-steps");
     host.append(top, header, barBox, steps);
     let bar = null;
+    let editor = null;
     const push = (name, value) => { model.set(name, value); model.save_changes(); };
     function controls() {
+      if (model.get("editable")) {
+        if (!editor) {
+          top.classList.add("lk-am-top-edit");
+          editor = buildEditor(top, model.get("matrices"), model.get("causal"), (mats, causal) => {
+            model.set("causal", causal); model.set("matrices", mats); model.save_changes();
+          });
+        }
+        editor.setError(model.get("error"));
+        return;
+      }
       top.replaceChildren(select("layer", model.get("n_layer"), model.get("layer"), (v) => push("layer", v)),
         select("head", model.get("n_head"), model.get("head"), (v) => push("head", v)));
     }
@@ -110,7 +160,9 @@ export default {
     model.on("change:step", onStep);
     model.on("change:layer", controls);
     model.on("change:head", controls);
+    model.on("change:error", controls);
     return () => {
+      model.off("change:error", controls);
       model.off("change:steps_html", content); model.off("change:step", onStep);
       model.off("change:layer", controls); model.off("change:head", controls);
     };

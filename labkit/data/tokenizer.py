@@ -25,6 +25,7 @@ and transformers) plus a sidecar `<stem>.labkit.json` next to it with the kind a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -98,17 +99,29 @@ class Tokenizer:
     sep_id = _role_id("sep")
 
     def __init__(
-        self, backend: tokenizers.Tokenizer, kind: str = "pretrained", special_tokens: Mapping[str, str] | None = None
+        self,
+        backend: tokenizers.Tokenizer,
+        kind: str = "pretrained",
+        special_tokens: Mapping[str, str] | None = None,
+        chat_template: str | None = None,
     ):
-        """Wrap a backend. kind: "char", "bpe", "wordpiece" or "pretrained". special_tokens: role -> token (None: infer)."""
+        """Wrap a backend. kind: "char", "bpe", "wordpiece" or "pretrained". special_tokens: role -> token (None: infer).
+
+        chat_template: a chat model's Jinja template, used by `apply_chat_template` (None: not a chat tokenizer).
+        """
         if not isinstance(backend, tokenizers.Tokenizer):
             raise InvalidInputError(f"backend must be a tokenizers.Tokenizer, got {type(backend).__name__}")
         if kind not in KINDS:
             raise UnknownNameError(
                 f"unknown tokenizer kind {kind!r}; {close_matches(kind, KINDS)} choose one of {', '.join(KINDS)}"
             )
+        if chat_template is not None and not isinstance(chat_template, str):
+            raise InvalidInputError(
+                f"chat_template must be a Jinja template string or None, got {type(chat_template).__name__}"
+            )
         self.backend = backend
         self.kind = kind
+        self.chat_template = chat_template
         roles = _infer_roles(backend) if special_tokens is None else _check_roles(special_tokens)
         # A role whose token is not in the vocabulary would give ids of None everywhere; drop it.
         self.special_tokens: dict[str, str] = {r: t for r, t in roles.items() if backend.token_to_id(t) is not None}
@@ -133,7 +146,7 @@ class Tokenizer:
         """A string in, its token ids out. add_special_tokens: wrap in bos/eos ([CLS]/[SEP] for wordpiece)."""
         if not isinstance(text, str):
             raise InvalidInputError(f"encode expects a str, got {type(text).__name__}; use encode_batch for a list")
-        return self.backend.encode(text, add_special_tokens=add_special_tokens).ids
+        return self.backend.encode(_utf8(text, "encode"), add_special_tokens=add_special_tokens).ids
 
     def encode_batch(self, texts: Iterable[str], add_special_tokens: bool = False) -> list[list[int]]:
         """A list of strings in, a list of id lists out (encoded in parallel by tokenizers)."""
@@ -230,7 +243,33 @@ class Tokenizer:
         """
         if not isinstance(text, str):
             raise InvalidInputError(f"explain expects a str, got {type(text).__name__}")
-        return explain(self, text, add_special_tokens=add_special_tokens)
+        return explain(self, _utf8(text, "explain"), add_special_tokens=add_special_tokens)
+
+    def apply_chat_template(
+        self, messages: Any, add_generation_prompt: bool = False, tokenize: bool = False, **variables: Any
+    ) -> str | list[int]:
+        """A conversation ([{"role": "user", "content": "Hi"}, ...]) in, the chat model's prompt text (or ids) out.
+
+        add_generation_prompt: end with the start of the assistant's turn, so generation writes the reply.
+        tokenize: return token ids instead of text. variables: extra template variables. Rendered like
+        transformers' `apply_chat_template` (see `labkit.data.chat`); the special tokens in the text are
+        encoded as their single ids.
+        """
+        from labkit.data.chat import render_chat
+
+        if self.chat_template is None:
+            raise InvalidInputError(
+                "this tokenizer has no chat template; load a chat model's tokenizer (e.g. labkit.models.load_pretrained"
+                "('smollm2-135m')) or set tokenizer.chat_template"
+            )
+        text = render_chat(
+            self.chat_template,
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            special_tokens=self.special_tokens,
+            **variables,
+        )
+        return self.encode(text) if tokenize else text
 
     def save(self, path: str | Path) -> Path:
         """Write `tokenizer.json` (+ the `.labkit.json` sidecar) and return the json path.
@@ -242,6 +281,8 @@ class Tokenizer:
         file.parent.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(file))
         meta = {"format": "labkit-tokenizer", "version": 1, "kind": self.kind, "special_tokens": self.special_tokens}
+        if self.chat_template is not None:
+            meta["chat_template"] = self.chat_template
         _sidecar(file).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
         return file
 
@@ -251,12 +292,32 @@ class Tokenizer:
                 f"decode expects a 1-D tensor of ids, got shape {tuple(ids.shape)}; use decode_batch for 2-D"
             )
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        wrong = next((i for i in ids if isinstance(i, bool) or not isinstance(i, int)), None)
+        if wrong is not None:
+            raise InvalidInputError(
+                f"token ids must be integers, got {wrong!r}; pass ids from encode() or a LongTensor"
+            )
         if ids:
             low, high = min(ids), max(ids)
             if low < 0 or high >= self.vocab_size:
                 bad = low if low < 0 else high
                 raise InvalidInputError(f"id {bad} is outside this tokenizer's vocabulary 0..{self.vocab_size - 1}")
         return ids
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(text: str, where: str) -> str:
+    """The text back when UTF-8 can hold it; a lone surrogate (undecodable bytes) gets one clear error instead of
+    the Rust library's "TextInputSequence must be str"."""
+    found = _SURROGATE.search(text)
+    if found is not None:
+        raise InvalidInputError(
+            f"{where}: the text holds a lone surrogate {found.group()!r} at character {found.start()} (bytes that were "
+            "not valid UTF-8); read the file with encoding='utf-8', errors='replace', or fix its encoding"
+        )
+    return text
 
 
 def _sidecar(file: Path) -> Path:
@@ -270,6 +331,7 @@ def _str_list(texts: Any, where: str) -> list[str]:
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise InvalidInputError(f"{where}: texts[{i}] is a {type(t).__name__}, not a str")
+        _utf8(t, f"{where}: texts[{i}]")
     return texts
 
 
@@ -308,7 +370,7 @@ def _stream(texts: Iterable[str] | str) -> Iterator[str]:
     def check(i: int, text: Any) -> str:
         if not isinstance(text, str):
             raise InvalidInputError(f"texts[{i}] is a {type(text).__name__}, not a str; pass strings only")
-        return text
+        return _utf8(text, f"texts[{i}]")
 
     head: list[str] = []
     for i, text in enumerate(items):  # peek up to the first non-empty text
@@ -474,20 +536,45 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     sidecar = _sidecar(file)
     if sidecar.is_file():
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        return Tokenizer(backend, meta.get("kind", "pretrained"), meta.get("special_tokens", {}))
+        return Tokenizer(
+            backend, meta.get("kind", "pretrained"), meta.get("special_tokens", {}), meta.get("chat_template")
+        )
     roles = _infer_roles(backend)
+    config = _read_json(file.parent / "tokenizer_config.json")  # transformers: roles and the chat template
     roles.update(_special_tokens_map(file.parent / "special_tokens_map.json", backend))
-    return Tokenizer(backend, "pretrained", roles)
+    roles.update(_roles_from(config, backend))
+    return Tokenizer(backend, "pretrained", roles, _chat_template(file.parent, config))
 
 
-def _special_tokens_map(file: Path, backend: tokenizers.Tokenizer) -> dict[str, str]:
-    """Roles from a transformers `special_tokens_map.json` ({"pad_token": "[PAD]" or {"content": ...}})."""
+def _read_json(file: Path) -> dict[str, Any]:
     if not file.is_file():
         return {}
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # the tokenizer itself loaded; a broken side file only costs us its hints
+    return data if isinstance(data, dict) else {}
+
+
+def _chat_template(folder: Path, config: dict[str, Any]) -> str | None:
+    """The chat template of a transformers folder: `chat_template.jinja`, else tokenizer_config.json's entry."""
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    return template if isinstance(template, str) else None
+
+
+def _special_tokens_map(file: Path, backend: tokenizers.Tokenizer) -> dict[str, str]:
+    """Roles from a transformers `special_tokens_map.json` ({"pad_token": "[PAD]" or {"content": ...}})."""
+    return _roles_from(_read_json(file), backend)
+
+
+def _roles_from(data: dict[str, Any], backend: tokenizers.Tokenizer) -> dict[str, str]:
+    """Roles from transformers' {"eos_token": "</s>" or {"content": ...}, ...} entries."""
     roles = {}
     for role in ROLES:
         value = data.get(f"{role}_token")

@@ -2,9 +2,13 @@
 
 - assets: our own ES modules and CSS (`asset_text`), inlined as classic scripts (`classic_script`,
   `mount_script`), JSON and JavaScript made safe inside `<script>` (`json_for_script`, `inline_js`),
-  the plain-text fallback of a token (`plain_token`) and `HtmlView`, the base of every static view.
-- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager), pinned and fetched from
+  the plain-text fallback of a token (`plain_token`), `safe_text` (lone surrogates to U+FFFD, so any Python
+  string can be written to a page) and `HtmlView`, the base of every static view.
+- vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager, KaTeX, ONNX Runtime Web), pinned
+  and fetched from
   the npm registry at set-up time (`fetch_vendor`, `vendor_text`), never committed.
+- maths: formulas in markdown (`find_formulas`, pandoc's dollar rules) typeset offline by KaTeX
+  (`MathsPlaceholders` around a markdown renderer, `katex_page_assets`).
 - payload: tensors as compact bytes for the browser (`pack_arrays`, float16, optional top-k pruning) and
   a dependency-free PNG writer for static fallbacks.
 
@@ -24,6 +28,7 @@ _EXPORTS = {
     "mount_script": "assets",
     "plain_token": "assets",
     "HtmlView": "assets",
+    "safe_text": "assets",
     "SOURCE_MAP": "assets",
     # vendor.py
     "VENDOR": "vendor",
@@ -31,8 +36,16 @@ _EXPORTS = {
     "vendor_dir": "vendor",
     "vendor_file": "vendor",
     "vendor_text": "vendor",
+    "vendor_bytes": "vendor",
     "fetch_vendor": "vendor",
     "anywidget_module_path": "vendor",
+    # maths.py
+    "Formula": "maths",
+    "find_formulas": "maths",
+    "formula_html": "maths",
+    "katex_page_assets": "maths",
+    "MathsPlaceholders": "maths",
+    "MATH_CLASS": "maths",
     # payload.py
     "FORMAT": "payload",
     "pack_arrays": "payload",

@@ -27,6 +27,7 @@ __all__ = [
     "inline_js",
     "SOURCE_MAP",
     "HtmlView",
+    "safe_text",
 ]
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent / "widgets" / "static"
@@ -78,13 +79,27 @@ def classic_script(name: str) -> str:
     return code
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe_text(text: str) -> str:
+    """Any Python string in, the same string with every lone surrogate replaced by U+FFFD out.
+
+    Python strings may hold surrogate code points (from `surrogateescape`-decoded bytes, a tokenizer's byte
+    fallback, JSON with an unpaired `\\ud800`), which UTF-8 cannot encode: writing them fails. Every page writer
+    passes its text through here, so such a token shows as the replacement character and nothing else moves.
+    """
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def json_for_script(value: object) -> str:
     """A JSON-able value in, JSON text that is safe inside an HTML <script> out.
 
     `<`, `>`, `&` and the JS line separators are written as \\u escapes, so text such as
-    "</script><img ...>" inside a token cannot end the script or be read as markup.
+    "</script><img ...>" inside a token cannot end the script or be read as markup; lone surrogates become
+    U+FFFD (see `safe_text`).
     """
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = safe_text(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
     for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(ch, esc)
     return text
@@ -92,7 +107,12 @@ def json_for_script(value: object) -> str:
 
 def plain_token(token: str) -> str:
     """A token in, its plain-text fallback out: a JSON string literal with <, >, & escaped (readable, diffable, inert)."""
-    return json.dumps(token, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return (
+        safe_text(json.dumps(token, ensure_ascii=False))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
 
 
 # A source-map comment at the end of a bundle; the maps are not in our pages, so it is dropped.
@@ -128,7 +148,16 @@ class HtmlView:
 
     Adds what every view shares: the notebook display bundle (HTML, an SVG fallback for hosts and reports that
     cannot run scripts, and a plain-text summary) and `save_html`, a standalone page that works offline.
+    Whatever text a subclass writes, its `to_html`, `to_svg` and `summary` come out through `safe_text`, so a
+    token holding a lone surrogate shows as U+FFFD instead of making the page impossible to save or display.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in ("to_html", "to_svg", "summary"):
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "_labkit_safe", False):
+                setattr(cls, name, _returning_safe_text(method))
 
     def _page_title(self) -> str:
         return "labkit view"
@@ -137,18 +166,33 @@ class HtmlView:
         """Write a full standalone HTML page (works offline, from disk) and return its path."""
         import html
 
-        path = Path(path)
-        title = html.escape(self._page_title())
+        from labkit.checks import check_output_file
+
+        path = check_output_file("path", path)
+        title = html.escape(safe_text(self._page_title()))
         path.write_text(
             f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
-            f"<body>{self.to_html()}</body></html>\n",
+            f"<body>{self.to_html()}</body></html>\n",  # type: ignore[attr-defined]
             encoding="utf-8",
-        )  # type: ignore[attr-defined]
+        )
         return path
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {
-            "text/plain": self.summary(),
+            "text/plain": self.summary(),  # type: ignore[attr-defined]
             "text/html": self.to_html(),  # type: ignore[attr-defined]
-            "image/svg+xml": self.to_svg(),
-        }  # type: ignore[attr-defined]
+            "image/svg+xml": self.to_svg(),  # type: ignore[attr-defined]
+        }
+
+
+def _returning_safe_text(method: Any) -> Any:
+    """A method returning str in, the same method returning `safe_text` of it out (name and docstring kept)."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = method(*args, **kwargs)
+        return safe_text(out) if isinstance(out, str) else out
+
+    wrapper._labkit_safe = True  # type: ignore[attr-defined]
+    return wrapper

@@ -1,8 +1,10 @@
-"""Third-party front-end files (require.js, d3, jQuery, the Jupyter widget manager), fetched at set-up time.
+"""Third-party front-end files (require.js, d3, jQuery, the widget manager, KaTeX, ONNX Runtime Web), fetched
+at set-up time.
 
 labkit commits no third-party JavaScript. The few files that offline pages need
 (bertviz's own UI expects require.js, d3 5.7 and jQuery; static HTML reports need
-the Jupyter widget manager) are downloaded once from the npm registry, at pinned
+the Jupyter widget manager, and KaTeX with its fonts to typeset formulas; the kernel-free model page needs
+ONNX Runtime Web) are downloaded once from the npm registry, at pinned
 versions, into labkit's cache (`$LABKIT_CACHE/vendor`, default
 `~/.cache/labkit/vendor`). `labkit vendor fetch` does it; the set-up script runs
 it on every fresh machine. At run time nothing touches the network.
@@ -23,7 +25,16 @@ from pathlib import Path
 
 from labkit.errors import MissingSourceError, UnknownNameError, close_matches
 
-__all__ = ["VENDOR", "VendorFile", "vendor_dir", "vendor_file", "vendor_text", "fetch_vendor", "anywidget_module_path"]
+__all__ = [
+    "VENDOR",
+    "VendorFile",
+    "vendor_dir",
+    "vendor_file",
+    "vendor_text",
+    "vendor_bytes",
+    "fetch_vendor",
+    "anywidget_module_path",
+]
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,38 @@ VENDOR: dict[str, VendorFile] = {
         VendorFile("d3.js", "d3", "5.7.0", "dist/d3.min.js", "BSD-3-Clause"),
         VendorFile("jquery.js", "jquery", "2.2.4", "dist/jquery.min.js", "MIT"),
         VendorFile("embed-amd.js", "@jupyter-widgets/html-manager", "1.0.15", "dist/embed-amd.js", "BSD-3-Clause"),
+        VendorFile("katex.js", "katex", "0.19.1", "dist/katex.min.js", "MIT"),
+        VendorFile("katex.css", "katex", "0.19.1", "dist/katex.min.css", "MIT"),
+        # the fonts katex.css names, woff2 only (every browser that runs the pages reads it); inlined as data: URLs
+        *(
+            VendorFile(f"KaTeX_{font}.woff2", "katex", "0.19.1", f"dist/fonts/KaTeX_{font}.woff2", "MIT")
+            for font in (
+                "AMS-Regular",
+                "Caligraphic-Bold",
+                "Caligraphic-Regular",
+                "Fraktur-Bold",
+                "Fraktur-Regular",
+                "Main-Bold",
+                "Main-BoldItalic",
+                "Main-Italic",
+                "Main-Regular",
+                "Math-BoldItalic",
+                "Math-Italic",
+                "SansSerif-Bold",
+                "SansSerif-Italic",
+                "SansSerif-Regular",
+                "Script-Regular",
+                "Size1-Regular",
+                "Size2-Regular",
+                "Size3-Regular",
+                "Size4-Regular",
+                "Typewriter-Regular",
+            )
+        ),
+        # ONNX Runtime Web for the kernel-free page: the wasm-only ES module with its Emscripten loader bundled
+        # in (a page opened from disk cannot fetch a second file) and the single-threaded-capable SIMD binary
+        VendorFile("ort.wasm.mjs", "onnxruntime-web", "1.30.0", "dist/ort.wasm.bundle.min.mjs", "MIT"),
+        VendorFile("ort-wasm.wasm", "onnxruntime-web", "1.30.0", "dist/ort-wasm-simd-threaded.wasm", "MIT"),
     )
 }
 
@@ -64,7 +107,7 @@ def _target(spec: VendorFile) -> Path:
 
 
 def vendor_file(name: str) -> Path:
-    """labkit's name of a vendored file ("require.js", "d3.js", "jquery.js", "embed-amd.js") in, its local path out."""
+    """labkit's name of a vendored file ("require.js", "katex.css", "ort.wasm.mjs", ... a key of VENDOR) in, its local path out."""
     spec = VENDOR.get(name)
     if spec is None:
         raise UnknownNameError(
@@ -81,6 +124,11 @@ def vendor_file(name: str) -> Path:
 def vendor_text(name: str) -> str:
     """The contents of a vendored file as text (for inlining into an offline page)."""
     return vendor_file(name).read_text(encoding="utf-8")
+
+
+def vendor_bytes(name: str) -> bytes:
+    """The contents of a vendored binary file (such as the WebAssembly of ONNX Runtime Web) as bytes."""
+    return vendor_file(name).read_bytes()
 
 
 def _download(spec: VendorFile) -> bytes:
@@ -103,36 +151,44 @@ def _download(spec: VendorFile) -> bytes:
 
 
 def fetch_vendor(names: list[str] | None = None, quiet: bool = False) -> list[Path]:
-    """Download the named vendored files (default: all) unless present; return their paths. Idempotent."""
-    paths = []
+    """Download the named vendored files (default: all) unless present; return their paths. Idempotent.
+
+    Each package tarball is downloaded once, however many of its files are wanted.
+    """
+    specs = []
     for name in names or list(VENDOR):
         spec = VENDOR.get(name)
         if spec is None:
             raise UnknownNameError(f"unknown vendored file {name!r}; known: {', '.join(VENDOR)}")
-        target = _target(spec)
-        if not target.is_file():
-            if not quiet:
-                print(f"labkit vendor: fetching {spec.package}@{spec.version} ({spec.path})")
-            try:
-                data = _download(spec)
-            except OSError as exc:
-                raise MissingSourceError(
-                    f"could not download {spec.package}@{spec.version} from the npm registry ({exc}); "
-                    "connect to the network and run: labkit vendor fetch"
-                ) from None
-            with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-                member = tar.extractfile(f"package/{spec.path}")
+        specs.append(spec)
+    missing: dict[tuple[str, str], list[VendorFile]] = {}
+    for spec in specs:
+        if not _target(spec).is_file():
+            missing.setdefault((spec.package, spec.version), []).append(spec)
+    for (package, version), wanted in missing.items():
+        if not quiet:
+            print(f"labkit vendor: fetching {package}@{version} ({', '.join(s.path for s in wanted)})")
+        try:
+            data = _download(wanted[0])
+        except OSError as exc:
+            raise MissingSourceError(
+                f"could not download {package}@{version} from the npm registry ({exc}); "
+                "connect to the network and run: labkit vendor fetch"
+            ) from None
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for spec in wanted:
+                try:
+                    member = tar.extractfile(f"package/{spec.path}")
+                except KeyError:
+                    member = None
                 if member is None:
-                    raise MissingSourceError(
-                        f"{spec.package}@{spec.version} has no {spec.path}; the pinned version is wrong"
-                    )
-                content = member.read()
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(target.suffix + ".part")
-            tmp.write_bytes(content)
-            os.replace(tmp, target)  # atomic: a half-written file never passes for a good one
-        paths.append(target)
-    return paths
+                    raise MissingSourceError(f"{package}@{version} has no {spec.path}; the pinned version is wrong")
+                target = _target(spec)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(target.suffix + ".part")
+                tmp.write_bytes(member.read())
+                os.replace(tmp, target)  # atomic: a half-written file never passes for a good one
+    return [_target(spec) for spec in specs]
 
 
 def anywidget_module_path() -> Path:

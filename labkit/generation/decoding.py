@@ -58,6 +58,19 @@ def tokenizer_id(tokenizer: Any, role: str) -> int | None:
     return None
 
 
+def never_generated_ids(tokenizer: Any, eos: list[int]) -> list[int]:
+    """A tokenizer and the eos ids in, the ids generation must never propose out.
+
+    A tokenizer that labkit trained (char, bpe, wordpiece) adds special tokens (<pad>, <bos>, <unk>, <mask>, ...)
+    that never follow text in its training data; a model that has not trained long still gives them some
+    probability, and a sample would print "<pad>". Every special id but eos (which ends a row) is left out.
+    Pretrained tokenizers are left alone: their special tokens (chat markers) may be real outputs.
+    """
+    if getattr(tokenizer, "kind", None) not in ("char", "bpe", "wordpiece"):
+        return []
+    return sorted(i for i in getattr(tokenizer, "special_ids", ()) if i not in eos)
+
+
 def _encode(tokenizer: Any, text: str) -> list[int]:
     if tokenizer is None:
         raise InvalidInputError(
@@ -252,6 +265,8 @@ class Decoder:
         self.state: Any = None
         self.memory = self.src_mask = None
         self.last: Any = None  # the latest ModelOutput (for attentions)
+        self.never: list[int] = []  # ids whose logits are -inf: tokens the model must never propose (see setup)
+        self._never_t: torch.Tensor | None = None
 
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor | None, cached: bool) -> torch.Tensor:
         m, oa = self.model, self.output_attentions
@@ -277,7 +292,13 @@ class Decoder:
         if cached:
             self.state = out.past_key_values
         self.last = out
-        return out.logits[:, -1]
+        logits = out.logits[:, -1]
+        if self.never:
+            if self._never_t is None:
+                ids = [i for i in self.never if i < logits.size(-1)]
+                self._never_t = torch.tensor(ids, dtype=torch.long, device=logits.device)
+            logits = logits.index_fill(-1, self._never_t, float("-inf"))
+        return logits
 
     def start(self, ids: torch.Tensor, mask: torch.Tensor | None, total_len: int) -> torch.Tensor:
         """Prompt ids [batch, t] (Seq2Seq: source ids and mask) in, next-token logits [batch, vocab] out."""
@@ -353,12 +374,16 @@ def check_length(decoder: Decoder, prompt_len: int, max_new_tokens: int) -> None
         )
 
 
-def _eos_ids(eos_token_id: int | list[int] | None, tokenizer: Any) -> list[int]:
+def eos_ids(eos_token_id: int | list[int] | None, tokenizer: Any, model: Any = None) -> list[int]:
+    """The ids that end a row: eos_token_id when given; else the tokenizer's eos and the model's own (a chat model's
+    end-of-turn token, e.g. SmolLM2's <|im_end|>, which `load_pretrained` records in `config.eos_token_id`)."""
     if eos_token_id is None:
-        eos_token_id = tokenizer_id(tokenizer, "eos")
-    if eos_token_id is None:
-        return []
-    ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        found = [tokenizer_id(tokenizer, "eos")]
+        own = getattr(getattr(model, "config", None), "eos_token_id", None)
+        found += own if isinstance(own, list) else [own]
+        ids = list(dict.fromkeys(i for i in found if i is not None))
+    else:
+        ids = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
     if not all(isinstance(i, int) and i >= 0 for i in ids):
         raise InvalidInputError(f"eos_token_id must be a token id or a list of them, got {eos_token_id!r}")
     return ids
@@ -471,7 +496,15 @@ def setup(
 ) -> tuple[Decoder, Prompt, list[int], int]:
     """Validate and prepare everything before the first forward pass: (decoder, prompt, eos ids, pad id) out."""
     decoder = Decoder(model, use_cache=use_cache, sliding_window=sliding_window, output_attentions=output_attentions)
-    eos = _eos_ids(eos_token_id, tokenizer)
+    eos = eos_ids(eos_token_id, tokenizer, model)
+    config = getattr(model, "config", None)
+    vocab = getattr(config, "tgt_vocab_size", None) or getattr(config, "vocab_size", None)
+    if isinstance(vocab, int) and any(i >= vocab for i in eos):  # an id the model can never produce: no early stop
+        raise InvalidInputError(
+            f"eos_token_id {max(eos)} is outside the model's vocabulary [0, {vocab}), so generation could never stop "
+            "on it; pass the eos id of the tokenizer the model was trained with"
+        )
+    decoder.never = never_generated_ids(tokenizer, eos)
     pad = pad_token_id if pad_token_id is not None else tokenizer_id(tokenizer, "pad")
     if pad is None:  # HF's choice: fill finished rows with eos when there is no pad token
         pad = model.config.pad_token_id if decoder.kind == "seq2seq" else (eos[0] if eos else 0)
@@ -548,6 +581,8 @@ def generate(
 
     input_ids: a 1-D or 2-D id tensor, a list of ids, a list of id lists (ragged is fine), or text / a list of texts
         with `tokenizer=` (a labkit Tokenizer or a Hugging Face tokenizer). attention_mask: [batch, seq], 1 = real.
+        With a tokenizer labkit trained (char, bpe, wordpiece) its special tokens other than eos (<pad>, <bos>,
+        <unk>, ...) are never generated.
     max_new_tokens: tokens to add. do_sample: None = sample when temperature/top_k/top_p is given (and
         temperature != 0), else greedy. temperature: None = 1; 0 = greedy. top_k, top_p: sampling filters
         (top_p in (0, 1]). repetition_penalty: > 0, 1 = off. seed: seeds a local torch.Generator (deterministic).

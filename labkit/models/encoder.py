@@ -7,6 +7,7 @@ head`, with heads `"mlm"` (BERT's transform + tied decoder + bias),
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -313,24 +314,25 @@ class Encoder(HookedModel):
 
     @classmethod
     def from_hf(cls, model_or_path: Any) -> Encoder:
-        """A transformers BertModel / BertForMaskedLM / BertForSequenceClassification (or its folder) in, an Encoder
-        with the same weights out.
+        """A transformers BertModel / BertForMaskedLM / BertForSequenceClassification, its folder or "hf:NAME" in,
+        an Encoder with the same weights out.
 
-        model_or_path: a transformers model object, or a local folder with config.json and model.safetensors.
+        model_or_path: a transformers model object, a local folder with config.json and model.safetensors (such as
+        the packaged MiniLM's), or "hf:NAME". Folders and names are converted once and cached
+        (`labkit.models.load_pretrained`, which also returns the tokenizer).
         """
         from labkit.models import hf_bert
+        from labkit.models.materialize import build_model
 
+        if isinstance(model_or_path, (str, os.PathLike)):
+            from labkit.models.pretrained import load_expecting
+
+            return load_expecting(model_or_path, "encoder", "Encoder.from_hf")[0]
         hf_config, state = hf_bert.read_hf_checkpoint(model_or_path)
         config = EncoderConfig(**hf_bert.config_from_hf(hf_config, state))
-        model = cls(config)
         renamed = hf_bert.state_from_hf(state, config.n_layer)
-        missing, unexpected = model.load_state_dict(renamed, strict=False)
-        if missing or unexpected:
-            raise InvalidInputError(
-                f"BERT checkpoint does not fit the Encoder: missing {missing[:3]}, unexpected {unexpected[:3]}; "
-                "is it a complete BertModel checkpoint?"
-            )
-        return model.eval()
+        # one copy per tensor: the live transformers model keeps its own weights
+        return build_model(cls, config, {k: v.detach().float().clone() for k, v in renamed.items()}, where="from_hf")
 
     def to_hf(self) -> Any:
         """Return the equivalent transformers model (BertModel, BertForMaskedLM or BertForSequenceClassification)."""

@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import ids_are_checkable
 from labkit.models.kv_cache import KVCache
-from labkit.models.layers import Block, RotaryEmbedding, make_norm
+from labkit.models.layers import Block, RotaryEmbedding, is_tracing, make_norm
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["GPTConfig", "GPT"]
@@ -47,6 +48,9 @@ class GPTConfig:
     tie_embeddings: bool = True  # LM head shares the token embedding matrix (fewer parameters)
     layer_norm_eps: float = 1e-5  # norm epsilon; must match pretrained weights for exact parity
     initializer_range: float = 0.02  # std of the normal init (GPT-2's value)
+    eos_token_id: int | list[int] | None = (
+        None  # id(s) that end generate() when no tokenizer is given (pretrained sets it)
+    )
 
     def __post_init__(self) -> None:
         if self.arch != "gpt":
@@ -81,6 +85,19 @@ class GPTConfig:
             )
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidInputError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        # the numbers left: each bad value would build a model that silently computes nonsense (or NaN)
+        check_int("GPTConfig.n_kv_head", self.n_kv_head, allow_none=True, fix="None gives one per query head")
+        check_int("GPTConfig.n_inner", self.n_inner, allow_none=True, fix="None gives 4 * n_embd")
+        check_float("GPTConfig.layer_norm_eps", self.layer_norm_eps, low=0, low_open=True, fix="GPT-2 uses 1e-5")
+        check_float("GPTConfig.rope_theta", self.rope_theta, low=0, low_open=True, fix="Llama uses 10000")
+        check_float("GPTConfig.initializer_range", self.initializer_range, low=0, fix="GPT-2 uses 0.02")
+        eos = [self.eos_token_id] if isinstance(self.eos_token_id, int) else self.eos_token_id
+        if eos is not None and (
+            not isinstance(eos, list) or not all(isinstance(i, int) and 0 <= i < self.vocab_size for i in eos)
+        ):
+            raise InvalidInputError(
+                f"GPTConfig.eos_token_id must be None, a token id or a list of ids below vocab_size, got {self.eos_token_id!r}"
+            )
 
     @property
     def d_head(self) -> int:
@@ -220,6 +237,8 @@ class GPT(HookedModel):
                 f"input_ids must be an integer tensor [batch, seq], got {getattr(input_ids, 'shape', type(input_ids).__name__)}; "
                 "add a batch dimension with ids.unsqueeze(0)"
             )
+        if is_tracing():
+            return  # an exported graph serves every size; the checks below read sizes and values on the host
         if input_ids.size(1) == 0:
             raise InvalidInputError("input_ids is empty (seq length 0); pass at least one token")
         if total_len > c.block_size and not (c.positions == "rotary" and c.rope_extrapolate):

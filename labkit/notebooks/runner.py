@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.checks import check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError
 from labkit.notebooks.parameters import read_parameters, validate_parameters
 
@@ -126,8 +127,7 @@ def run_notebook(
     values = validate_parameters(declared, dict(parameters or {}))
     effective = {**{p.name: p.default for p in declared}, **values}  # what the run actually used
 
-    out_dir = Path(output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_dir("output_dir", output_dir)
     nb_out = out_dir / f"{src.stem}.ipynb"
     html_out = out_dir / f"{src.stem}.html"
     if nb_out.resolve() == src.resolve():

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.checks import check_output_dir
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
+from labkit.frontend import safe_text
 from labkit.notebooks.parameters import read_parameters, validate_parameters
 
 EXECUTORS = ("local", "dask")
@@ -136,8 +138,7 @@ def sweep(
         raise InvalidInputError(f"parameter {overlap[0]!r} is both swept and fixed; give it once")
     # validate every combination before any kernel starts
     runs = [validate_parameters(declared, {**fixed, **point}) for point in points]
-    out = Path(output_dir) if output_dir is not None else Path("sweeps") / src.stem
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir("output_dir", output_dir if output_dir is not None else Path("sweeps") / src.stem)
     workers = max(1, min(workers or os.cpu_count() or 1, len(runs)))
     specs = []
     for i, values in enumerate(runs):
@@ -233,7 +234,7 @@ def write_sweep_report(
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px}"
         ".error{color:#b00}</style></head><body>" + "\n".join(parts) + "</body></html>"
     )
-    path.write_text(page, encoding="utf-8")
+    path.write_text(safe_text(page), encoding="utf-8")
     return path
 
 

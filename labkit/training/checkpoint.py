@@ -7,9 +7,12 @@ Layout of one checkpoint, `checkpoint_dir/step-000123/`:
   states as uint8 tensors `rng.torch` and `rng.cuda.<i>`;
 - `meta.json`: labkit version, model class/arch/config, step, epoch, optimizer param groups and scalar state,
   scheduler and grad-scaler state dicts, Python and NumPy RNG states, the data position, the History so far.
-The folder is written under a temporary name and renamed into place (`os.replace`), then the text file
-`checkpoint_dir/latest` is replaced atomically; only the newest `keep_last` step folders are kept. A crash
-while writing leaves the previous checkpoint and `latest` untouched.
+- `manifest.json`, written last: the step, the run config and its hash, each file's size and SHA-256
+  (see `labkit.training.manifest`); loading verifies it before any bytes reach a model.
+The folder is written under a temporary name, every file and the folder fsynced, then renamed into place
+(`os.replace`) and the run folder fsynced; then the text file `checkpoint_dir/latest` is replaced the same
+way; only the newest `keep_last` step folders are kept. A crash (or a power loss) while writing leaves the
+previous checkpoint and `latest` untouched.
 """
 
 from __future__ import annotations
@@ -17,18 +20,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
-import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
+from labkit.checks import check_int, check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError
+from labkit.training.manifest import (
+    CheckpointWarning,
+    fsync_dir,
+    latest_step_dir,
+    select_checkpoint,
+    step_dirs,
+    write_durable,
+    write_manifest,
+)
+from labkit.training.rng import get_rng_state, set_rng_state
 
 __all__ = [
     "save_checkpoint",
@@ -41,7 +55,8 @@ __all__ = [
 ]
 
 FORMAT = "labkit-checkpoint"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+# config fields that do not change what the stored weights mean: a model built with other values loads them
+LOAD_NEUTRAL_FIELDS = ("dropout", "initializer_range", "rope_extrapolate")
 _PREFIXES = ("_orig_mod.", "module.")
 
 
@@ -84,43 +99,6 @@ def _jsonable(obj: Any) -> Any:
     raise InvalidInputError(
         f"cannot store a {type(obj).__name__} in checkpoint JSON; keep states to numbers, strings and tensors"
     )
-
-
-# ---- RNG ---------------------------------------------------------------------------------------------------
-
-
-def get_rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Return (tensors, json) capturing Python `random`, NumPy, torch CPU and every CUDA generator."""
-    tensors = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    info = {
-        "python": [version, list(internal), gauss],
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-    return tensors, info
-
-
-def set_rng_state(tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
-    """Restore the generators captured by `get_rng_state` (CUDA ones only where this machine has them)."""
-    if "rng.torch" in tensors:
-        torch.set_rng_state(tensors["rng.torch"].cpu())
-    cuda = [
-        tensors[k].cpu()
-        for k in sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
-    ]
-    if cuda and torch.cuda.is_available():
-        for i, state in enumerate(cuda[: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(state, i)
-    if info.get("python"):
-        version, internal, gauss = info["python"]
-        random.setstate((version, tuple(internal), gauss))
-    if info.get("numpy"):
-        kind, keys, pos, has_gauss, cached = info["numpy"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
 # ---- model and optimizer state ----------------------------------------------------------------------------
@@ -204,7 +182,11 @@ def _model_info(model: nn.Module) -> dict[str, Any]:
 
 
 def check_compatible(meta: dict[str, Any], model: nn.Module, where: str = "") -> None:
-    """Raise a one-line error when checkpoint `meta` was written for another architecture or vocabulary than `model`."""
+    """Raise a one-line error when checkpoint `meta` was written for another architecture or config than `model`.
+
+    Every config field must agree except `LOAD_NEUTRAL_FIELDS` (dropout, init range): a model with another
+    `n_head` but the same tensor shapes would load the weights without complaint and compute something else.
+    """
     saved, mine = meta["model"], _model_info(model)
     if saved["arch"] != mine["arch"] or saved["class"] != mine["class"]:
         raise InvalidInputError(
@@ -217,6 +199,12 @@ def check_compatible(meta: dict[str, Any], model: nn.Module, where: str = "") ->
             raise InvalidInputError(
                 f"checkpoint {where} was trained with {key}={old[key]} but the model has {key}={new[key]}; "
                 "use the tokenizer the checkpoint was trained with, or build the model with its config"
+            )
+    for key in sorted(set(old) & set(new)):
+        if key not in LOAD_NEUTRAL_FIELDS and old[key] != new[key]:
+            raise InvalidInputError(
+                f"checkpoint {where} was trained with {key}={old[key]!r} but the model has {key}={new[key]!r}; "
+                f"build the model with the checkpoint's config (load_checkpoint(path)['model']['config'])"
             )
 
 
@@ -237,6 +225,7 @@ def save_checkpoint(
     extra: dict[str, Any] | None = None,
     rng: bool = True,
     keep_last: int | None = 2,
+    config: dict[str, Any] | None = None,
 ) -> Path:
     """Model (+ optimizer, scheduler, grad scaler, RNG, data position, History) in, the new `step-NNNNNN` folder out.
 
@@ -244,24 +233,29 @@ def save_checkpoint(
     scheduler / scaler: anything with a JSON-able `state_dict()` (LambdaLR, GradScaler).
     data_state: the batch source's position (JSON-able). history: a History (stored as JSON).
     extra: more JSON-able metadata. rng: also store the RNG states (needed for exact resume).
-    keep_last: how many step folders to keep (oldest removed after the new one is in place); None keeps all.
+    keep_last: how many step folders to keep, >= 1 (oldest removed after the new one is in place); None keeps all.
+    config: the run config a resume must match (the trainer passes `run_config(...)`); default: the model's config.
     """
-    root = Path(checkpoint_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    from labkit.training.options import config_hash, model_config
+
+    keep_last = check_int("keep_last", keep_last, allow_none=True, fix="keep at least the newest checkpoint")
+    step, epoch = check_int("step", step, low=0), check_int("epoch", epoch, low=0)
+    root = check_output_dir("checkpoint_dir", checkpoint_dir)
     for stale in root.glob(".tmp-step-*"):  # left by a crash during an earlier save
         shutil.rmtree(stale, ignore_errors=True)
     name = f"step-{int(step):06d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
+    config = dict(config) if config is not None else model_config(model)
     from labkit import __version__
 
     try:
         tmp.mkdir()
         tensors, aliases = _model_tensors(model)
-        save_file(tensors, os.fspath(tmp / "model.safetensors"), metadata={"format": "pt"})
+        files = {"model.safetensors": safetensors_bytes(tensors, metadata={"format": "pt"})}
         state_tensors: dict[str, torch.Tensor] = {}
         meta: dict[str, Any] = {
             "format": FORMAT,
-            "format_version": 1,
+            "format_version": 2,
             "labkit_version": __version__,
             "step": int(step),
             "epoch": int(epoch),
@@ -275,57 +269,72 @@ def save_checkpoint(
         if rng:
             rng_tensors, meta["rng"] = get_rng_state()
             state_tensors.update(rng_tensors)
-        save_file(state_tensors, os.fspath(tmp / "optimizer.safetensors"), metadata={"format": "pt"})
+        files["optimizer.safetensors"] = safetensors_bytes(state_tensors, metadata={"format": "pt"})
         meta["data"] = _jsonable(data_state)
         meta["history"] = history.to_dict() if hasattr(history, "to_dict") else _jsonable(history)
         meta["extra"] = _jsonable(extra or {})
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        files["meta.json"] = json.dumps(meta, indent=1).encode("utf-8")
+        for file_name, data in files.items():
+            write_durable(tmp / file_name, data)
+        config = _jsonable(config)
+        write_manifest(tmp, step=int(step), config=config, config_hash=config_hash(config), files=files)
+        fsync_dir(tmp)
         final = root / name
         if final.exists():  # the same step saved twice: swap the old folder out before renaming the new one in
             old = root / f".tmp-{name}-old-{os.getpid()}"
             os.replace(final, old)
             os.replace(tmp, final)
+            fsync_dir(root)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     latest_tmp = root / f".latest-{os.getpid()}"
-    latest_tmp.write_text(name + "\n", encoding="utf-8")
+    write_durable(latest_tmp, (name + "\n").encode("utf-8"))
     os.replace(latest_tmp, root / "latest")
-    if keep_last is not None and keep_last >= 1:
-        for old_dir in _step_dirs(root)[:-keep_last]:
-            if old_dir.name != name:
-                shutil.rmtree(old_dir, ignore_errors=True)
+    fsync_dir(root)
+    if keep_last is not None:
+        # only folders up to this step count: newer ones left by an abandoned longer run are not this run's
+        older = [d for d in step_dirs(root) if int(d.name[5:]) <= int(step)]
+        for old_dir in older[:-keep_last]:
+            shutil.rmtree(old_dir, ignore_errors=True)
     return final
-
-
-def _step_dirs(root: Path) -> list[Path]:
-    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _STEP_DIR.match(p.name))]
-    return [p for _, p in sorted(found)]
 
 
 # ---- loading ----------------------------------------------------------------------------------------------
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder or a run folder (its `latest`, else its highest step) in, the checkpoint folder out."""
+    """A checkpoint folder or a run folder (its `latest`, else its highest step) in, the checkpoint folder out.
+
+    Nothing is verified here (see `load_checkpoint`, which is what reads the files).
+    """
     path = Path(path)
     if (path / "meta.json").is_file():
         return path
     if path.is_dir():
-        latest = path / "latest"
-        if latest.is_file():
-            candidate = path / latest.read_text(encoding="utf-8").strip()
-            if (candidate / "meta.json").is_file():
-                return candidate
-        steps = [p for p in _step_dirs(path) if (p / "meta.json").is_file()]
+        latest = latest_step_dir(path)
+        if latest is not None and (latest / "meta.json").is_file():
+            return latest
+        steps = [p for p in step_dirs(path) if (p / "meta.json").is_file()]
         if steps:
             return steps[-1]
     raise MissingSourceError(
         f"no checkpoint at {os.fspath(path)!r}; pass a run folder written by train(checkpoint_dir=...) or one of its step-* folders"
     )
+
+
+def _read_tensors(folder: Path, name: str, device: str) -> dict[str, torch.Tensor]:
+    """A safetensors file of a checkpoint in, its tensors out; an unreadable file gives one clear error."""
+    try:
+        return load_file(os.fspath(folder / name), device=device)
+    except Exception as exc:  # safetensors raises its own SafetensorError for damaged headers
+        raise InvalidInputError(
+            f"checkpoint {os.fspath(folder)!r} has an unreadable {name} ({type(exc).__name__}); use another checkpoint"
+        ) from None
 
 
 def load_checkpoint(
@@ -336,32 +345,41 @@ def load_checkpoint(
     scaler: Any = None,
     map_location: str | torch.device = "cpu",
     rng: bool = False,
+    verify: bool = True,
 ) -> dict[str, Any]:
     """A checkpoint (or run folder -> its latest) in, its metadata dict out; fills the objects you pass.
 
     model: receives the weights (after checking architecture and vocabulary). optimizer / scheduler / scaler:
     receive their states. map_location: where optimizer tensors are read to before the optimizer moves them
     next to its parameters. rng: also restore the Python, NumPy, torch and CUDA generators (exact resume).
-    The returned dict holds step, epoch, model info, data position, history (a dict) and extra; its "path" is the folder.
+    verify: check the manifest's checksums first (see `labkit.training.manifest`); a run folder then gives its
+    newest checkpoint that verifies, with a CheckpointWarning naming each newer one that did not.
+    The returned dict holds step, epoch, model info, data position, history (a dict), extra and the manifest;
+    its "path" is the folder.
     """
-    folder = resolve_checkpoint(path_or_dir)
+    manifest = None
+    if verify:
+        folder, manifest, notes = select_checkpoint(path_or_dir)
+        if notes:
+            warnings.warn(f"{'; '.join(notes)}; loading {os.fspath(folder)!r} instead", CheckpointWarning, stacklevel=2)
+    else:
+        folder = resolve_checkpoint(path_or_dir)
     where = repr(os.fspath(folder))
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except ValueError as exc:
+        meta = json.loads((folder / "meta.json").read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:
         raise InvalidInputError(
-            f"checkpoint {where} has an unreadable meta.json ({exc}); use another checkpoint"
-        ) from exc
+            f"checkpoint {where} has an unreadable meta.json ({type(exc).__name__}); use another checkpoint"
+        ) from None
     if meta.get("format") != FORMAT:
         raise InvalidInputError(
             f"{where} is not a labkit checkpoint (no format tag in meta.json); pass a folder written by save_checkpoint"
         )
     meta["path"] = folder
+    meta["manifest"] = manifest
     if model is not None:
         check_compatible(meta, model, where)
-        tensors = {
-            _normalise_key(k): v for k, v in load_file(os.fspath(folder / "model.safetensors"), device="cpu").items()
-        }
+        tensors = {_normalise_key(k): v for k, v in _read_tensors(folder, "model.safetensors", "cpu").items()}
         for alias, stored in meta["model"].get("aliases", {}).items():
             tensors[alias] = tensors[stored]
         plain = unwrap_model(model)
@@ -378,7 +396,7 @@ def load_checkpoint(
                 f"{result.unexpected_keys[:3]}); build the model with the checkpoint's config"
             )
     if optimizer is not None or rng:
-        state = load_file(os.fspath(folder / "optimizer.safetensors"), device=str(map_location))
+        state = _read_tensors(folder, "optimizer.safetensors", str(map_location))
         if optimizer is not None:
             if not meta.get("optimizer"):
                 raise InvalidInputError(

@@ -69,6 +69,7 @@ class LRFinderResult:
         return fig
 
 
+@torch.enable_grad()  # the sweep trains, whatever gradient mode the caller is in
 def lr_find(
     model: torch.nn.Module,
     batches: Iterable[Any],

@@ -10,6 +10,7 @@ and always before a checkpoint is written.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import signal
@@ -30,13 +31,14 @@ from labkit.training.callbacks import Callback, CallbackList, ProgressBar
 from labkit.training.checkpoint import (
     get_rng_state,
     load_checkpoint,
-    resolve_checkpoint,
     save_checkpoint,
     set_rng_state,
 )
 from labkit.training.device import autocast, flops_per_token, peak_flops, resolve_device, resolve_precision
 from labkit.training.history import History, TrainingDivergedError
+from labkit.training.manifest import last_good_checkpoint
 from labkit.training.optim import make_optimizer, make_schedule
+from labkit.training.options import check_options, check_warmup, resume_checkpoint, run_config
 
 __all__ = ["train", "Trainer", "TrainingDivergedError"]
 
@@ -129,6 +131,9 @@ def _count_tokens(batch: dict[str, Any]) -> int | torch.Tensor:
     return 0 if first is None else first.numel()
 
 
+_CHECKED = frozenset(inspect.signature(check_options).parameters)  # the options checked before any work
+
+
 class Trainer:
     """One training run: holds the model, optimizer, schedule, batch stream, History and callbacks.
 
@@ -164,29 +169,14 @@ class Trainer:
         eval_batches: int | None = None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int | None = None,
-        keep_last: int = 2,
+        keep_last: int | None = 2,
         resume: str | Path | bool | None = None,
         seed: int | None = 0,
         loss_fn: Callable[[nn.Module, dict[str, Any]], torch.Tensor] | None = None,
     ) -> None:
-        for name, value in (("grad_accum", grad_accum), ("log_every", log_every)):
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (
-            ("steps", steps),
-            ("epochs", epochs),
-            ("eval_every", eval_every),
-            ("eval_batches", eval_batches),
-            ("checkpoint_every", checkpoint_every),
-        ):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InvalidInputError(f"{name} must be a positive integer or None, got {value!r}")
-        if steps is not None and epochs is not None:
-            raise InvalidInputError(f"pass steps={steps} or epochs={epochs}, not both")
+        checkpoint_dir = check_options(**{k: v for k, v in locals().items() if k in _CHECKED})
         if val_batches is not None and eval_batches is None and _length(val_batches) is None:
             raise InvalidInputError("val_batches has no len(); pass eval_batches=N to evaluate N batches each time")
-        if resume not in (None, False) and resume is not True:
-            resolve_checkpoint(resume)  # a missing checkpoint fails now, before any work
         dist_utils.init_from_env()
         self.world, self.rank = dist_utils.world_size(), dist_utils.rank()
         self.is_main = self.rank == 0
@@ -202,16 +192,32 @@ class Trainer:
                 raise InvalidInputError(
                     f"{n} batches per epoch are fewer than grad_accum={grad_accum}; lower grad_accum or add data"
                 )
+        check_warmup(warmup, steps)
         self.total_steps = steps
         self.grad_accum, self.clip_norm, self.log_every = grad_accum, clip_norm, log_every
         self.val_batches, self.eval_every, self.eval_batches = val_batches, eval_every, eval_batches
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every, self.keep_last, self.loss_fn, self.seed = checkpoint_every, keep_last, loss_fn, seed
-        if resume is True and self.checkpoint_dir is None:
-            raise InvalidInputError(
-                "resume=True resumes from checkpoint_dir; pass checkpoint_dir= or a checkpoint path"
-            )
         self.resume = resume
+        self._run_config = run_config(
+            model,
+            total_steps=steps,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            betas=betas,
+            momentum=momentum,
+            schedule=schedule,
+            warmup=warmup,
+            min_lr_ratio=min_lr_ratio,
+            grad_accum=grad_accum,
+            clip_norm=clip_norm,
+            precision=precision,
+            seed=seed,
+            world_size=self.world,
+        )
+        # a damaged or mismatched checkpoint fails here, before any work
+        self._resume_from = resume_checkpoint(resume, checkpoint_dir, model, self._run_config)
         self.stream = _BatchStream(local)
         self.model = model.to(self.device)  # the plain model: checkpoints, eval and the caller use this one
         # generate() may have stored tall weights column-major for fast decoding; training always starts from the
@@ -255,6 +261,7 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
+    @torch.enable_grad()  # also under torch.no_grad() or a global torch.set_grad_enabled(False) in a notebook
     def fit(self) -> History:
         """Run until total_steps, an interrupt or a stop request; return the History (also on interrupt)."""
         start = time.perf_counter()
@@ -329,16 +336,10 @@ class Trainer:
             return None
 
     def _apply_resume(self) -> None:
-        if self.resume in (None, False):
+        if self._resume_from is None:
             return
-        if self.resume is True:
-            try:
-                path = resolve_checkpoint(self.checkpoint_dir)  # type: ignore[arg-type]
-            except FileNotFoundError:
-                return  # nothing saved yet: start fresh
-        else:
-            path = resolve_checkpoint(self.resume)
-        meta = load_checkpoint(path, self.model, self.optimizer, self.scheduler, self.scaler, rng=True)
+        path = self._resume_from
+        meta = load_checkpoint(path, self.model, self.optimizer, self.scheduler, self.scaler, rng=True, verify=False)
         self.step = int(meta["step"])
         self._last_checkpoint_step = self.step
         if meta.get("data"):
@@ -442,17 +443,15 @@ class Trainer:
             self.history.append_step(step, loss, lr, norm, tokens_per_s, mfu)
         bad = next(((s, v) for s, (v, _) in zip(steps, loss_and_norm) if not math.isfinite(v)), None)
         if bad is not None:
-            where = (
-                f"the last good checkpoint is {self.history.last_checkpoint}"
-                if self.history.last_checkpoint
-                else "no checkpoint was written"
-            )
+            good = last_good_checkpoint(self.history.last_checkpoint, self.checkpoint_dir)
+            where = f"the last good checkpoint is {good}" if good else "no checkpoint of this run verifies"
+            where = where if self.history.last_checkpoint else "no checkpoint was written"
             raise TrainingDivergedError(
                 f"training diverged: loss is {bad[1]} at step {bad[0]}; {where}; lower lr (now {lrs[0]:.3g}), "
                 "raise warmup or check the data",
                 step=bad[0],
                 history=self.history,
-                last_checkpoint=self.history.last_checkpoint,
+                last_checkpoint=good,
             )
         last = self.history
         self.callbacks.on_log(
@@ -526,20 +525,25 @@ class Trainer:
             data_state, rng = self._interrupted_at or (self.stream.position(), None)
             if rng is not None:
                 set_rng_state(*rng)
-            self.history.last_checkpoint = path
-            path = save_checkpoint(
-                self.checkpoint_dir,
-                self.model,
-                self.optimizer,
-                self.scheduler,
-                self.scaler,
-                step=self.step,
-                epoch=data_state["epoch"],
-                data_state=data_state,
-                history=self.history,
-                extra={"total_steps": self.total_steps, "grad_accum": self.grad_accum, "world_size": self.world},
-                keep_last=self.keep_last,
-            )
+            previous, self.history.last_checkpoint = self.history.last_checkpoint, path
+            try:
+                path = save_checkpoint(
+                    self.checkpoint_dir,
+                    self.model,
+                    self.optimizer,
+                    self.scheduler,
+                    self.scaler,
+                    step=self.step,
+                    epoch=data_state["epoch"],
+                    data_state=data_state,
+                    history=self.history,
+                    extra={"total_steps": self.total_steps, "grad_accum": self.grad_accum, "world_size": self.world},
+                    keep_last=self.keep_last,
+                    config=self._run_config,
+                )
+            except BaseException:
+                self.history.last_checkpoint = previous  # a half-written checkpoint is never named as good
+                raise
             self.callbacks.on_checkpoint(self, path)
         self._last_checkpoint_step = self.step
         self.history.last_checkpoint = path

@@ -23,6 +23,13 @@ _EXPORTS = {
     "attention_walkthrough": "attention_math",
     "Step": "attention_math",
     "AttentionWalkthrough": "attention_math",
+    # cleaning.py
+    "cleaning_view": "cleaning",
+    "CleaningView": "cleaning",
+    # attention_by_hand.py
+    "attention_by_hand": "attention_by_hand",
+    "by_hand_steps": "attention_by_hand",
+    "parse_matrix": "attention_by_hand",
     # lora.py
     "lora_parameter_table": "lora",
     "lora_parameter_figure": "lora",

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import (
     HtmlView,
@@ -211,6 +212,7 @@ def payload_from_tensor(
     layer_ids/head_ids: the original indices when `t` holds a selection.
     """
     L, H, Q, K = t.shape
+    check_int("max_bytes", max_bytes, fix="the payload's byte budget; the default is 3_000_000")
     k_tok = _tokens(tokens, K, "key")
     q_tok = (
         _tokens(query_tokens, Q, "query")
@@ -275,7 +277,11 @@ class AttentionView(HtmlView):
         """A text/plain summary: shapes, payload size, and each query's strongest key (first 24 queries)."""
         L, H, Q, K = self.payload.shape
         m, caption = self._matrix()
-        pruning = f"top {self.payload.top_k} of {K} keys per query" if self.payload.top_k else "all weights"
+        pruning = (
+            f"pruned to the top {self.payload.top_k} of {K} keys per query (top_k=None keeps all)"
+            if self.payload.top_k
+            else "all weights"
+        )
         lines = [
             f"AttentionView({self.kind}): {L} layers x {H} heads, {Q} queries x {K} keys; {caption}",
             f"payload: {self.payload.nbytes:,} bytes float16, {pruning}",
@@ -307,11 +313,12 @@ class AttentionView(HtmlView):
         pad_t, pad_b = 22, (8 + 7 * min(16, max(len(t) for t in self.payload.key_tokens)) if labels else 8)
         w, h = pad_l + K * cell + 8, pad_t + Q * cell + pad_b
         esc = lambda s: html.escape(s if len(s) <= 16 else s[:15] + "\u2026", quote=True)  # noqa: E731
+        hidden = "" if labels else f"; {Q} x {K} tokens: labels hidden at this size (to_figure() shows them)"
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
             f'<svg{ns} width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
             'font-family="sans-serif" font-size="11">',
-            f'<text x="4" y="14">{html.escape(self.kind + " view: " + caption)}</text>',
+            f'<text x="4" y="14">{html.escape(self.kind + " view: " + caption + hidden)}</text>',
         ]
         if Q * K <= 4096:  # small: one rect per cell, so the SVG diffs cell by cell
             colors = weight_colors(m)

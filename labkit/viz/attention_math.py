@@ -380,7 +380,11 @@ def step_table_html(step: Step, max_tokens: int = MAX_TOKENS, max_dims: int = MA
     if m.shape[1] > cols:
         crop.append(f"first {cols} of {m.shape[1]} columns")
     if crop:
-        out.append(f'<div class="lk-am-crop">showing {" and ".join(crop)}</div>')
+        out.append(
+            f'<div class="lk-am-crop">showing {" and ".join(crop)}; pass max_tokens={m.shape[0]}'
+            f"{f', max_dims={m.shape[1]}' if not square and m.shape[1] > cols else ''} to attention_walkthrough "
+            "to show all</div>"
+        )
     return "".join(out)
 
 
@@ -395,6 +399,12 @@ class AttentionWalkthrough(HtmlView):
     max_tokens: int = MAX_TOKENS
     max_dims: int = MAX_DIMS
     title: str = ""
+    subject: str = ""  # what the steps were computed on, when not a model's layer and head ("your matrices")
+
+    @property
+    def where(self) -> str:
+        """'layer L, head H' for a model, else the subject."""
+        return self.subject or f"layer {self.layer}, head {self.head}"
 
     @property
     def max_diff(self) -> float:
@@ -410,8 +420,8 @@ class AttentionWalkthrough(HtmlView):
         """A text/plain summary: one line per step with its shape and its check against the model."""
         T = self.steps[0].matrix.shape[0]
         lines = ([plain_token(self.title)] if self.title else []) + [
-            f"Attention walk-through: layer {self.layer}, head {self.head}, {T} tokens, {len(self.steps)} steps; "
-            f"max |walk-through - model| = {self.max_diff:.2e}",
+            f"Attention walk-through: {self.where}, {T} tokens, {len(self.steps)} steps; "
+            f"max |walk-through - {'reference' if self.subject else 'model'}| = {self.max_diff:.2e}",
             "  tokens: "
             + " ".join(plain_token(t) for t in self.steps[0].row_labels[: self.max_tokens])
             + (" ..." if T > self.max_tokens else ""),
@@ -430,7 +440,7 @@ class AttentionWalkthrough(HtmlView):
         return attention_heatmap(
             s.matrix[None, None, :n, :n].clamp(0, 1),
             s.row_labels[:n],
-            title=f"layer {self.layer}, head {self.head}: softmax pattern",
+            title=f"{self.where}: softmax pattern",
         )
 
     def to_svg(self, standalone: bool = True) -> str:
@@ -440,12 +450,13 @@ class AttentionWalkthrough(HtmlView):
     def steps_html(self) -> str:
         """Every step as an HTML panel (title, formula, table, note, check); the slider shows one at a time."""
         out = []
+        whose = "" if self.subject else "the model's "
         for i, s in enumerate(self.steps):
             check = (
                 ""
                 if s.check is None
                 else (
-                    f'<div class="lk-am-check">matches the model\'s {html.escape(s.hook)}: max |diff| = {s.check:.1e}</div>'
+                    f'<div class="lk-am-check">matches {whose}{html.escape(s.hook)}: max |diff| = {s.check:.1e}</div>'
                 )
             )
             out.append(
@@ -460,8 +471,8 @@ class AttentionWalkthrough(HtmlView):
         """The line above the steps: which layer/head and the largest difference from the model."""
         title = f'<div class="lk-am-title">{html.escape(self.title)}</div>' if self.title else ""
         return (
-            f'{title}<div class="lk-am-head">layer {self.layer}, head {self.head}: '
-            f"walk-through vs model, max |diff| = {self.max_diff:.1e}</div>"
+            f'{title}<div class="lk-am-head">{html.escape(self.where)}: '
+            f"walk-through vs {'PyTorch' if self.subject else 'model'}, max |diff| = {self.max_diff:.1e}</div>"
         )
 
     def to_html(self) -> str:
@@ -475,7 +486,7 @@ class AttentionWalkthrough(HtmlView):
         )
 
     def _page_title(self) -> str:
-        return self.title or f"labkit attention walk-through, layer {self.layer}, head {self.head}"
+        return self.title or f"labkit attention walk-through, {self.where}"
 
 
 def attention_walkthrough(

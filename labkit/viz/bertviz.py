@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError
-from labkit.frontend import json_for_script, plain_token
+from labkit.frontend import json_for_script, plain_token, safe_text
 from labkit.viz.attention import _tokens, attention_tensor, model_view
 
 __all__ = ["to_bertviz", "BertvizView", "bertviz_head_view", "bertviz_model_view", "WARN_BYTES"]
@@ -126,22 +126,24 @@ class BertvizView:
     def to_html(self) -> str:
         """An HTML fragment: an `<iframe srcdoc>` holding the page (isolated from the host's scripts)."""
         return (
-            f'<iframe class="labkit-bertviz labkit-bertviz-{self.kind}" srcdoc="{html.escape(self.page, quote=True)}" '
+            f'<iframe class="labkit-bertviz labkit-bertviz-{self.kind}" srcdoc="{html.escape(safe_text(self.page), quote=True)}" '
             f'style="width:100%;height:{self.height}px;border:0;overflow:auto" '
             f'title="bertviz {self.kind} view"></iframe>'
         )
 
     def save_html(self, path: str | Path) -> Path:
         """Write the page as a standalone HTML file (works offline, from disk) and return its path."""
-        path = Path(path)
-        path.write_text(self.page, encoding="utf-8")
+        from labkit.checks import check_output_file
+
+        path = check_output_file("path", path)
+        path.write_text(safe_text(self.page), encoding="utf-8")
         return path
 
     def _repr_html_(self) -> str:
         return self.to_html()
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": self.summary(), "text/html": self.to_html(), "image/svg+xml": self.to_svg()}
+        return {"text/plain": safe_text(self.summary()), "text/html": self.to_html(), "image/svg+xml": self.to_svg()}
 
 
 def _mean_heatmap_svg(t: torch.Tensor, tokens: list[str], kind: str, standalone: bool) -> str:

@@ -56,6 +56,7 @@ def neuron_spec(
             {"tokens": toks, "acts": [round(x, 5) for x in a.tolist()]}
             for toks, a in list(zip(acts.tokens, per_text))[:max_texts]
         ],
+        "n_texts": len(per_text),  # the page says when it shows fewer
         "promoted": [[t, round(s, 4)] for t, s in effect.promoted] if effect else [],
         "suppressed": [[t, round(s, 4)] for t, s in effect.suppressed] if effect else [],
     }
@@ -71,13 +72,16 @@ class NeuronView(LookView):
     title: str = ""
     k: int = 8
     window: int = 8
+    max_texts: int = 20  # whole texts drawn under the contexts; the page says when there are more
     _cached: dict = field(default_factory=dict, repr=False)
     kind = "neuron"
 
     def spec(self) -> dict:
         """The JSON-able description the front end mounts."""
         if not self._cached:
-            self._cached.update(neuron_spec(self.acts, self.neuron, self.effect, self.title, self.k, self.window))
+            self._cached.update(
+                neuron_spec(self.acts, self.neuron, self.effect, self.title, self.k, self.window, self.max_texts)
+            )
         return self._cached
 
     def colors(self) -> np.ndarray:
@@ -125,11 +129,13 @@ def neuron_view(
     title: str = "",
     k: int = 8,
     window: int = 8,
+    max_texts: int = 20,
 ) -> NeuronView:
     """Activations over a corpus (`labkit.interpret.neuron_activations`) and a neuron in, the neuron view out.
 
     effect: `neuron_logit_effect(model, layer, neuron)` to list the tokens it promotes. k: top contexts shown.
-    window: tokens either side of each context's firing token.
+    window: tokens either side of each context's firing token. max_texts: whole texts drawn below (the page
+    says how many there are when it shows fewer).
     """
     if not isinstance(acts, NeuronActivations):
         raise InvalidInputError(
@@ -144,4 +150,12 @@ def neuron_view(
             f"effect is for layer {effect.layer} neuron {effect.neuron}, the view shows layer {acts.layer} neuron {neuron}; "
             "compute neuron_logit_effect for the same unit"
         )
-    return NeuronView(acts, neuron, effect, title, check_int("k", k, low=1), check_int("window", window, low=0))
+    return NeuronView(
+        acts,
+        neuron,
+        effect,
+        title,
+        check_int("k", k, low=1),
+        check_int("window", window, low=0),
+        check_int("max_texts", max_texts, low=1),
+    )

@@ -151,7 +151,11 @@ class ProjectionResult:
         )  # aspect kept
         colors = _label_colors(labels, len(xy)) if labels is not None else [PALETTE[0]] * len(xy)
         step = max(1, math.ceil(len(xy) / 5000))  # a big vocabulary: every step-th point keeps the file small
-        caption = self.summary()[:90] + (f" (every {step}th point)" if step > 1 else "")
+        caption = self.summary()[:90] + (
+            f" ({len(range(0, len(xy), step))} of {len(xy)} points drawn, one in {step}; projector_figure shows all)"
+            if step > 1
+            else ""
+        )
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
             f'<svg{ns} width="{size}" height="{size + 20}" viewBox="0 0 {size} {size + 20}" font-family="sans-serif" font-size="11">',

@@ -202,7 +202,9 @@ class TokenView(HtmlView):
             if r.n_tokens > max_tokens:
                 y += box_h + id_h + gap
                 out.append(
-                    f'<text x="4" y="{y + 10:.1f}" fill="#666">\u2026 {r.n_tokens - max_tokens} more tokens</text>'
+                    f'<text x="4" y="{y + 10:.1f}" fill="#666">\u2026 {r.n_tokens - max_tokens} more tokens not drawn '
+                    f"(the first {max_tokens} of {r.n_tokens}; the live view and to_svg(max_tokens={r.n_tokens}) "
+                    "show more)</text>"
                 )
             y += box_h + id_h + 10
         ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched

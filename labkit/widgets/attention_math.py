@@ -2,6 +2,9 @@
 
 Python recomputes the steps (`labkit.viz.attention_math`) when `layer` or `head` changes and sends the escaped
 step panels as HTML; the front end (`widgets/attention_math.js`) only shows one panel at a time.
+`AttentionMathWidget.from_matrices(X, W_Q, W_K, W_V)` walks the learner's own small matrices instead
+(`labkit.viz.attention_by_hand`): the page shows them in text boxes, and editing one sends the text back, which
+Python parses and recomputes (a bad matrix shows its one-line error and keeps the last good steps).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import traitlets as t
 
 from labkit.errors import InvalidInputError
 from labkit.frontend import asset_text
+from labkit.viz.attention_by_hand import attention_by_hand, format_matrix, parse_matrix
 from labkit.viz.attention_math import (
     MAX_DIMS,
     MAX_TOKENS,
@@ -23,6 +27,8 @@ from labkit.viz.attention_math import (
 )
 
 __all__ = ["AttentionMathWidget"]
+
+_NAMES = ("X", "W_Q", "W_K", "W_V")
 
 
 class AttentionMathWidget(anywidget.AnyWidget):
@@ -44,6 +50,40 @@ class AttentionMathWidget(anywidget.AnyWidget):
     steps_html = t.Unicode("", help="every step as escaped HTML panels (built in Python)").tag(sync=True)
     header_html = t.Unicode("", help="layer/head and the check against the model, as escaped HTML").tag(sync=True)
     max_diff = t.Float(0.0, help="largest |walk-through - model| over the checked steps").tag(sync=True)
+    editable = t.Bool(False, help="True for your own matrices (from_matrices); read-only").tag(sync=True)
+    matrices = t.Dict(value_trait=t.Unicode(), help="X, W_Q, W_K, W_V as text, one row per line (from_matrices)").tag(
+        sync=True
+    )
+    causal = t.Bool(False, help="hide later tokens (from_matrices)").tag(sync=True)
+    error = t.Unicode("", help="why the last edit of the matrices was refused; empty when it was fine").tag(sync=True)
+
+    @classmethod
+    def from_matrices(
+        cls,
+        x: Any,
+        w_q: Any,
+        w_k: Any,
+        w_v: Any,
+        *,
+        causal: bool = False,
+        tokens: Sequence[str] | None = None,
+        step: int = 0,
+        title: str = "",
+        **kwargs: Any,
+    ) -> AttentionMathWidget:
+        """Your X [n, d], W_Q and W_K [d, d_k], W_V [d, d_v] (text, lists or tensors) in, an editable walk-through out."""
+        texts = {name: format_matrix(parse_matrix(m, name)) for name, m in zip(_NAMES, (x, w_q, w_k, w_v))}
+        walk = attention_by_hand(*texts.values(), causal=causal, tokens=tokens, step=step, title=title)
+        self = cls.__new__(cls)
+        self._model, self._ids, self._tokens = None, None, tokens
+        self._options = dict(title=title)
+        self._ready = False
+        anywidget.AnyWidget.__init__(self, **kwargs)
+        with self.hold_trait_notifications():
+            self.editable, self.causal, self.matrices = True, bool(causal), texts
+        self.walkthrough = walk
+        self._publish(step)
+        return self
 
     def __init__(
         self,
@@ -83,9 +123,28 @@ class AttentionMathWidget(anywidget.AnyWidget):
             self._ready = True
         w.step = self.step
 
+    @t.observe("matrices", "causal")
+    def _on_matrices(self, change: dict) -> None:
+        if not self._ready or not self.editable:
+            return
+        texts = [self.matrices.get(name, "") for name in _NAMES]
+        try:
+            n = parse_matrix(texts[0], "X").shape[0]
+            # labels given for another number of tokens no longer fit: t0, t1, ... fit any count
+            tokens = self._tokens if self._tokens is not None and len(self._tokens) == n else None
+            walk = attention_by_hand(*texts, causal=self.causal, tokens=tokens, title=self._options["title"])
+        except InvalidInputError as exc:
+            self.error = str(exc)
+            return
+        self.error = ""
+        names = [s.name for s in walk.steps]
+        current = self.step_names[self.step] if self.step < len(self.step_names) else ""
+        self.walkthrough = walk
+        self._publish(names.index(current) if current in names else min(self.step, len(names) - 1))
+
     @t.observe("layer", "head")
     def _recompute(self, change: dict) -> None:
-        if not self._ready:
+        if not self._ready or self.editable:
             return
         name = self.step_names[self.step] if self.step < len(self.step_names) else ""
         self.walkthrough = attention_walkthrough(

@@ -265,11 +265,7 @@ class GenerationPlayground(anywidget.AnyWidget):
             tokenizer=self.tokenizer,
             return_details=True,
         )
-        eos = {
-            getattr(self.tokenizer, n)
-            for n in ("eos_id", "eos_token_id")
-            if isinstance(getattr(self.tokenizer, n, None), int)
-        }
+        eos = self._eos()
         new = result.new_tokens[0].tolist()
         cut = next((i + 1 for i, x in enumerate(new) if x in eos), len(new))  # after eos only padding follows
         new = new[:cut]
@@ -297,6 +293,12 @@ class GenerationPlayground(anywidget.AnyWidget):
                 rows.append(torch.stack([a[0, :, pos, : pos + 1].float().cpu() for a in out.attentions]))
         return tokens, cands, rows
 
+    def _eos(self) -> set[int]:
+        """The ids that end a reply: the tokenizer's eos and the model's own (a chat model's end of turn)."""
+        from labkit.generation.decoding import eos_ids
+
+        return set(eos_ids(None, self.tokenizer, self.model))
+
     def _device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -311,11 +313,7 @@ class GenerationPlayground(anywidget.AnyWidget):
             for s, r in enumerate(rows):
                 attn[:, :, s, : r.shape[-1]] = r
             header, payload = pack_arrays({"attn": attn}, {"attn": auto_top_k(tuple(attn.shape), self.max_bytes)})
-        eos = {
-            getattr(self.tokenizer, n)
-            for n in ("eos_id", "eos_token_id")
-            if isinstance(getattr(self.tokenizer, n, None), int)
-        }
+        eos = self._eos()
         text_ids = [tok["id"] for tok in tokens if tok["id"] not in eos]
         with self.hold_sync():
             self.n_layer, self.n_head = n_layer, n_head

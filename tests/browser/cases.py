@@ -121,6 +121,23 @@ CASES: list[Case] = [
         ".labkit-am .lk-am-step:visible .lk-am-table",
         ("labkit.viz.attention_math:attention_walkthrough",),
     ),
+    Case(
+        "attention_by_hand_widget",
+        "from labkit.widgets.attention_math import AttentionMathWidget\n"
+        "AttentionMathWidget.from_matrices('1 0 1 0; 0 2 0 1; 1 1 0 1', '1 0 1; 0 1 0; 1 0 0; 0 1 1',\n"
+        "    '0 1 1; 1 0 0; 0 1 0; 1 0 1', '1 0 2; 0 1 0; 2 1 0; 0 0 1', causal=True, step=7)",
+        ".lk-am-edit textarea",
+        ("labkit.viz:attention_by_hand",),
+    ),
+    # labkit.viz.cleaning
+    Case(
+        "cleaning_view",
+        "from labkit.data import Cleaner\n"
+        "from labkit.viz import cleaning_view\n"
+        "cleaning_view(Cleaner(), ['Ｔｈｅ ﬁrst Day, of the Rest!', 'It is a river.'])",
+        ".labkit-clean td del",
+        ("labkit.viz:cleaning_view",),
+    ),
     # labkit.widgets.lora
     Case(
         "lora_explorer",
@@ -285,7 +302,10 @@ def build_notebook(path, cases: list[Case]) -> dict[str, int]:
     params = nbformat.v4.new_code_cell("seed: int = 0  # unused; `labkit run` needs a parameters cell")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [
-        nbformat.v4.new_markdown_cell("# labkit widgets in a real browser"),
+        # a formula beside the widgets: KaTeX must typeset on a page that also carries require.js
+        nbformat.v4.new_markdown_cell(
+            "# labkit widgets in a real browser\n\n$$\\mathrm{softmax}(QK^\\top/\\sqrt{d_k})\\,V$$"
+        ),
         params,
         nbformat.v4.new_code_cell(SETUP),
     ]

@@ -21,3 +21,9 @@ def test_hostile_token_shows_as_text_in_static_report(static_notebook, hostile_t
 def test_static_report_needed_no_network_and_logged_no_errors(static_notebook, static_report):
     assert static_report.stat().st_size < GALLERY_PAGE_LIMIT
     static_notebook.assert_clean()
+
+
+def test_formula_typesets_beside_the_widgets(static_notebook):
+    page = static_notebook.watch.page
+    page.locator(".labkit-math[data-typeset] .katex-display").wait_for(timeout=30_000)
+    assert page.locator(".labkit-math").count() == 1 and page.locator(".katex-error").count() == 0

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from labkit.data import Corpus, CorpusInfo, _sources, fetch_corpus, list_corpora, load_corpus
 from labkit.errors import InvalidInputError, LabkitError, MissingSourceError, UnknownNameError
 
-CORPORA = ["shakespeare", "movie-reviews", "bbc-news", "bible-parallel"]
+CORPORA = ["shakespeare", "movie-reviews", "bbc-news", "bible-parallel", "bible"]
 MODELS = ["minilm-l6-v2", "smollm2-135m"]
 
 
@@ -121,6 +121,41 @@ def test_bible_reversed_pair_swaps_texts_and_targets():
     _one_line(exc)
     with pytest.raises(InvalidInputError, match="source_version='asv'"):
         load_corpus("bible-parallel", source_version="asv")
+
+
+def test_bible_korean_is_the_raw_table_in_order():
+    import sqlite3
+
+    where = _where("bible")
+    data = load_corpus("bible", language="ko")
+    assert data.texts == load_corpus("bible", version="krv").texts
+    con = sqlite3.connect(str(where / "data" / "bible.db"))
+    raw = con.execute("SELECT vText FROM bible WHERE bbName = 'n' ORDER BY bNumber, cNumber, vNumber").fetchall()
+    con.close()
+    assert data.texts == [" ".join(t.split()) for (t,) in raw if t.strip()]  # whitespace runs become one space
+    assert data.ids[0] == "Gen 1:1" and len(set(data.ids)) == len(data) == 31_102
+    assert all("\uac00" <= ch <= "\ud7a3" or not ch.isalpha() for ch in data.texts[0])  # Hangul syllables only
+    pair = load_corpus("bible-parallel", pair="en-ko")
+    assert pair.targets[pair.ids.index("Gen 1:1")] == data.texts[0]
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"language": "zh"}, "New Chinese Version"),
+        ({"version": "cuv"}, "Chinese Union Version"),
+        ({"language": "ja"}, "New Japanese Bible"),
+        ({"version": "krvv"}, "did you mean 'krv'"),
+        ({"language": "ko", "version": "krv"}, "not both"),
+    ],
+)
+def test_bible_refuses_versions_under_copyright_in_one_line(options, match):
+    _where("bible")
+    with pytest.raises(LabkitError, match=match) as exc:
+        load_corpus("bible", **options)
+    _one_line(exc)
+    with pytest.raises(InvalidInputError, match="does not offer 'zh'"):
+        load_corpus("bible-parallel", pair="en-zh")
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -435,6 +470,7 @@ def test_hf_hub_name_offline_says_go_online_or_use_a_file(monkeypatch, tmp_path)
     # offline mode makes the hub lookup fail at once instead of retrying the network for ~20 s
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # labkit's own reachability probe then leaves it to the library
     with pytest.raises(MissingSourceError, match="go online .* use a local file") as exc:
         load_corpus("hf:labkit-test/no-such-dataset", cache_dir=str(tmp_path / "hf"))
     _one_line(exc)

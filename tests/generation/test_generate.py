@@ -267,3 +267,45 @@ def test_bad_inputs_raise_one_line_errors(gpt, kwargs, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(InvalidInputError, match="one prompt"):
         stream(gpt[0], [[3, 4], [5, 6]])
+
+
+def _specials_first(char) -> GPT:
+    """A GPT over `char`'s vocabulary whose output layer favours every special token but eos above any character."""
+    model = tiny_gpt(vocab_size=char.vocab_size)
+    with torch.no_grad():
+        for i in char.special_ids - {char.eos_id}:
+            model.lm_head.weight[i] *= 50
+    return model
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+def test_a_labkit_tokenizer_special_tokens_are_never_generated_but_eos(sampled):
+    from labkit.data import train_tokenizer
+
+    char = train_tokenizer(["to be or not to be, that is the question"], kind="char")
+    model = _specials_first(char)
+    options = dict(max_new_tokens=40, seed=0, **({"temperature": 1.5} if sampled else {}))
+    prompt = torch.tensor([char.encode("to be")])
+    without = generate(model, prompt, **options)[0, prompt.size(1) :].tolist()
+    assert set(without) & (char.special_ids - {char.eos_id}), "the model should favour special tokens"
+    # with tokenizer=, only eos (which ends the row) and ordinary characters can come out
+    out = generate(model, prompt, tokenizer=char, return_details=True, **options)
+    new = out.new_tokens[0].tolist()
+    new = new[: new.index(char.eos_id) + 1] if char.eos_id in new else new  # pad fills the row after eos
+    assert len(new) > 5 and not set(new) & (char.special_ids - {char.eos_id}), new
+    assert "<pad>" not in out.text[0] and "<unk>" not in out.text[0]
+    # eos stays possible: made the strongest, it ends the row at once
+    with torch.no_grad():
+        model.lm_head.weight[char.eos_id] *= 100
+    first = generate(model, prompt, tokenizer=char, return_details=True, **options)
+    assert first.sequences[0, prompt.size(1)].item() == char.eos_id and first.text == [""]
+
+
+def test_pretrained_kind_special_tokens_stay_possible():
+    from labkit.generation.decoding import never_generated_ids
+
+    class Pretrained:  # a wrapped Hugging Face tokenizer: its chat markers are real outputs
+        kind, special_ids = "pretrained", frozenset({0, 1, 2})
+
+    assert never_generated_ids(Pretrained(), eos=[2]) == []
+    assert never_generated_ids(None, eos=[]) == []

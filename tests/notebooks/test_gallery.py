@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from labkit.errors import UnknownNameError
@@ -54,3 +56,63 @@ def test_unknown_lesson_name_lists_close_matches(tmp_path, write_lesson):
     write_lesson(lessons, "01_first", params="n: int = 2", cells=["print(n)"])
     with pytest.raises(UnknownNameError, match="01_first"):
         build_gallery(lessons, tmp_path / "g", only=["01_frist"])
+
+
+def test_index_says_what_a_lesson_teaches_and_shows_its_main_view(tmp_path, write_lesson):
+    import base64
+
+    import nbformat
+
+    from labkit.notebooks.gallery import lesson_objectives
+    from labkit.notebooks.thumbnails import MAIN_VIEW_TAG, screenshots_unavailable
+
+    lessons = tmp_path / "notebooks"
+    path = write_lesson(
+        lessons,
+        "01_views",
+        params="n: int = 3",
+        cells=[
+            "from IPython.display import HTML\nHTML('<p>not the main view</p>')",
+            "HTML('<div style=\"width:300px;height:120px;background:rgb(200,30,30)\">main</div>')",
+        ],
+        title="Scores $S = QK^\\top$",
+        intro=(
+            "Attention in one page.\n\n## Learning objectives\n\nBy the end you will be able to:\n\n"
+            "- compute the scores $S_{ij} = q_i \\cdot k_j$ by hand\n- explain *why* we divide by\n"
+            "  $\\sqrt{d_k}$\n\nThe rest of the intro."
+        ),
+    )
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].metadata["tags"] = [MAIN_VIEW_TAG]
+    nbformat.write(nb, path)
+    assert lesson_objectives(path) == [
+        "compute the scores $S_{ij} = q_i \\cdot k_j$ by hand",
+        "explain why we divide by $\\sqrt{d_k}$",
+    ]
+    result = build_gallery(lessons, tmp_path / "gallery", workers=1)
+    assert result.ok
+    index = result.index_path.read_text()
+    assert "You will:" in index and "explain why we divide by" in index and "runs in" in index
+    assert index.count('class="labkit-math"') == 3 and "$" not in re.sub(
+        r"<(script|style)\b.*?</\1>", "", index, flags=re.S
+    )
+    if screenshots_unavailable():
+        pytest.skip(f"no screenshot thumbnail here: {screenshots_unavailable()}")
+    thumb = result.entries[0].thumbnail
+    assert thumb.startswith("data:image/jpeg;base64,")
+    from io import BytesIO
+
+    width, height = _jpeg_size(BytesIO(base64.b64decode(thumb.split(",", 1)[1])).getvalue())
+    # the tagged 300 x 120 box (plus a 6 px margin) at half scale, not the one-line first output
+    assert 150 <= width <= 160 and 60 <= height <= 70, (width, height)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's start-of-frame marker."""
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
+        i += 2 + length
+    raise ValueError("no start-of-frame marker")

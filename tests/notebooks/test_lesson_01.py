@@ -15,12 +15,16 @@ from labkit.notebooks import read_parameters
 
 LESSON = Path(__file__).resolve().parents[2] / "notebooks" / "01_tokenization.ipynb"
 SECTIONS = [
-    "1. Load the corpus",
-    "2. Train three tokenizers",
-    "3. How compact is each encoding?",
-    "4. Look inside: one sentence, token by token",
-    "5. Round trip: do we get the text back?",
-    "6. A real pretrained tokenizer",
+    "1. The corpus",
+    "2. Cleaning: deciding which texts count as the same",
+    "3. Three tokenizers",
+    "4. Explore: your sentence through every tokenizer",
+    "5. Vocabulary size against sequence length",
+    "6. Beyond the Latin alphabet",
+    "7. Batches: padding and the attention mask",
+    "8. A glimpse of augmentation",
+    "Exercises",
+    "Summary",
 ]
 
 
@@ -79,10 +83,12 @@ def test_lesson_runs_into_an_offline_report_with_every_section(tmp_path):
     html = (tmp_path / "01_tokenization.html").read_text()
     for section in SECTIONS:
         assert section in html, section
-    assert "characters per token" in html and "MiniLM (pretrained)" in html
+    assert "tokens per 1,000 characters" in html and "MiniLM (pretrained)" in html
+    assert 'class="labkit-clean"' in html and "labkit-tok" in html  # the cleaning table and a token view
     assert "Wherefore art thou Romeo?" in html  # the parameter reached the kernel and the header
-    assert len(re.findall(r"\* plotly\.js v\d", html)) == 1 and html.count("Plotly.newPlot(") == 2
+    assert len(re.findall(r"\* plotly\.js v\d", html)) == 1 and html.count("Plotly.newPlot(") == 1
     assert not re.search(r"""<(script|link)\b[^>]*\b(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
     # the vocabulary-size parameter changed what was trained: the BPE row reports 500 tokens
-    text = json.dumps([o.get("data", {}).get("text/plain", "") for o in outputs])
+    text = json.dumps([o.get("data", {}).get("text/plain", "") or o.get("text", "") for o in outputs])
+    assert text.count("correct:") == 3  # every exercise's self-check ran and passed
     assert re.search(r"bpe\s+500\b", text)

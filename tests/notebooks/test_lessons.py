@@ -45,8 +45,14 @@ def test_lesson_is_clean_documented_and_typed(lesson):
 
 # The smallest parameters of each lesson: every code path runs, in seconds. (Defaults run under nbval.)
 SMALLEST = {
-    "01_tokenization": {"max_chars": 50_000, "vocab_size": 300, "compare_pretrained": False},
-    "02_attention_from_scratch": {"n_embd": 8, "n_head": 2, "head": 0, "text": "a b a"},
+    "01_tokenization": {
+        "max_chars": 50_000,
+        "vocab_size": 300,
+        "korean_verses": 200,
+        "sweep_sizes": "270,400",
+        "compare_pretrained": False,
+    },
+    "02_attention_from_scratch": {"text": "a b a", "n_positions": 8, "causal": True, "layer": 5, "head": 11},
     "03_train_gpt_shakespeare": {
         "preset": "gpt-nano",
         "steps": 20,

@@ -43,7 +43,7 @@ def test_round_trip_restores_weights_optimizer_and_schedule(tmp_path):
     hist.append_step(1, 2.5, 1e-3, 0.7)
     path = save_checkpoint(tmp_path, model, opt, sched, step=3, epoch=1, data_state={"index": 7}, history=hist)
     assert path == tmp_path / "step-000003" and (tmp_path / "latest").read_text().strip() == "step-000003"
-    assert sorted(os.listdir(path)) == ["meta.json", "model.safetensors", "optimizer.safetensors"]
+    assert sorted(os.listdir(path)) == ["manifest.json", "meta.json", "model.safetensors", "optimizer.safetensors"]
 
     model2, opt2, sched2 = _trained(seed=1)
     meta = load_checkpoint(tmp_path, model2, opt2, sched2)  # the run folder resolves to its latest
@@ -86,7 +86,7 @@ def test_crash_while_writing_keeps_previous_checkpoint(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ckpt, "save_file", boom)
+    monkeypatch.setattr(ckpt, "write_durable", boom)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(tmp_path, model, opt, sched, step=6)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step-000005"]  # no partial folder left
@@ -132,7 +132,7 @@ def test_other_architecture_or_vocabulary_is_refused_in_one_line(tmp_path):
     with pytest.raises(InvalidInputError, match="vocab_size=40 but the model has vocab_size=50"):
         load_checkpoint(tmp_path, target)
     assert torch.equal(target.wte.weight, before)  # nothing was overwritten
-    with pytest.raises(InvalidInputError, match="does not fit"):
+    with pytest.raises(InvalidInputError, match="trained with n_layer=2 but the model has n_layer=3"):
         load_checkpoint(tmp_path, GPT(GPTConfig.preset("gpt-nano", vocab_size=40, block_size=16, n_layer=3)))
 
 

@@ -139,3 +139,11 @@ def test_bad_inputs_raise_one_clear_error():
         lr_find(model, batches)  # tuples are not dicts: the message says to pass loss_fn
     with pytest.raises(InvalidInputError, match="smooth"):
         lr_find(model, batches, smooth=1.0, loss_fn=_mse)
+
+
+def test_sweep_runs_with_gradients_switched_off_by_the_caller():
+    model, batches = _regression()
+    with torch.no_grad():
+        result = lr_find(model, batches, loss_fn=_mse, num_steps=12)
+        assert not torch.is_grad_enabled()
+    assert len(result.losses) == 12 and all(np.isfinite(result.losses[:5]))

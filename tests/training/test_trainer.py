@@ -317,7 +317,7 @@ def test_early_stopping_sets_reason():
         (dict(schedule="cosin"), UnknownNameError, "did you mean 'cosine'"),
         (dict(precision="bf61"), UnknownNameError, "did you mean 'bf16'"),
         (dict(precision="fp16"), InvalidInputError, "fp16' needs a CUDA GPU"),
-        (dict(steps=0), InvalidInputError, "steps must be a positive integer"),
+        (dict(steps=0), InvalidInputError, "steps must be an integer >= 1"),
         (dict(resume="/nonexistent/run"), FileNotFoundError, "no checkpoint"),
     ],
 )
@@ -421,3 +421,26 @@ def test_lambda_callback_and_bad_callbacks():
         LambdaCallback(on_stepend=print)
     with pytest.raises(InvalidInputError, match="subclass Callback"):
         train(_gpt(), _lm_batches(2), steps=1, callbacks=[print], **QUIET)
+
+
+@pytest.mark.parametrize("grad_off", ["no_grad", "set_grad_enabled"])
+def test_train_enables_gradients_itself_and_gives_the_mode_back(grad_off):
+    """Notebooks often switch gradients off for inspection; train() must still learn, and leave the switch as it was."""
+    reference = _gpt()
+    train(reference, _lm_batches(), steps=4, lr=1e-2, seed=0, **QUIET)
+    model = _gpt()
+    previous = torch.is_grad_enabled()
+    try:
+        if grad_off == "no_grad":
+            with torch.no_grad():
+                history = train(model, _lm_batches(), steps=4, lr=1e-2, seed=0, **QUIET)
+                assert not torch.is_grad_enabled()
+        else:
+            torch.set_grad_enabled(False)
+            history = train(model, _lm_batches(), steps=4, lr=1e-2, seed=0, **QUIET)
+            assert not torch.is_grad_enabled()
+    finally:
+        torch.set_grad_enabled(previous)
+    assert history.step[-1] == 4
+    for (name, got), want in zip(model.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(got, want, msg=name)  # the same updates as with gradients on

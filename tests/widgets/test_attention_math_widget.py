@@ -104,3 +104,42 @@ def test_each_change_recomputes_exactly_once(model, monkeypatch):
     assert calls == [(1, 1)]
     w.head = 2
     assert calls == [(1, 1), (1, 2)] and w.walkthrough.head == 2
+
+
+# ---- your own matrices (from_matrices) ----
+
+X3 = "1 0 1 0\n0 2 0 1\n1 1 0 1"
+W3 = "1 0 1; 0 1 0; 1 0 0; 0 1 1"
+
+
+def test_from_matrices_shows_editable_texts_and_every_step():
+    w = AttentionMathWidget.from_matrices(X3, W3, W3, W3, tokens=["I", "saw", HOSTILE], step=1)
+    assert w.editable and not w.causal and w.error == ""
+    assert set(w.matrices) == {"X", "W_Q", "W_K", "W_V"} and w.matrices["X"] == X3
+    assert w.step == 1 and w.step_names[0] == "X (input)" and w.step_names[-1] == "A V (output)"
+    assert "causal mask" not in w.step_names and w.max_diff < 1e-6
+    assert "<img" not in w.steps_html and "&lt;/script&gt;" in w.steps_html
+    assert "your matrices" in w.header_html
+
+
+def test_editing_a_matrix_recomputes_in_python_and_a_bad_edit_keeps_the_last_steps():
+    w = AttentionMathWidget.from_matrices(X3, W3, W3, W3)
+    w.step = w.step_names.index("softmax")
+    before = w.steps_html
+    w.matrices = {**w.matrices, "X": "2 0 0 0\n0 0 0 1\n1 1 0 0\n0 1 0 1"}  # a fourth token
+    assert w.error == "" and w.steps[0].shape == (4, 4) and w.steps_html != before
+    assert w.step_names[w.step] == "softmax"  # stays on the same kind of step
+    good = w.steps_html
+    w.matrices = {**w.matrices, "W_K": "1 2"}
+    assert "W_K has 1 rows but X has 4 columns" in w.error and "\n" not in w.error
+    assert w.steps_html == good
+    w.causal = True  # still refused: the bad W_K is still there
+    assert "W_K has 1 rows" in w.error and "causal mask" not in w.step_names
+    w.matrices = {**w.matrices, "W_K": W3}
+    assert w.error == "" and "causal mask" in w.step_names
+    assert float(w.steps[w.step_names.index("softmax")].matrix[0, 1:].abs().max()) == 0.0
+
+
+def test_from_matrices_refuses_a_bad_start_in_one_line():
+    with pytest.raises(InvalidInputError, match="W_Q has 2 rows but X has 4 columns"):
+        AttentionMathWidget.from_matrices(X3, "1 0; 0 1", W3, W3)

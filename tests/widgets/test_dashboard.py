@@ -220,7 +220,20 @@ def test_points_beyond_max_points_are_merged_in_pairs():
 
 def test_resumed_run_shows_the_earlier_curve(tok, tmp_path):
     model = _model(tok.vocab_size)
-    train(model, _batches(tok), steps=4, log_every=2, checkpoint_dir=tmp_path, **QUIET)
+
+    def stop_at_4(trainer, step, logs):  # the Stop button mid-run: a resume must be the same 8-step run
+        if step == 4:
+            trainer.request_stop("user pressed Stop")
+
+    train(
+        model,
+        _batches(tok),
+        steps=8,
+        log_every=2,
+        checkpoint_dir=tmp_path,
+        callbacks=[LambdaCallback(on_step_end=stop_at_4)],
+        **QUIET,
+    )
     dash = TrainingDashboard()
     train(
         _model(tok.vocab_size),

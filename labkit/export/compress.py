@@ -1,0 +1,102 @@
+"""Compression: dynamic int8 quantization of exported ONNX files, with a perplexity check that warns.
+
+Dynamic quantization stores each weight matrix as int8 with a scale per output channel and quantizes the
+activations on the fly, row by row, at run time (onnxruntime's `MatMulInteger`): about a quarter of the
+float32 size for the matrices, with no calibration data. Whether quality holds is measured, not assumed:
+`check_quantization` compares the perplexity of the two files on the same ids and warns past a stated bound.
+Half precision (float16/bfloat16) on disk is `save_model(..., dtype=...)` / `to_hf(..., dtype=...)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labkit.checks import check_float
+from labkit.errors import InvalidInputError
+from labkit.export.onnx import OnnxModel, read_onnx_spec
+
+__all__ = ["QuantizationWarning", "QuantizationCheck", "quantize_onnx", "check_quantization", "PERPLEXITY_BOUND"]
+
+PERPLEXITY_BOUND = 0.05  # warn when int8 perplexity exceeds the float32 one by more than 5 %
+
+
+class QuantizationWarning(UserWarning):
+    """A quantized model's perplexity moved past the stated bound: check its outputs before shipping it."""
+
+
+@dataclass(frozen=True)
+class QuantizationCheck:
+    """Perplexity of the reference and the quantized model on the same ids, and whether it stayed in bounds."""
+
+    reference_perplexity: float
+    quantized_perplexity: float
+    bound: float
+
+    @property
+    def relative_change(self) -> float:
+        """(quantized - reference) / reference."""
+        return self.quantized_perplexity / self.reference_perplexity - 1.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the quantized perplexity is within `bound` (relative) of the reference."""
+        return self.relative_change <= self.bound
+
+    def __str__(self) -> str:
+        return (
+            f"perplexity {self.reference_perplexity:.3f} -> {self.quantized_perplexity:.3f} "
+            f"({100 * self.relative_change:+.2f} %, bound {100 * self.bound:.0f} %)"
+        )
+
+
+def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, per_channel: bool = True) -> Path:
+    """A float32 `.onnx` file from `to_onnx` in, its dynamically int8-quantized copy at `dst` out.
+
+    per_channel: one scale per output channel of each weight (more accurate than one per matrix).
+    The labkit metadata travels along, so `OnnxModel(dst)` works as on the original. Matrix products are
+    quantized; an LSTM's recurrent operator stays float32.
+    """
+    src, dst = Path(src), Path(dst)
+    read_onnx_spec(src)  # refuses files labkit did not write, with a one-line error
+    if dst.suffix != ".onnx":
+        raise InvalidInputError(f"the quantized file name must end in .onnx, got {os.fspath(dst)!r}")
+    if dst.resolve() == src.resolve():
+        raise InvalidInputError("quantize_onnx writes a new file; give dst a different name from src")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice about optional pre-processing on the root logger
+    try:
+        quantize_dynamic(os.fspath(src), os.fspath(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+    finally:
+        root.setLevel(level)
+    return dst
+
+
+def check_quantization(
+    reference: Any, quantized: Any, input_ids: Any, *, bound: float = PERPLEXITY_BOUND
+) -> QuantizationCheck:
+    """Two ONNX language models (paths or OnnxModel) and ids [batch, seq] in, their perplexities out.
+
+    bound: the largest relative perplexity increase accepted; beyond it a QuantizationWarning is issued.
+    """
+    check_float("bound", bound, low=0.0)
+    ref = reference if isinstance(reference, OnnxModel) else OnnxModel(reference)
+    quant = quantized if isinstance(quantized, OnnxModel) else OnnxModel(quantized)
+    if ref.kind == "encoder" or quant.kind == "encoder":
+        raise InvalidInputError("check_quantization measures next-token perplexity: pass GPT or LSTMLM exports")
+    result = QuantizationCheck(ref.perplexity(input_ids), quant.perplexity(input_ids), float(bound))
+    if not result.ok:
+        warnings.warn(
+            f"int8 quantization moved {result}; keep the float32 model or check its outputs",
+            QuantizationWarning,
+            stacklevel=2,
+        )
+    return result
