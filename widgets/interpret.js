@@ -6,10 +6,18 @@
 
 const WS = { " ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d" };
 
-// Whitespace made visible, so a token that is only a space still shows.
+// Newlines, tabs and a token's leading/trailing spaces made visible (" Paris" -> "·Paris"); inner spaces stay.
 export function visible(s) {
+  const chars = [...String(s)]; // code points, so astral characters count once
+  const blank = (ch) => /\s/.test(ch);
+  let lead = 0, trail = chars.length;
+  while (lead < chars.length && blank(chars[lead])) lead++;
+  while (trail > lead && blank(chars[trail - 1])) trail--;
   let out = "";
-  for (const ch of String(s)) out += WS[ch] || ch;
+  chars.forEach((ch, i) => {
+    const edge = i < lead || i >= trail;
+    out += ch === " " ? (edge ? WS[" "] : " ") : WS[ch] || ch;
+  });
   return out;
 }
 
@@ -253,7 +261,17 @@ function drawControls(root, controls, onControl, busy) {
       if (c.type === "text") input.size = Math.max(12, Math.min(60, String(c.value).length + 4));
     }
     input.dataset.name = c.name;
-    input.addEventListener("change", () => onControl(c.name, c.type === "number" || c.numeric ? Number(input.value) : input.value));
+    let sent = input.value;
+    const send = () => {
+      if (input.value === sent) return;
+      sent = input.value;
+      onControl(c.name, c.type === "number" || c.numeric ? Number(input.value) : input.value);
+    };
+    input.addEventListener("change", send);
+    input.addEventListener("keydown", (e) => {
+      e.stopPropagation(); // typed keys belong to the box, not to the notebook's shortcuts
+      if (e.key === "Enter") send();
+    });
     lab.appendChild(input);
     bar.appendChild(lab);
   });

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labkit.errors import InvalidInputError
+from labkit.errors import InvalidInputError, LabkitError
 
 __all__ = [
     "as_batch",
@@ -73,7 +73,10 @@ def n_layers(model: nn.Module) -> int:
 
 
 def token_texts(tokenizer: Any, ids: Sequence[int] | torch.Tensor) -> list[str]:
-    """A tokenizer (labkit or transformers, or None) and ids in, the text of each token out ("#17" without one)."""
+    """A tokenizer (labkit or transformers, or None) and ids in, the text of each token out ("#17" without one).
+
+    Ids the tokenizer does not know (a model vocabulary padded beyond the tokenizer's) also come out as "#17".
+    """
     ids = ids.tolist() if isinstance(ids, torch.Tensor) else list(ids)
     if tokenizer is None:
         return [f"#{int(i)}" for i in ids]
@@ -81,7 +84,15 @@ def token_texts(tokenizer: Any, ids: Sequence[int] | torch.Tensor) -> list[str]:
         raise InvalidInputError(
             f"tokenizer must be a labkit Tokenizer or a transformers tokenizer, got {type(tokenizer).__name__}"
         )
-    return [tokenizer.decode([int(i)]) for i in ids]
+    return [_decode_one(tokenizer, int(i)) for i in ids]
+
+
+def _decode_one(tokenizer: Any, i: int) -> str:
+    # a model's vocabulary may be larger than its tokenizer's (padded to a round size): those ids show as "#n"
+    try:
+        return tokenizer.decode([i])
+    except (LabkitError, IndexError, ValueError, TypeError, OverflowError):
+        return f"#{i}"
 
 
 def token_id(tokenizer: Any, token: Any, size: int, name: str = "target") -> int:

@@ -96,7 +96,7 @@ class AttributionView(LookView):
         lines = [plain_token(self.title)] if self.title else []
         lines.append(f"AttributionView: {len(self.rows)} row(s)")
         for a, label in zip(self.rows, self.labels):
-            lines.append(_caption(a, label))
+            lines.append(plain_token(_caption(a, label)))
             lines.append(
                 "  " + " ".join(f"{plain_token(t)}:{s:+.3f}" for t, s in zip(a.tokens[:40], a.scores.tolist()))
             )

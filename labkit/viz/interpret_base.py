@@ -38,14 +38,14 @@ def diverging_colors(values: np.ndarray, scale: float | None = None) -> np.ndarr
     s = scale if scale is not None else float(np.abs(v).max()) if v.size else 1.0
     t = np.clip(v / (s if s > 0 else 1.0), -1.0, 1.0)[..., None]
     out = np.where(t >= 0, _WHITE + (_RED - _WHITE) * t, _WHITE + (_BLUE - _WHITE) * (-t))
-    return np.rint(out).astype(np.uint8)
+    return np.floor(out + 0.5).astype(np.uint8)  # round half up, as the page's Math.round does
 
 
 def sequential_colors(values: np.ndarray, low: float = 0.0, high: float = 1.0) -> np.ndarray:
     """Values in [low, high] in, RGB uint8 [..., 3] out: white at low, deep blue at high (NaN stays light grey)."""
     v = np.asarray(values, dtype=np.float64)
     t = np.clip((np.nan_to_num(v, nan=low) - low) / ((high - low) or 1.0), 0.0, 1.0)[..., None]
-    out = np.rint(_WHITE + (_DEEP - _WHITE) * np.sqrt(t)).astype(np.uint8)
+    out = np.floor(_WHITE + (_DEEP - _WHITE) * np.sqrt(t) + 0.5).astype(np.uint8)
     out[np.isnan(v)] = 235
     return out
 

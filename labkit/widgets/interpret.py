@@ -73,6 +73,7 @@ class _LookWidget(anywidget.AnyWidget):
             self._view = self._compute()
             spec = self._view.spec()
         except LabkitError as exc:
+            self._view = None
             if raise_errors:
                 raise
             spec = {"kind": self._kind, "title": self.title, "error": str(exc)}
@@ -249,7 +250,13 @@ class NeuronWidget(_LookWidget):
         self._ready = True
 
     def _compute(self) -> LookView:
-        n = check_int("neuron", self.neuron, low=0, high=self._acts.n_neurons - 1)
+        n = check_int(
+            "neuron",
+            self.neuron,
+            low=0,
+            high=self._acts.n_neurons - 1,
+            fix=f"layer {self._acts.layer} has {self._acts.n_neurons} MLP units",
+        )
         effect = None
         if self._model is not None and hasattr(self._model, "lm_head"):
             effect = neuron_logit_effect(self._model, self._acts.layer, n, tokenizer=self._tokenizer)
@@ -313,7 +320,7 @@ class PatchingWidget(_LookWidget):
         self._ready = True
 
     def _compute(self) -> LookView:
-        cuts = PATCH_HOOKS.get(self.hook, ("layer_pos",))[1]
+        cuts = PATCH_HOOKS.get(self.hook, ("", ("layer_pos",)))[1]
         by = self.by if self.by in cuts else None
         key = (self.hook, by or "")
         if key not in self._results:
@@ -323,7 +330,7 @@ class PatchingWidget(_LookWidget):
         return PatchingView(self._results[key], self.title)
 
     def _controls(self) -> list[dict]:
-        cuts = PATCH_HOOKS.get(self.hook, ("layer_pos",))[1]
+        cuts = PATCH_HOOKS.get(self.hook, ("", ("layer_pos",)))[1]
         return [
             {
                 "name": "hook",

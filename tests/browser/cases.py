@@ -186,6 +186,78 @@ CASES: list[Case] = [
         ".js-plotly-plot .main-svg",
         ("labkit.viz.projector:projector_figure", "plotly"),
     ),
+    # labkit.viz lens / attribution / neurons / patching and labkit.widgets.interpret (records from labkit.interpret)
+    Case(
+        "logit_lens_view",
+        "from labkit.interpret import logit_lens\nfrom labkit.viz import logit_lens_view\n"
+        "lens = logit_lens(model, ids, target='next')\nlens.tokens = toks\nlogit_lens_view(lens)",
+        ".labkit-look-live table.lk-lk-grid td.lk-lk-cell",
+        ("labkit.viz.lens:logit_lens_view",),
+        shows_tokens=True,
+    ),
+    Case(
+        "attribution_view",
+        "from labkit.interpret import attention_rollout, attribute\nfrom labkit.viz import attribution_view\n"
+        "rows = [attribute(model, ids, steps=8), attention_rollout(model, ids)]\n"
+        "for r in rows: r.tokens = toks\nattribution_view(rows)",
+        ".labkit-look-live .lk-lk-arow .lk-lk-atok",
+        ("labkit.viz.attribution:attribution_view", "captum"),
+        shows_tokens=True,
+    ),
+    Case(
+        "neuron_view",
+        "from labkit.interpret import neuron_activations, neuron_logit_effect\nfrom labkit.viz import neuron_view\n"
+        "acts = neuron_activations(model, [ids[0]], layer=1)\nacts.tokens = [toks]\n"
+        "neuron_view(acts, 0, effect=neuron_logit_effect(model, 1, 0))",
+        ".labkit-look-live .lk-lk-ctx .lk-lk-atok",
+        ("labkit.viz.neurons:neuron_view",),
+        shows_tokens=True,
+    ),
+    Case(
+        "patching_view",
+        "from labkit.interpret import activation_patching\nfrom labkit.viz import patching_view\n"
+        "other = ids.clone(); other[0, 2] = (ids[0, 2] + 1) % 50\n"
+        "result = activation_patching(model, ids, other, hook='head_out', by='head_pos', answer=1, wrong=2)\n"
+        "result.tokens = toks\npatching_view(result)",
+        ".labkit-look-live table.lk-lk-heat td.lk-lk-hcell",
+        ("labkit.viz.patching:patching_view",),
+        shows_tokens=True,
+    ),
+    Case(
+        "logit_lens_widget",
+        "from labkit.data import train_tokenizer\nfrom labkit.widgets.interpret import LogitLensWidget\n"
+        "char = train_tokenizer(['the cat sat on the mat. ' * 20], kind='char')\n"
+        "LogitLensWidget(model, char, 'the cat sat', target='next')",
+        ".labkit-look .labkit-look-view td.lk-lk-cell",
+        ("labkit.widgets.interpret:LogitLensWidget", "labkit.data:train_tokenizer"),
+    ),
+    Case(
+        "attribution_widget",
+        "from labkit.data import train_tokenizer\nfrom labkit.widgets.interpret import AttributionWidget\n"
+        "char = train_tokenizer(['the cat sat on the mat. ' * 20], kind='char')\n"
+        "AttributionWidget(model, char, 'the cat sat', steps=8)",
+        ".labkit-look .labkit-look-view .lk-lk-atok",
+        ("labkit.widgets.interpret:AttributionWidget", "labkit.data:train_tokenizer", "captum"),
+    ),
+    Case(
+        "neuron_widget",
+        "from labkit.data import train_tokenizer\nfrom labkit.interpret import neuron_activations\n"
+        "from labkit.widgets.interpret import NeuronWidget\n"
+        "char = train_tokenizer(['the cat sat on the mat. ' * 20], kind='char')\n"
+        "acts = neuron_activations(model, ['the cat sat on the mat.'], layer=1, tokenizer=char)\n"
+        "NeuronWidget(acts, model=model, tokenizer=char, neuron=0)",
+        ".labkit-look .labkit-look-view .lk-lk-ctx",
+        ("labkit.widgets.interpret:NeuronWidget", "labkit.data:train_tokenizer"),
+    ),
+    Case(
+        "patching_widget",
+        "from labkit.data import train_tokenizer\nfrom labkit.widgets.interpret import PatchingWidget\n"
+        "char = train_tokenizer(['the cat sat on the mat. ' * 20], kind='char')\n"
+        "PatchingWidget(model, char.encode('the cat sat'), char.encode('the hat sat'), answer='a', wrong='o',\n"
+        "               tokenizer=char, hook='head_out')",
+        ".labkit-look .labkit-look-view td.lk-lk-hcell",
+        ("labkit.widgets.interpret:PatchingWidget", "labkit.data:train_tokenizer"),
+    ),
     # labkit.viz.bertviz: bertviz's own UI in an <iframe srcdoc>
     Case(
         "bertviz_head_view",
