@@ -3,6 +3,7 @@
 // static pages (labkit.viz.lens/attribution/neurons/patching) inline it as a classic script and call `mountStatic`.
 // Plain DOM, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
+import { el } from "./dom.js";
 
 const WS = { " ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d" };
 
@@ -45,12 +46,6 @@ export function inkFor(css) {
   return (Number(m[1]) + Number(m[2]) + Number(m[3])) / 3 < 140 ? "#fff" : "#111";
 }
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
-}
 
 function fmt(x, d = 3) { return x === null || x === undefined ? "\u2013" : Number(x).toFixed(d); }
 

@@ -3,6 +3,7 @@
 // prediction next to the real change. Static pages (labkit.viz.optimizers) inline this file as a classic script
 // and call mountStatic(). Plain DOM + canvas, no libraries, no network. Text only ever goes through textContent.
 // Keep to `export function` (the Python inliner turns exactly those into locals).
+import { el } from "./dom.js";
 
 // ---------------------------------------------------------------- pure helpers (tested with node)
 
@@ -64,12 +65,6 @@ export function fmt(x) {
 
 // ---------------------------------------------------------------- drawing
 
-function el(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
-}
 
 function ruleText(kind) {
   if (kind === "sgd") return "rule: b \u2190 \u03bc\u00b7b + g;  \u0394w = \u2212\u03b7\u00b7b";

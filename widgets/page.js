@@ -125,7 +125,7 @@ async function loadModel(spec) {
   return { run, emptyPast, session };
 }
 
-function el(tag, attrs = {}, ...children) {
+function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "class") node.className = v;
@@ -161,8 +161,8 @@ export async function mountPage(root, spec, makeTokenizer) {
   }
   const layerSel = root.querySelector("[name=layer]");
   const headSel = root.querySelector("[name=head]");
-  for (let i = 0; i < spec.model.n_layer; i++) layerSel.append(el("option", { value: i }, `layer ${i}`));
-  for (let i = 0; i < spec.model.n_head; i++) headSel.append(el("option", { value: i }, `head ${i}`));
+  for (let i = 0; i < spec.model.n_layer; i++) layerSel.append(h("option", { value: i }, `layer ${i}`));
+  for (let i = 0; i < spec.model.n_head; i++) headSel.append(h("option", { value: i }, `head ${i}`));
   layerSel.value = spec.model.n_layer - 1;
   const options = () => ({
     temperature: Number(sliders.temperature.value),
@@ -189,20 +189,20 @@ export async function mountPage(root, spec, makeTokenizer) {
   function drawCandidates() {
     candidatesBox.replaceChildren();
     if (!state || !state.logits) {
-      candidatesBox.append(el("p", { class: "lk-note" }, "Type some text to see what the model expects next."));
+      candidatesBox.append(h("p", { class: "lk-note" }, "Type some text to see what the model expects next."));
       return;
     }
     const probs = warp(state.logits, options());
     for (const id of topCandidates(probs, 10)) {
       const p = probs[id];
-      const bar = el("span", { class: "lk-bar" });
+      const bar = h("span", { class: "lk-bar" });
       bar.style.width = `${(100 * p).toFixed(1)}%`;
-      const row = el(
+      const row = h(
         "button",
         { class: "lk-candidate", "data-id": id, title: "append this token" },
-        el("span", { class: "lk-token" }, visible(tok.token(id))),
-        el("span", { class: "lk-track" }, bar),
-        el("span", { class: "lk-prob" }, `${(100 * p).toFixed(1)}%`),
+        h("span", { class: "lk-token" }, visible(tok.token(id))),
+        h("span", { class: "lk-track" }, bar),
+        h("span", { class: "lk-prob" }, `${(100 * p).toFixed(1)}%`),
       );
       row.addEventListener("click", () => append([id]));
       candidatesBox.append(row);
@@ -227,7 +227,7 @@ export async function mountPage(root, spec, makeTokenizer) {
     const q = query === null || query >= t ? t - 1 : query;
     const row = attentionRow(q);
     state.ids.forEach((id, i) => {
-      const chip = el("span", { class: "lk-chip" + (i === q ? " lk-query" : ""), "data-index": i }, visible(tok.token(id)));
+      const chip = h("span", { class: "lk-chip" + (i === q ? " lk-query" : ""), "data-index": i }, visible(tok.token(id)));
       const w = i <= q ? row[i] : 0;
       chip.style.background = `rgba(37, 99, 235, ${Math.min(1, w).toFixed(3)})`;
       chip.style.color = w > 0.5 ? "white" : "";

@@ -115,6 +115,15 @@ def screenshot_thumbnails(pages: Mapping[str, Path], *, timeout_s: float = 30.0)
     reason = screenshots_unavailable()
     if reason:
         raise RuntimeError(f"cannot take gallery screenshots: {reason}")
+    # Playwright's sync API refuses to start in a thread with a running event loop (a Jupyter kernel, or a caller
+    # already driving Playwright): take the screenshots in a thread of their own, which has none.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_screenshot_pages, pages, timeout_s).result()
+
+
+def _screenshot_pages(pages: Mapping[str, Path], timeout_s: float) -> dict[str, str]:
     from playwright.sync_api import sync_playwright
 
     thumbs: dict[str, str] = {}
