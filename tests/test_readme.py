@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-FAST = {"steps=2000": "steps=20"}  # what the examples train for -> what the test trains for
+FAST = {"steps=2000": "steps=20", "warmup=100": "warmup=5"}  # what the examples train for -> what the test trains for
 
 
 def _python_blocks() -> list[str]:

@@ -224,9 +224,13 @@ def hostile_token() -> str:
     return cases.HOSTILE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium_browser():
-    """Debian's Chromium through Playwright (skips, or fails under LABKIT_REQUIRE_BROWSER=1, when absent)."""
+    """Debian's Chromium through Playwright (skips, or fails under LABKIT_REQUIRE_BROWSER=1, when absent).
+
+    Package scope, not session: while Playwright's sync API runs, the main thread has a running event loop and
+    any later `sync_playwright()` outside this folder (the gallery's thumbnails, other browser checks) refuses.
+    """
     _need_browser()
     from playwright.sync_api import sync_playwright
 

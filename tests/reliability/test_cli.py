@@ -54,7 +54,7 @@ def files(tmp_path, monkeypatch):
 USAGE = [
     (["bogus"], "invalid choice"),
     (["run"], "required: notebook"),
-    (["sweep", str(LESSON)], "needs at least one -p"),
+    (["sweep", str(LESSON)], "needs a parameter given more than once"),
     (["sweep", str(LESSON), "-p", "lr"], "expected 2 arguments"),
     (["data", "fetch"], "needs a corpus name"),
     (["data"], "required"),
@@ -66,7 +66,7 @@ USAGE = [
     (["run", str(LESSON), "-p", "vocab_size", "abc"], "expects int"),
     (["run", str(LESSON), "-p", "sample_text", "caf\udce9"], "is not valid UTF-8"),
     (["run", str(LESSON), "-f", "missing.yaml"], "does not exist"),
-    (["run", str(LESSON), "--cell-timeout", "-1"], "cell_timeout=-1.0"),
+    (["run", str(LESSON), "--cell-timeout", "-1"], "cell_timeout must be a finite number > 0"),
     (["collect", "afile"], "not a readable notebook"),
     (["collect", "missing"], "does not exist"),
     (["collect", "runs", "--csv", "runs"], "is a folder, not a file"),

@@ -17,7 +17,7 @@ import torch
 
 from labkit.data.tokenizer import train_tokenizer
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import module_text
 from labkit.generation import generate
 from labkit.models.gpt import GPT, GPTConfig
 from labkit.training import train
@@ -276,11 +276,11 @@ def test_a_failing_sample_never_stops_training(tok):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(min_interval_s=-1), "min_interval_s must be a number >= 0"),
+        (dict(min_interval_s=-1), "min_interval_s must be a finite number >= 0, got -1"),
         (dict(max_points=4), "max_points must be an integer >= 8"),
-        (dict(sample_tokens=0), "sample_tokens must be a positive integer"),
+        (dict(sample_tokens=0), "sample_tokens must be an integer >= 1, got 0"),
         (dict(sample_prompt="hi"), "sample_prompt needs tokenizer="),
-        (dict(sample_temperature=-0.1), "sample_temperature must be >= 0"),
+        (dict(sample_temperature=-0.1), "sample_temperature must be a finite number >= 0, got -0.1"),
     ],
 )
 def test_bad_options_fail_early(kwargs, message):
@@ -291,8 +291,8 @@ def test_bad_options_fail_early(kwargs, message):
 def test_traits_are_validated_and_synced():
     dash = TrainingDashboard()
     for name, value, message in [
-        ("progress", 1.5, r"progress must be in \[0, 1\]"),
-        ("smoothing", 1.0, r"smoothing must be in \[0, 1\)"),
+        ("progress", 1.5, r"progress must be a finite number in \[0, 1\], got 1.5"),
+        ("smoothing", 1.0, r"smoothing must be a finite number in \[0, 1\), got 1.0"),
         ("points", [[1, 2.0]], r"each point must be \[step, loss, lr, tokens_per_s\]"),
         ("val_points", [[1]], r"each val point must be \[step, eval_loss\]"),
     ]:
@@ -300,7 +300,7 @@ def test_traits_are_validated_and_synced():
             setattr(dash, name, value)
     synced = set(dash.traits(sync=True))
     assert {"points", "val_points", "progress", "status", "sample", "can_save", "message"} <= synced
-    assert dash._esm == asset_text("dashboard.js") and "export default" in dash._esm and dash._css
+    assert dash._esm == module_text("dashboard.js") and "export default" in dash._esm and dash._css
     with pytest.raises(InvalidInputError, match="DashboardCallback or here, not both"):
         TrainingDashboard(DashboardCallback(), min_interval_s=1)
     with pytest.raises(InvalidInputError, match="unknown dashboard action 'pause'"):

@@ -76,13 +76,13 @@ def test_sampling_options_drive_the_playground_as_they_drive_generate(model, tok
     play, _ = _play(model, tok, prompt="the ", max_new_tokens=10, sampling=options)
     assert (play.temperature, play.top_k, play.top_p, play.repetition_penalty, play.seed) == (1.1, 6, 1.0, 1.4, 5)
     play.generate()
-    ref = generate(model, _prompt(tok), 10, sampling=options)
+    ref = generate(model, _prompt(tok), 10, sampling=options, tokenizer=tok)  # the playground never samples <pad> etc.
     assert [t["id"] for t in play.tokens] == ref[0, 4:].tolist()
     assert "repetition penalty 1.4" in play.status
     play.sampling = SamplingOptions()  # greedy
     assert play.temperature == 0 and play.sampling.samples is False
     play.generate()
-    assert [t["id"] for t in play.tokens] == generate(model, _prompt(tok), 10)[0, 4:].tolist()
+    assert [t["id"] for t in play.tokens] == generate(model, _prompt(tok), 10, tokenizer=tok)[0, 4:].tolist()
     with pytest.raises(InvalidInputError, match="pass sampling= or the controls temperature, not both"):
         GenerationPlayground(model, tok, sampling=options, temperature=0.5)
 
@@ -152,7 +152,7 @@ def test_lstm_generates_without_attention(tok):
     lstm = LSTMLM(LSTMConfig.preset("lstm-tiny", vocab_size=tok.vocab_size)).eval()
     play, _ = _play(lstm, tok, prompt="the ", max_new_tokens=4, temperature=0.0)
     play.generate()
-    ref = generate(lstm, _prompt(tok), 4)
+    ref = generate(lstm, _prompt(tok), 4, tokenizer=tok)
     assert [t["id"] for t in play.tokens] == ref[0, 4:].tolist()
     assert play.n_layer == 0 and play.header == {} and play.payload == b""
     with pytest.raises(InvalidInputError, match="recorded no attention"):
