@@ -4,25 +4,9 @@
 // Plain DOM + canvas, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-import { el } from "./dom.js";
+import { el, base64ToBytes, halfToFloat } from "./dom.js";
 
 // ---------------------------------------------------------------- pure decoding (tested with node)
-
-export function base64ToBytes(b64) {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-export function halfToFloat(h) {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24; // subnormal (and zero)
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 let HALF = null; // 65536-entry lookup table, built on first use (256 KB)
 function halfTable() {

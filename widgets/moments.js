@@ -3,25 +3,9 @@
 // prediction next to the real change. Static pages (labkit.viz.optimizers) inline this file as a classic script
 // and call mountStatic(). Plain DOM + canvas, no libraries, no network. Text only ever goes through textContent.
 // Keep to `export function` (the Python inliner turns exactly those into locals).
-import { el } from "./dom.js";
+import { el, base64ToBytes, halfToFloat } from "./dom.js";
 
 // ---------------------------------------------------------------- pure helpers (tested with node)
-
-export function base64ToBytes(b64) {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-export function halfToFloat(h) {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 // Dense float16 arrays of a labkit-arrays/1 payload -> {name: Float32Array} (this view never prunes).
 export function decodeDense(header, bytes) {

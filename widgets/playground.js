@@ -3,18 +3,9 @@
 // Plain DOM, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-import { el } from "./dom.js";
+import { el, halfToFloat } from "./dom.js";
 
 // ---------------------------------------------------------------- pure helpers (tested with node)
-
-export function halfToFloat(h) {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 // bytes + {shape, top_k, offset, nbytes} (labkit-arrays/1) -> Float32Array, pruned entries as zeros.
 export function decodeArray(bytes, spec) {

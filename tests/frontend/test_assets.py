@@ -24,7 +24,7 @@ def test_el_is_written_once_and_every_module_that_uses_it_imports_it():
     for name in MODULES:
         src = asset_text(name)
         if re.search(r"\bel\(", src):
-            assert 'import { el } from "./dom.js";' in src, name
+            assert re.search(r'^import \{[^}]*\bel\b[^}]*\} from "\./dom\.js";', src, re.M), name
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -110,11 +110,9 @@ class Lesson:
 LESSONS: dict[str, Lesson] = {
     "01": Lesson(
         views=("TokenizerExplorer",),
-        pending=NOT_REWRITTEN,
     ),
     "02": Lesson(
         views=("AttentionMathWidget",),  # on the learner's own small matrices (AttentionMathWidget.from_matrices)
-        pending=NOT_REWRITTEN,
     ),
     "03": Lesson(
         views=("TrainingDashboard", "head_view|AttentionWidget", "model_view|AttentionWidget", "ProjectorWidget"),

@@ -15,6 +15,7 @@ from labkit.frontend import classic_script, pack_arrays, to_base64, unpack_array
 
 NODE = shutil.which("node")
 MODULE = Path(__file__).resolve().parents[2] / "widgets" / "attention.js"
+DOM = MODULE.parent / "dom.js"  # the helpers every widget module shares (float16, base64)
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
 
@@ -28,7 +29,8 @@ def _node(code: str, stdin: str = "", module: bool = True) -> object:
 def _decode_in_node(header: dict, data: bytes) -> dict[str, dict]:
     # the payload goes through stdin, as base64 text, exactly as the static page carries it
     code = (
-        f"import {{ base64ToBytes, decodePayload }} from {json.dumps(MODULE.as_uri())};\n"
+        f"import {{ decodePayload }} from {json.dumps(MODULE.as_uri())};\n"
+        f"import {{ base64ToBytes }} from {json.dumps(DOM.as_uri())};\n"
         "let text = ''; for await (const chunk of process.stdin) text += chunk;\n"
         "const { header, b64 } = JSON.parse(text);\n"
         "const out = decodePayload(header, base64ToBytes(b64));\n"
@@ -54,7 +56,7 @@ def test_node_decodes_what_python_encodes(shape, k):
 
 def test_half_to_float_matches_numpy_for_every_bit_pattern():
     code = (
-        f"import {{ halfToFloat }} from {json.dumps(MODULE.as_uri())};\n"
+        f"import {{ halfToFloat }} from {json.dumps(DOM.as_uri())};\n"
         "const out = []; for (let h = 0; h < 65536; h++) { const v = halfToFloat(h); out.push(Number.isFinite(v) ? v : String(v)); }\n"
         "console.log(JSON.stringify(out));\n"
     )
@@ -74,7 +76,8 @@ def test_head_matrix_slices_one_layer_and_head():
     t = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5) / 1000
     header, data = pack_arrays({"attn": t})
     code = (
-        f"import {{ base64ToBytes, decodePayload, headMatrix }} from {json.dumps(MODULE.as_uri())};\n"
+        f"import {{ decodePayload, headMatrix }} from {json.dumps(MODULE.as_uri())};\n"
+        f"import {{ base64ToBytes }} from {json.dumps(DOM.as_uri())};\n"
         f"const a = decodePayload({json.dumps(header)}, base64ToBytes({json.dumps(to_base64(data))})).attn;\n"
         "console.log(JSON.stringify(Array.from(headMatrix(a, 1, 2))));\n"
     )
