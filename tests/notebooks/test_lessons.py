@@ -73,6 +73,7 @@ VIEWS: dict[str, View] = {
     "attention_heatmap": View(html=r'class="labkit-attn-data">\{"view":"heatmap"'),
     "bertviz_head_view": View(html=r'class="labkit-bertviz labkit-bertviz-head"'),
     "bertviz_model_view": View(html=r'class="labkit-bertviz labkit-bertviz-model"'),
+    "bertviz_neuron_view": View(html=r'class="labkit-bertviz labkit-bertviz-neuron"'),
     "token_view": View(html=r'class="labkit-tok"'),
     "attention_walkthrough": View(html=r'class="labkit-am"'),
     "attention_by_hand": View(html=r'class="labkit-am"'),
@@ -136,7 +137,6 @@ LESSONS: dict[str, Lesson] = {
     ),
     "08": Lesson(
         views=("ProjectorWidget",),
-        pending=NOT_REWRITTEN,
     ),
     "09": Lesson(
         views=(
@@ -148,7 +148,6 @@ LESSONS: dict[str, Lesson] = {
             "qk_view",
             "GenerationPlayground",
         ),
-        pending=NOT_REWRITTEN,
     ),
     "10": Lesson(
         uses=("collect",),
@@ -196,7 +195,7 @@ SMALLEST: dict[str, dict[str, Any]] = {
     },
     "06_lora_fine_tuning": {"pretrain_steps": 5, "finetune_steps": 5, "ranks": "[1, 2]"},
     "07_translation": {"steps": 5, "n_test": 3, "num_beams": 2, "max_chars": 40, "vocab_size": 300},
-    "08_embeddings": {"n_texts": 20, "max_chars": 80},
+    "08_embeddings": {"n_texts": 20, "max_chars": 80, "n_tokens": 50, "use_umap": True},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
     "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
 }
