@@ -206,7 +206,7 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "vocab_size": 300,
         "summary_steps": 5,
         "n_articles": 3,
-        "source_tokens": 16,
+        "article_tokens": 16,
     },
     "08_embeddings": {"n_texts": 20, "max_chars": 80},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
