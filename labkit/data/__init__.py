@@ -1,4 +1,4 @@
-"""labkit.data: offline corpora, text cleaning, tokenizers (HF tokenizers), datasets, collators and augmentations."""
+"""labkit.data: offline corpora, text cleaning, summarisation pairs and baselines, tokenizers (HF tokenizers), datasets, collators and augmentations."""
 
 from labkit.lazy import lazy_exports
 
@@ -43,6 +43,15 @@ _EXPORTS = {
     "remove_stop_words": "clean",
     "stop_words": "clean",
     "segment_words": "clean",
+    # summarize.py
+    "ExtractiveSummary": "summarize",
+    "IdfTable": "summarize",
+    "idf_table": "summarize",
+    "split_sentences": "summarize",
+    "summary_pairs": "summarize",
+    "summary_words": "summarize",
+    "lead": "summarize",
+    "extract": "summarize",
     # augment.py
     "Compose": "augment",
     "TextTransform": "augment",

@@ -78,6 +78,7 @@ VIEWS: dict[str, View] = {
     "attention_walkthrough": View(html=r'class="labkit-am"'),
     "attention_by_hand": View(html=r'class="labkit-am"'),
     "cleaning_view": View(html=r'class="labkit-clean"'),
+    "summary_view": View(html=r'class="labkit-summ"'),
     **{
         name: View(html=rf'class="labkit-look-data">\{{"kind":"{kind}"')
         for name, kind in (
@@ -129,11 +130,11 @@ LESSONS: dict[str, Lesson] = {
     ),
     "06": Lesson(
         views=("LoraExplorer",),
-        pending=NOT_REWRITTEN,
+        uses=("merge_and_unload", "lora_singular_values"),
     ),
     "07": Lesson(
-        views=("cross_attention_view",),
-        pending=NOT_REWRITTEN,
+        views=("cross_attention_view", "summary_view"),
+        uses=("bleu", "chrf", "rouge", "summary_pairs", "extract"),  # issue 15 item 6: summarisation, ROUGE
     ),
     "08": Lesson(
         views=("ProjectorWidget",),
@@ -194,7 +195,16 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "minilm_baseline": False,
     },
     "06_lora_fine_tuning": {"pretrain_steps": 5, "finetune_steps": 5, "ranks": "[1, 2]"},
-    "07_translation": {"steps": 5, "n_test": 3, "num_beams": 2, "max_chars": 40, "vocab_size": 300},
+    "07_translation": {
+        "steps": 5,
+        "n_test": 3,
+        "num_beams": 2,
+        "max_chars": 40,
+        "vocab_size": 300,
+        "summary_steps": 5,
+        "n_articles": 3,
+        "article_tokens": 16,
+    },
     "08_embeddings": {"n_texts": 20, "max_chars": 80, "n_tokens": 50, "use_umap": True},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
     "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
