@@ -209,7 +209,9 @@ def training_curves(source: Any, *, smoothing: float = 0.0, title: str = "", hei
     fig.add_trace(go.Scatter(x=d.step, y=d.lr, mode="lines", name="lr", line=dict(color="#2ca02c")), row=2, col=1)
     if norms:
         fig.add_trace(
-            go.Scatter(x=d.step, y=d.grad_norm, mode="lines", name="grad norm", line=dict(color="#9467bd")), row=3, col=1
+            go.Scatter(x=d.step, y=d.grad_norm, mode="lines", name="grad norm", line=dict(color="#9467bd")),
+            row=3,
+            col=1,
         )
     fig.add_trace(
         go.Scatter(x=d.step, y=d.tokens_per_s, mode="lines", name="tokens/s", line=dict(color="#ff7f0e")),

@@ -195,7 +195,8 @@ class DashboardCallback(Callback):
         """Halve the curve by averaging neighbouring pairs (the later step and lr stand for the pair)."""
         mean = lambda a, b: a if b is None else b if a is None else _short((a + b) / 2)  # noqa: E731
         merged = [
-            [q[0], mean(p[1], q[1]), q[2], mean(p[3], q[3]), mean(p[4], q[4])] for p, q in zip(points[0::2], points[1::2])
+            [q[0], mean(p[1], q[1]), q[2], mean(p[3], q[3]), mean(p[4], q[4])]
+            for p, q in zip(points[0::2], points[1::2])
         ]
         return merged + ([points[-1]] if len(points) % 2 else [])
 
