@@ -198,7 +198,7 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "checkpoint_every": 10,
         "compare_steps": 4,
     },
-    "04_generation_and_sampling": {"max_new_tokens": 4, "num_beams": 2},
+    "04_generation_and_sampling": {"max_new_tokens": 4, "num_beams": 2, "kv_tokens": 4},
     "05_bert_mlm_and_sentiment": {
         "preset": "encoder-tiny",
         "vocab_size": 500,
