@@ -1,4 +1,4 @@
-// labkit training dashboard: loss / val loss, learning rate and tokens-per-second curves drawn as SVG,
+// labkit training dashboard: loss / val loss, learning rate, gradient norm and tokens-per-second curves drawn as SVG,
 // a progress bar, the current sample, and Stop / Save buttons that message the kernel.
 // Plain DOM, no libraries, no network. Text from Python only ever goes through textContent.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
@@ -114,6 +114,8 @@ function render(model, root, buttons) {
   if (last && last[1] !== null) facts.push("loss " + last[1].toFixed(4));
   if (val.length && val[val.length - 1][1] !== null) facts.push("val " + val[val.length - 1][1].toFixed(4));
   if (last && last[2] !== null) facts.push("lr " + Number(last[2]).toExponential(2));
+  const norm = (p) => (p.length > 4 ? p[4] : null); // points saved before the gradient norm have 4 entries
+  if (last && norm(last) !== null) facts.push("grad norm " + Number(norm(last)).toPrecision(3));
   if (last && last[3] !== null) facts.push(Math.round(last[3]).toLocaleString() + " tok/s");
   root.facts.textContent = facts.join("  \u00b7  ");
   const width = Math.max(320, Math.min(720, root.box.clientWidth || 640));
@@ -123,6 +125,7 @@ function render(model, root, buttons) {
   root.charts.replaceChildren(
     chart(lossSeries, "loss (blue: train" + (val.length ? ", red: val)" : ")"), width, 190, false),
     chart([{ xs: steps, ys: pts.map((p) => p[2]), cls: "lk-lr" }], "learning rate", width, 90, false),
+    chart([{ xs: steps, ys: pts.map(norm), cls: "lk-gn" }], "gradient norm (before clipping)", width, 90, false),
     chart([{ xs: steps, ys: pts.map((p) => p[3]), cls: "lk-tps" }], "tokens / s", width, 90, false),
   );
   const sample = model.get("sample");

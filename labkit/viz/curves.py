@@ -1,7 +1,7 @@
 """Training curves: a History (or its DataFrame, dict or a dashboard's point lists) in; a plotly figure, an SVG or a text summary out.
 
 `curve_data` reads every accepted source into one `CurveData` (plain lists), so the three outputs draw
-the same numbers: `training_curves` (plotly: loss with validation, learning rate, throughput),
+the same numbers: `training_curves` (plotly: loss with validation, learning rate, gradient norm, throughput),
 `curves_svg` (a static loss chart for reports, prints and hosts without JavaScript) and `curves_summary`
 (text/plain, diffable). Titles are escaped wherever they are written.
 """
@@ -30,6 +30,7 @@ class CurveData:
     tokens_per_s: list[float | None] = field(default_factory=list)
     eval_step: list[int] = field(default_factory=list)
     eval_loss: list[float | None] = field(default_factory=list)
+    grad_norm: list[float | None] = field(default_factory=list)  # before clipping; empty or all None: not logged
 
     def __len__(self) -> int:
         return len(self.step)
@@ -57,17 +58,18 @@ def _column(source: Any, name: str, n: int | None = None) -> list:
 def curve_data(source: Any) -> CurveData:
     """A History, `History.to_pandas()` frame, `History.to_dict()` dict, dashboard points or CurveData in, CurveData out.
 
-    source: anything with `step`/`loss`/`lr`/`tokens_per_s` (+ `eval_step`/`eval_loss`) columns or attributes,
-    or a mapping {"points": [[step, loss, lr, tokens_per_s], ...], "val_points": [[step, loss], ...]}
-    (the dashboard's compact form). Non-finite values become None.
+    source: anything with `step`/`loss`/`lr`/`tokens_per_s` (+ `grad_norm`, `eval_step`/`eval_loss`) columns or
+    attributes, or a mapping {"points": [[step, loss, lr, tokens_per_s, grad_norm], ...], "val_points":
+    [[step, loss], ...]} (the dashboard's compact form; points without the grad_norm entry are read too).
+    Non-finite values become None.
     """
     if isinstance(source, CurveData):
         return source
     if isinstance(source, Mapping) and "points" in source:
         pts, val = list(source.get("points") or []), list(source.get("val_points") or [])
-        if any(not isinstance(p, (list, tuple)) or len(p) != 4 for p in pts):
+        if any(not isinstance(p, (list, tuple)) or len(p) not in (4, 5) for p in pts):
             raise InvalidInputError(
-                "points must be [step, loss, lr, tokens_per_s] lists; pass the dashboard's `points` trait"
+                "points must be [step, loss, lr, tokens_per_s, grad_norm] lists; pass the dashboard's `points` trait"
             )
         if any(not isinstance(p, (list, tuple)) or len(p) != 2 for p in val):
             raise InvalidInputError("val_points must be [step, loss] pairs; pass the dashboard's `val_points` trait")
@@ -78,6 +80,7 @@ def curve_data(source: Any) -> CurveData:
             [_num(p[3]) for p in pts],
             [int(p[0]) for p in val],
             [_num(p[1]) for p in val],
+            [_num(p[4]) if len(p) > 4 else None for p in pts],
         )
     if hasattr(source, "columns") and hasattr(source, "to_dict"):  # a pandas DataFrame
         frame = source
@@ -99,6 +102,7 @@ def curve_data(source: Any) -> CurveData:
             pick("tokens_per_s"),
             [s for s, _ in evals],
             [v for _, v in evals],
+            pick("grad_norm"),
         )
     if isinstance(source, Mapping) or hasattr(source, "step"):
         step = _column(source, "step")
@@ -108,7 +112,7 @@ def curve_data(source: Any) -> CurveData:
                     f"cannot read curves from a {type(source).__name__}; pass a History, its DataFrame or dict"
                 )
         n = len(step)
-        cols = {name: _column(source, name, n) for name in ("loss", "lr", "tokens_per_s")}
+        cols = {name: _column(source, name, n) for name in ("loss", "lr", "tokens_per_s", "grad_norm")}
         for name, col in cols.items():
             if len(col) != n:
                 raise InvalidInputError(f"{name} has {len(col)} values but step has {n}; pass columns of equal length")
@@ -124,6 +128,7 @@ def curve_data(source: Any) -> CurveData:
             [_num(v) for v in cols["tokens_per_s"]],
             [int(s) for s in eval_step],
             [_num(v) for v in eval_loss],
+            [_num(v) for v in cols["grad_norm"]],
         )
     raise InvalidInputError(f"cannot read curves from a {type(source).__name__}; pass a History, its DataFrame or dict")
 
@@ -147,7 +152,8 @@ def ema(values: Sequence[float | None], smoothing: float) -> list[float | None]:
 
 
 def training_curves(source: Any, *, smoothing: float = 0.0, title: str = "", height: int = 620) -> Any:
-    """A History (or anything `curve_data` reads) in, a plotly Figure out: loss + val loss, learning rate, tokens/s.
+    """A History (or anything `curve_data` reads) in, a plotly Figure out: loss + val loss, learning rate, tokens/s,
+    and the gradient norm (before clipping) when the source logged it.
 
     smoothing: also draw an EMA of the training loss (0 = off, 0.9 = strong). title: figure title (escaped).
     height: figure height in pixels.
@@ -156,14 +162,18 @@ def training_curves(source: Any, *, smoothing: float = 0.0, title: str = "", hei
     from plotly.subplots import make_subplots
 
     d = curve_data(source)
+    norms = any(g is not None for g in d.grad_norm)
     fig = make_subplots(
-        rows=3,
+        rows=4 if norms else 3,
         cols=1,
         shared_xaxes=True,
         vertical_spacing=0.06,
-        row_heights=[0.55, 0.2, 0.25],
-        subplot_titles=("loss", "learning rate", "tokens / s"),
+        row_heights=[0.46, 0.16, 0.16, 0.22] if norms else [0.55, 0.2, 0.25],
+        subplot_titles=("loss", "learning rate", "gradient norm", "tokens / s")
+        if norms
+        else ("loss", "learning rate", "tokens / s"),
     )
+    last = 4 if norms else 3
     fig.add_trace(
         go.Scatter(
             x=d.step,
@@ -197,10 +207,18 @@ def training_curves(source: Any, *, smoothing: float = 0.0, title: str = "", hei
             col=1,
         )
     fig.add_trace(go.Scatter(x=d.step, y=d.lr, mode="lines", name="lr", line=dict(color="#2ca02c")), row=2, col=1)
+    if norms:
+        fig.add_trace(
+            go.Scatter(x=d.step, y=d.grad_norm, mode="lines", name="grad norm", line=dict(color="#9467bd")),
+            row=3,
+            col=1,
+        )
     fig.add_trace(
-        go.Scatter(x=d.step, y=d.tokens_per_s, mode="lines", name="tokens/s", line=dict(color="#ff7f0e")), row=3, col=1
+        go.Scatter(x=d.step, y=d.tokens_per_s, mode="lines", name="tokens/s", line=dict(color="#ff7f0e")),
+        row=last,
+        col=1,
     )
-    fig.update_xaxes(title_text="step", row=3, col=1)
+    fig.update_xaxes(title_text="step", row=last, col=1)
     fig.update_layout(
         height=height,
         title=html.escape(title) if title else None,
@@ -289,11 +307,14 @@ def curves_summary(source: Any, *, title: str = "") -> str:
         last = next((v for v in reversed(d.loss) if v is not None), None)
         lr = next((v for v in reversed(d.lr) if v is not None), None)
         tps = next((v for v in reversed(d.tokens_per_s) if v is not None), None)
+        norm = next((v for v in reversed(d.grad_norm) if v is not None), None)
         parts = [f"{len(d.step)} points, steps {d.step[0]}..{d.step[-1]}"]
         if last is not None:
             parts.append(f"loss {last:.4f} (min {min(losses):.4f})")
         if lr is not None:
             parts.append(f"lr {lr:.3g}")
+        if norm is not None:
+            parts.append(f"grad norm {norm:.3g}")
         if tps is not None:
             parts.append(f"{tps:,.0f} tokens/s")
         lines.append("training curves: " + ", ".join(parts))

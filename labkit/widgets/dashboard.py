@@ -1,4 +1,4 @@
-"""TrainingDashboard: live loss / val loss / lr / throughput curves, progress, a current sample, Stop and Save.
+"""TrainingDashboard: live loss / val loss / lr / gradient norm / throughput curves, progress, a current sample, Stop and Save.
 
 Two parts. `DashboardCallback` is a training `Callback` that buffers host values and pushes them to the
 widget at most every `min_interval_s` seconds: it reads points only at `on_log` (when the trainer has
@@ -194,7 +194,10 @@ class DashboardCallback(Callback):
     def _merge_points(self, points: list[list]) -> list[list]:
         """Halve the curve by averaging neighbouring pairs (the later step and lr stand for the pair)."""
         mean = lambda a, b: a if b is None else b if a is None else _short((a + b) / 2)  # noqa: E731
-        merged = [[q[0], mean(p[1], q[1]), q[2], mean(p[3], q[3])] for p, q in zip(points[0::2], points[1::2])]
+        merged = [
+            [q[0], mean(p[1], q[1]), q[2], mean(p[3], q[3]), mean(p[4], q[4])]
+            for p, q in zip(points[0::2], points[1::2])
+        ]
         return merged + ([points[-1]] if len(points) % 2 else [])
 
     def _read_history(self, trainer: Any, logs: dict[str, Any] | None = None, step: int | None = None) -> None:
@@ -202,11 +205,20 @@ class DashboardCallback(Callback):
         points = list(self.state["points"])
         if h is not None and hasattr(h, "step"):
             for i in range(self._seen, len(h.step)):  # host floats the trainer already read back: no device sync
-                points.append([int(h.step[i]), _short(h.loss[i]), _short(h.lr[i]), _short(h.tokens_per_s[i])])
+                norm = h.grad_norm[i] if i < len(getattr(h, "grad_norm", ())) else None
+                points.append(
+                    [int(h.step[i]), _short(h.loss[i]), _short(h.lr[i]), _short(h.tokens_per_s[i]), _short(norm)]
+                )
             self._seen = len(h.step)
         elif logs is not None and step is not None:
             points.append(
-                [int(step), _short(logs.get("loss")), _short(logs.get("lr")), _short(logs.get("tokens_per_s"))]
+                [
+                    int(step),
+                    _short(logs.get("loss")),
+                    _short(logs.get("lr")),
+                    _short(logs.get("tokens_per_s")),
+                    _short(logs.get("grad_norm")),
+                ]
             )
         if len(points) == len(self.state["points"]):
             return
@@ -332,7 +344,7 @@ class DashboardCallback(Callback):
 
 
 class TrainingDashboard(anywidget.AnyWidget):
-    """Live training view: loss / val loss / lr / tokens-per-second curves, progress bar, current sample, Stop, Save.
+    """Live training view: loss / val loss / lr / gradient norm / tokens-per-second curves, progress, sample, Stop, Save.
 
     `dash = TrainingDashboard(tokenizer=tok)`, display it, then `train(model, batches, callbacks=[dash.callback])`.
     Options go to `DashboardCallback` (min_interval_s, max_points, tokenizer, sample_prompt, sample_every_s,
@@ -343,7 +355,9 @@ class TrainingDashboard(anywidget.AnyWidget):
     _esm = module_text("dashboard.js")
     _css = asset_text("dashboard.css")
 
-    points = t.List(t.List(), help="[step, loss, lr, tokens_per_s] per logged step (null where unknown)").tag(sync=True)
+    points = t.List(
+        t.List(), help="[step, loss, lr, tokens_per_s, grad_norm] per logged step (null where unknown)"
+    ).tag(sync=True)
     val_points = t.List(t.List(), help="[step, eval_loss] per evaluation").tag(sync=True)
     step = t.Int(0, help="optimizer steps done").tag(sync=True)
     total_steps = t.Int(0, help="optimizer steps planned").tag(sync=True)
@@ -413,12 +427,12 @@ class TrainingDashboard(anywidget.AnyWidget):
 
     @t.validate("points", "val_points")
     def _valid_points(self, proposal: dict) -> list:
-        size, form = (
-            (4, "point must be [step, loss, lr, tokens_per_s]")
+        sizes, form = (
+            ((4, 5), "point must be [step, loss, lr, tokens_per_s, grad_norm]")  # 4: a state saved before grad_norm
             if proposal["trait"].name == "points"
-            else (2, "val point must be [step, eval_loss]")
+            else ((2,), "val point must be [step, eval_loss]")
         )
-        bad = next((p for p in proposal["value"] if len(p) != size), None)
+        bad = next((p for p in proposal["value"] if len(p) not in sizes), None)
         if bad is not None:
             raise InvalidInputError(f"each {form}, got {bad!r}")
         return proposal["value"]

@@ -89,7 +89,9 @@ VIEWS: dict[str, View] = {
         )
     },
     "lora_parameter_table": View(html=r'class="labkit-lora"'),
+    "moment_view": View(html=r'class="labkit-mom"'),
     "training_curves": View(plotly=True),
+    "optimizer_curves": View(plotly=True),
     "projector_figure": View(plotly=True),
     "lora_parameter_figure": View(plotly=True),
     "lora_singular_value_figure": View(plotly=True),
@@ -117,12 +119,19 @@ LESSONS: dict[str, Lesson] = {
         views=("AttentionMathWidget",),  # on the learner's own small matrices (AttentionMathWidget.from_matrices)
     ),
     "03": Lesson(
-        views=("TrainingDashboard", "head_view|AttentionWidget", "model_view|AttentionWidget", "ProjectorWidget"),
-        pending=NOT_REWRITTEN,
+        views=(
+            "TrainingDashboard",
+            "head_view|AttentionWidget",
+            "model_view|AttentionWidget",
+            "ProjectorWidget",
+            "optimizer_curves",  # issue 15: SGD, SGD + momentum, Adam, AdamW on the same model and data
+            "moment_view",  # issue 15: the optimizer state of a small layer
+        ),
+        uses=("compare_optimizers", "MomentRecorder", "hand_adam_step"),
     ),
     "04": Lesson(
         views=("GenerationPlayground",),
-        pending=NOT_REWRITTEN,
+        uses=("SamplingOptions", "stream", "num_beams", "use_cache"),
     ),
     "05": Lesson(
         views=("head_view|AttentionWidget", "model_view|AttentionWidget"),
@@ -184,8 +193,10 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "eval_every": 10,
         "sample_chars": 20,
         "block_size": 32,
+        "checkpoint_every": 10,
+        "compare_steps": 4,
     },
-    "04_generation_and_sampling": {"max_new_tokens": 4, "num_beams": 2},
+    "04_generation_and_sampling": {"max_new_tokens": 4, "num_beams": 2, "kv_tokens": 4},
     "05_bert_mlm_and_sentiment": {
         "preset": "encoder-tiny",
         "vocab_size": 500,

@@ -42,7 +42,7 @@ def history() -> History:
 
 def _points_form(h: History) -> dict:
     return {
-        "points": [[s, loss, r, t] for s, loss, r, t in zip(h.step, h.loss, h.lr, h.tokens_per_s)],
+        "points": [[s, loss, r, t, g] for s, loss, r, t, g in zip(h.step, h.loss, h.lr, h.tokens_per_s, h.grad_norm)],
         "val_points": [[s, v] for s, v in zip(h.eval_step, h.eval_loss)],
     }
 
@@ -56,6 +56,10 @@ def test_every_source_form_reads_the_same_numbers(history):
     assert curve_data(History.from_dict(history.to_dict())) == ref
     assert curve_data(_points_form(history)) == ref
     assert curve_data(ref) is ref
+    assert ref.grad_norm == history.grad_norm and all(g > 0 for g in ref.grad_norm)
+    old = _points_form(history)  # a dashboard state saved before points carried the gradient norm
+    old["points"] = [p[:4] for p in old["points"]]
+    assert curve_data(old).grad_norm == [None] * len(history.step) and curve_data(old).loss == ref.loss
 
 
 def test_figure_traces_hold_the_history_values(history):
@@ -64,9 +68,13 @@ def test_figure_traces_hold_the_history_values(history):
     assert list(by_name["train loss"].y) == history.loss and list(by_name["train loss"].x) == history.step
     assert list(by_name["val loss"].x) == history.eval_step and list(by_name["val loss"].y) == history.eval_loss
     assert list(by_name["lr"].y) == history.lr and list(by_name["tokens/s"].y) == history.tokens_per_s
+    assert list(by_name["grad norm"].y) == history.grad_norm
     smoothed = pd.Series(history.loss).ewm(alpha=0.5, adjust=True).mean().tolist()
     assert list(by_name["train loss (EMA 0.5)"].y) == pytest.approx(smoothed, rel=1e-12)
-    assert len(training_curves(history).data) == 4  # no EMA trace without smoothing
+    assert len(training_curves(history).data) == 5  # no EMA trace without smoothing
+    no_norms = curve_data(history)
+    no_norms = CurveData(no_norms.step, no_norms.loss, no_norms.lr, no_norms.tokens_per_s, [], [])
+    assert "grad norm" not in {tr.name for tr in training_curves(no_norms).data}  # no row for what was not logged
 
 
 @settings(max_examples=40, deadline=None)
@@ -126,7 +134,7 @@ def test_empty_sources_draw_placeholders():
         (42, "cannot read curves from a int"),
         ({"step": [1, 2], "loss": [1.0]}, "loss has 1 values but step has 2"),
         ({"step": [1], "loss": [1.0], "eval_step": [1], "eval_loss": []}, "eval_step has 1 values but eval_loss has 0"),
-        ({"points": [[1, 2.0]]}, r"points must be \[step, loss, lr, tokens_per_s\]"),
+        ({"points": [[1, 2.0]]}, r"points must be \[step, loss, lr, tokens_per_s, grad_norm\]"),
         ({"points": [], "val_points": [[1, 2, 3]]}, r"val_points must be \[step, loss\] pairs"),
         (pd.DataFrame({"x": [1]}), "needs 'step' and 'loss' columns"),
         ({"step": [1], "loss": ["high"]}, "curve values must be numbers, got 'high'"),
