@@ -34,7 +34,7 @@ import tokenizers
 import torch
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from labkit.checks import check_int
+from labkit.checks import check_bool, check_int
 from labkit.data._tokenizer_probe import TokenInfo, explain
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
@@ -374,11 +374,11 @@ def _stream(texts: Iterable[str] | str) -> Iterator[str]:
     head: list[str] = []
     for i, text in enumerate(items):  # peek up to the first non-empty text
         head.append(check(i, text))
-        if text:
+        if text.strip():  # whitespace alone gives a tokenizer that knows nothing but spaces
             break
     else:
         raise InvalidInputError(
-            "the corpus is empty (no texts, or only empty strings); pass at least one non-empty text"
+            "the corpus is empty (no texts, or only empty or blank strings); pass at least one text with words in it"
         )
 
     def rest() -> Iterator[str]:
@@ -443,6 +443,8 @@ def train_tokenizer(
             f"vocab_size={vocab_size} leaves no room beside {len(specials)} special tokens; use a larger vocab_size"
         )
     check_int("min_frequency", min_frequency, low=0)
+    check_bool("lowercase", lowercase)
+    check_bool("show_progress", show_progress)
     stream = _stream(texts)
 
     if kind == "char":
