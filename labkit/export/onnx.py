@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.checks import check_float, check_int
+from labkit.checks import check_float, check_int, check_output_file
 from labkit.errors import InvalidInputError, MissingSourceError
 
 __all__ = ["SUPPORTED", "OPSET", "to_onnx", "read_onnx_spec", "OnnxModel"]
@@ -203,9 +203,9 @@ def to_onnx(
     path = Path(path)
     if path.suffix != ".onnx":
         raise InvalidInputError(f"the ONNX file name must end in .onnx, got {os.fspath(path)!r}")
+    check_output_file("path", path)  # a file in the way of its folder fails here, before the export
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     spec = _graph_and_inputs(model, kind, with_cache, attentions)
     was_training = model.training
     model.eval()

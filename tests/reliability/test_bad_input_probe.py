@@ -1038,3 +1038,418 @@ def test_bad_input_has_the_expected_outcome(case):
 def test_the_table_is_broad():
     assert len(CASES) >= 120
     assert len({c.name for c in CASES}) == len(CASES)  # every case has its own name
+
+
+# ---------------------------------------------------------------- second wave: the less obvious mistakes
+
+case(T, "encode_batch with a None inside", lambda: tok().encode_batch(["to be", None]), r"None|str")
+case(T, "decode a bool tensor", lambda: tok().decode(torch.tensor([True, False])), r"integer|bool")
+case(
+    T,
+    "train on a lone surrogate",
+    lambda: D.train_tokenizer(["to be \ud800 or not"], kind="char"),
+    r"surrogate|UTF-8|utf-8",
+)
+accept(
+    T,
+    "encode_batch equals encode per text",
+    lambda: (tok().encode_batch(TEXTS[:3]), [tok().encode(t) for t in TEXTS[:3]]),
+    lambda r: r[0] == r[1],
+)
+case(A, "Cleaner extra_stop_words one string", lambda: D.Cleaner(extra_stop_words="thee"), r"extra_stop_words")
+case(A, "remove_stop_words extra one string", lambda: D.remove_stop_words("to be or not", extra="be"), r"extra")
+accept(
+    A,
+    "remove_stop_words extra list removes the word",
+    lambda: D.remove_stop_words("thee and thou", extra=["thee"]),
+    lambda r: "thee" not in r.split(),
+)
+case(
+    A,
+    "RandomInsertion with no words to insert",
+    lambda: D.RandomInsertion(n=1, vocabulary=[])("to be"),
+    r"vocabulary|synonyms",
+)
+case(A, "RandomDeletion of a number", lambda: D.RandomDeletion(p=0.5)(42), r"str")
+case(
+    A,
+    "mask_tokens special_ids an int",
+    lambda: D.mask_tokens(ids(), mask_id=1, vocab_size=32, special_ids=3),
+    r"special_ids",
+)
+case(A, "PadCollator of no examples", lambda: D.PadCollator(0)([]), r"empty|no example")
+case(
+    A,
+    "PadCollator examples with different keys",
+    lambda: D.PadCollator(0)([{"input_ids": [1, 2]}, {"labels": [1]}]),
+    r"input_ids|keys",
+)
+case(A, "ClassificationDataset negative label", lambda: D.ClassificationDataset(["a", "b"], [0, -1], tok()), r"label")
+case(A, "ClassificationDataset texts one string", lambda: D.ClassificationDataset("ab", [0, 1], tok()), r"texts")
+case(
+    A,
+    "Seq2SeqDataset max_source_length 0",
+    lambda: D.Seq2SeqDataset(["a"], ["b"], tok(), max_source_length=0),
+    r"max_source_length",
+)
+case(A, "modular_arithmetic division with p not prime", lambda: D.modular_arithmetic(p=8, op="/"), r"prime")
+case(A, "LMBlocks of 2-d ids", lambda: D.LMBlocks(torch.arange(40).reshape(4, 10), block_size=4), r"1-d")
+case(A, "LMBlocks of negative ids", lambda: D.LMBlocks(torch.arange(-5, 40), block_size=4), r"negative|>= 0")
+accept(
+    A,
+    "RandomBlockBatches steps 0 gives no batch",
+    lambda: list(D.RandomBlockBatches(torch.arange(50), 8, 2, steps=0)),
+    lambda r: r == [],
+)
+case(A, "Batches of an empty list", lambda: D.Batches([], batch_size=2), r"empty")
+case(A, "split val_fraction True", lambda: D.train_val_split(list(range(10)), val_fraction=True), r"val_fraction")
+accept(
+    A,
+    "LMBlocks of exactly block_size + 1 tokens is one block",
+    lambda: D.LMBlocks(torch.arange(9), block_size=8),
+    lambda r: len(r) == 1,
+)
+accept(
+    A,
+    "Batches larger than the data give one batch",
+    lambda: list(D.Batches([{"input_ids": torch.tensor([i])} for i in range(3)], batch_size=10, shuffle=False)),
+    lambda r: len(r) == 1 and r[0]["input_ids"].reshape(-1).tolist() == [0, 1, 2],
+)
+accept(A, "copy_task is a copy", lambda: D.copy_task(3, length=4, vocab=5), lambda r: r.src.shape[0] == 3)
+
+case(MO, "GPT n_inner 0", lambda: M.GPTConfig(n_inner=0), r"n_inner")
+case(MO, "GPT rope_theta 0", lambda: M.GPTConfig(positions="rotary", rope_theta=0.0), r"rope_theta")
+case(
+    MO,
+    "GPT rotary with odd head size",
+    lambda: M.GPT(M.GPTConfig(positions="rotary", n_head=2, n_embd=6, vocab_size=8, block_size=8, n_layer=1)),
+    r"head|even",
+)
+case(MO, "GPT n_kv_head above n_head", lambda: M.GPTConfig(n_head=3, n_embd=48, n_kv_head=6), r"n_kv_head")
+case(MO, "GPT n_kv_head 0", lambda: M.GPTConfig(n_kv_head=0), r"n_kv_head")
+case(MO, "GPT layer_norm_eps negative", lambda: M.GPTConfig(layer_norm_eps=-1e-5), r"layer_norm_eps")
+case(MO, "GPT mlp unknown", lambda: M.GPTConfig(mlp="relu9"), r"mlp")
+case(MO, "GPT bias a string", lambda: M.GPTConfig(bias="yes"), r"bias")
+case(
+    MO,
+    "GPT attention_mask shape differs",
+    lambda: gpt()(ids(6), attention_mask=torch.ones(1, 4, dtype=torch.long)),
+    r"attention_mask",
+)
+case(MO, "GPT labels past the vocabulary", lambda: gpt()(ids(6), labels=torch.full((1, 6), 40)), r"labels")
+case(MO, "GPT labels of floats", lambda: gpt()(ids(6), labels=torch.rand(1, 6)), r"labels must be an integer")
+case(MO, "Encoder labels past the vocabulary", lambda: encoder()(ids(6), labels=torch.full((1, 6), 40)), r"labels")
+case(
+    MO,
+    "Seq2Seq labels past the vocabulary",
+    lambda: seq2seq()(torch.tensor([[1, 3]]), labels=torch.tensor([[1, 25]])),
+    r"labels|vocab",
+)
+case(MO, "LSTM labels past the vocabulary", lambda: lstm()(ids(6), labels=torch.full((1, 6), 40)), r"labels")
+case(MO, "LSTM labels of floats", lambda: lstm()(ids(6), labels=torch.rand(1, 6)), r"labels")
+accept(
+    MO,
+    "GPT loss with -100 labels equals cross-entropy over the rest",
+    lambda: (
+        gpt()(ids(6), labels=torch.where(torch.arange(6) < 3, ids(6), -100)).loss,
+        torch.nn.functional.cross_entropy(gpt()(ids(6)).logits[0, :2], ids(6)[0, 1:3]),
+    ),
+    lambda r: torch.allclose(r[0], r[1], atol=1e-5),
+)
+case(
+    MO,
+    "Encoder attention_mask shape differs",
+    lambda: encoder()(ids(6), attention_mask=torch.ones(1, 3, dtype=torch.long)),
+    r"attention_mask",
+)
+case(
+    MO,
+    "Seq2Seq target longer than block_size",
+    lambda: seq2seq()(torch.tensor([[1, 3]]), decoder_input_ids=torch.ones(1, 20, dtype=torch.long)),
+    r"block_size",
+)
+case(MO, "summary of a non-model", lambda: M.summary("gpt"), r"model|config")
+accept(
+    MO,
+    "GPT labels all -100 give no loss, not a wrong number",
+    lambda: gpt()(ids(6), labels=torch.full((1, 6), -100)).loss,
+    lambda r: r is None or bool(torch.isnan(r)) or float(r) == 0.0,
+)
+accept(
+    MO,
+    "GPT rows of a batch equal the rows alone",
+    lambda: (gpt()(ids(6, batch=2)).logits, gpt()(ids(6, batch=2)[1:]).logits),
+    lambda r: torch.allclose(r[0][1:], r[1], atol=1e-5),
+)
+accept(
+    MO,
+    "LSTM runs past its block_size (a recurrent model has no position table)",
+    lambda: lstm()(ids(24)).logits,
+    lambda r: r.shape == (1, 24, 32),
+)
+
+accept(
+    GE,
+    "stop as one string is one stop sequence, not one per character",
+    lambda: (_gen300(stop=_first_char() + "\x00"), _gen300()),
+    lambda r: torch.equal(r[0], r[1]),  # "x\x00" never appears; its first character alone would stop at once
+)
+
+
+@functools.cache
+def _gpt300():
+    torch.manual_seed(0)
+    return M.GPT(M.GPTConfig.preset("gpt-nano", vocab_size=300, block_size=16, n_layer=1)).eval()
+
+
+def _gen300(**kw):
+    prompt = torch.tensor([tok().encode("to be or")])
+    return G.generate(_gpt300(), prompt, max_new_tokens=6, tokenizer=tok(), **kw)
+
+
+def _first_char():
+    prompt_len = len(tok().encode("to be or"))
+    text = tok().decode(_gen300()[0, prompt_len:].tolist(), skip_special_tokens=True)
+    return next(ch for ch in text if ch.strip() and ch != "\ufffd")
+
+
+case(GE, "stop a bare token id", lambda: gen(stop=[5]), r"each stop entry")
+case(GE, "stop strings without a tokenizer", lambda: gen(stop=["\n"]), r"tokenizer")
+case(GE, "stop an empty string", lambda: gen(stop=[""], tokenizer=tok()), r"stop")
+case(GE, "num_return_sequences 2 with greedy", lambda: gen(num_return_sequences=2), r"num_return_sequences")
+case(GE, "seed negative", lambda: gen(do_sample=True, seed=-1), r"seed")
+case(
+    GE,
+    "attention_mask shape differs",
+    lambda: gen(attention_mask=torch.ones(1, 3, dtype=torch.long)),
+    r"attention_mask",
+)
+case(
+    GE, "beyond block_size without sliding_window", lambda: G.generate(gpt(), ids(12), max_new_tokens=10), r"block_size"
+)
+case(GE, "top_candidates 0", lambda: gen(return_details=True, top_candidates=0), r"top_candidates")
+case(
+    GE,
+    "early_stopping a word",
+    lambda: G.beam_search(gpt(), ids(4), num_beams=2, max_new_tokens=2, early_stopping="sometimes"),
+    r"early_stopping",
+)
+case(GE, "generate from an Encoder", lambda: G.generate(encoder(), ids(4), max_new_tokens=2), r"Encoder|generat")
+case(
+    GE,
+    "stream max_new_tokens negative (at the call)",
+    lambda: G.stream(gpt(), ids(4), max_new_tokens=-1),
+    r"max_new_tokens",
+)
+case(GE, "text prompt without a tokenizer", lambda: G.generate(gpt(), "to be", max_new_tokens=2), r"tokenizer")
+case(
+    GE,
+    "sampling and do_sample both given",
+    lambda: gen(sampling=G.SamplingOptions(temperature=0.5), temperature=0.9),
+    r"sampling|both|either",
+)
+accept(
+    GE,
+    "beyond block_size with sliding_window",
+    lambda: G.generate(gpt(), ids(12), max_new_tokens=10, sliding_window=True),
+    lambda r: r.shape == (1, 22),
+)
+accept(
+    GE,
+    "seed makes sampling repeatable",
+    lambda: (gen(do_sample=True, seed=5, max_new_tokens=5), gen(do_sample=True, seed=5, max_new_tokens=5)),
+    lambda r: torch.equal(r[0], r[1]),
+)
+
+accept(
+    EV,
+    "bleu with uneven reference counts equals sacrebleu",
+    lambda: E.bleu(["a b c d", "c d e f"], [["a b c d", "x y"], ["c d e g"]]).score,
+    lambda r: math.isclose(
+        r, __import__("sacrebleu").corpus_bleu(["a b c d", "c d e f"], [["a b c d", "c d e g"], ["x y", None]]).score
+    ),
+)
+case(EV, "chrf char_order 0", lambda: E.chrf(["a"], ["a"], char_order=0), r"char_order")
+case(EV, "accuracy of a 2-d y_true", lambda: E.accuracy([[0, 1], [1, 1]], [[0, 1], [1, 0]]), r"y_true has shape")
+accept(
+    EV,
+    "accuracy of logits equals scikit-learn on their argmax",
+    lambda: E.accuracy([1, 0], torch.tensor([[0.1, 0.9], [0.3, 0.2]])),
+    lambda r: r == 1.0,
+)
+case(EV, "f1 binary on three classes", lambda: E.precision_recall_f1([0, 1, 2], [0, 1, 2], average="binary"), r"binary")
+case(EV, "report zero_division 5", lambda: E.classification_report([0, 1], [0, 1], zero_division=5), r"zero_division")
+case(EV, "perplexity of batches without input_ids", lambda: E.perplexity(gpt(), [{"ids": ids(5)}]), r"input_ids")
+case(
+    EV,
+    "perplexity with every label ignored",
+    lambda: E.perplexity(gpt(), [{"input_ids": ids(5), "labels": torch.full((1, 5), -100)}]),
+    r"no token|label|-100",
+)
+accept(
+    EV,
+    "accuracy of strings equals scikit-learn",
+    lambda: E.accuracy(["a", "b", "b"], ["a", "b", "a"]),
+    lambda r: math.isclose(r, 2 / 3),
+)
+
+case(V, "attention_heatmap max_bytes 0", lambda: _viz().attention_heatmap(attn(), TOK5, max_bytes=0), r"max_bytes")
+case(
+    V,
+    "projector_figure labels count differs",
+    lambda: _viz().projector_figure(EMB, [str(i) for i in range(12)], labels=[0, 1]),
+    r"labels",
+)
+case(
+    V,
+    "projector_figure unknown search token",
+    lambda: _viz().projector_figure(EMB, [str(i) for i in range(12)], search="zz"),
+    r"zz",
+)
+case(V, "lora_parameter_table rank 0", lambda: _viz().lora_parameter_table(gpt(), ranks=[0, 2]), r"rank")
+case(V, "lora_parameter_table unknown target", lambda: _viz().lora_parameter_table(gpt(), targets="attnn"), r"attnn")
+case(
+    V,
+    "checkpoint_trajectory unknown method",
+    lambda: _viz().checkpoint_trajectory([EMB, EMB], method="tsnee"),
+    r"method|tsne",
+)
+case(V, "checkpoint_trajectory shapes differ", lambda: _viz().checkpoint_trajectory([EMB, EMB[:5]]), r"shape")
+case(V, "cleaning_view of a Cleaner with no texts", lambda: _viz().cleaning_view(D.Cleaner()), r"texts")
+case(V, "nearest_neighbours of a 1-d vector", lambda: _viz().nearest_neighbours(torch.rand(4), 0), r"matrix|2-d|shape")
+accept(
+    V,
+    "training_curves of an empty history is an empty figure",
+    lambda: _viz().training_curves({"step": [], "loss": []}),
+    lambda r: all(len(tr.x or ()) == 0 for tr in r.data),
+)
+accept(
+    V,
+    "nearest_neighbours equals brute-force cosine",
+    lambda: [n.index for n in _viz().nearest_neighbours(EMB, 0, k=3)],
+    lambda r: r == torch.nn.functional.cosine_similarity(EMB[0:1], EMB).argsort(descending=True)[1:4].tolist(),
+)
+
+case(
+    W,
+    "Playground max_new_tokens 0",
+    lambda: _set(_w().GenerationPlayground(gpt(), tok()), max_new_tokens=0),
+    r"max_new_tokens",
+)
+case(W, "Playground seed negative", lambda: _set(_w().GenerationPlayground(gpt(), tok()), seed=-3), r"seed")
+case(W, "ProjectorWidget k 0", lambda: _w().ProjectorWidget(EMB, k=0), r"k must be")
+case(W, "TokenizerExplorer of no tokenizers", lambda: _w().TokenizerExplorer([], "to be"), r"tokenizer")
+case(W, "AttentionMathWidget layer out of range", lambda: _w().AttentionMathWidget(gpt(), ids(4), layer=5), r"layer")
+case(W, "LoraExplorer unknown target", lambda: _w().LoraExplorer(gpt(), targets="attnn"), r"attnn")
+case(W, "TrainingDashboard unknown option", lambda: _w().TrainingDashboard(smoothingg=0.5), r"smoothingg")
+case(W, "AttentionWidget qk from a tuple", lambda: _w().AttentionWidget(attn(), TOK5, view="qk"), r"qk")
+case(W, "Playground a non-model", lambda: _w().GenerationPlayground("gpt", tok()), r"model")
+
+case(
+    I_,
+    "attribute internal_batch_size 0",
+    lambda: _i().attribute(gpt(), ids(4), steps=2, internal_batch_size=0),
+    r"internal_batch_size",
+)
+case(
+    I_, "logit_lens ids past the vocabulary", lambda: _i().logit_lens(gpt(), torch.tensor([[1, 99]])), r"vocab|token id"
+)
+case(
+    I_,
+    "neuron_activations max_length 0",
+    lambda: _i().neuron_activations(gpt(), ["to be"], layer=0, tokenizer=tok(), max_length=0),
+    r"max_length",
+)
+case(
+    I_,
+    "neuron_activations of no texts",
+    lambda: _i().neuron_activations(gpt(), [], layer=0, tokenizer=tok()),
+    r"texts|empty",
+)
+case(I_, "rollout position out of range", lambda: _i().attention_rollout(gpt(), ids(4), position=9), r"position")
+case(
+    I_,
+    "patching answer not one token",
+    lambda: _i().activation_patching(gpt(), ids(4), ids(4), answer="zzzzqq", wrong="a", tokenizer=tok()),
+    r"zzzzqq",
+)
+case(I_, "logit_diff_metric answer equals wrong", lambda: _i().logit_diff_metric(3, 3), r"answer|wrong|same")
+case(I_, "residual_stack of float ids", lambda: _i().residual_stack(gpt(), torch.rand(1, 4)), r"integer|ids")
+accept(
+    I_,
+    "logit lens last layer equals the model's logits",
+    lambda: (_i().lens_logits(gpt(), ids(5)), gpt()(ids(5)).logits),
+    lambda r: torch.allclose(r[0][-1], r[1][0], atol=1e-4) or torch.allclose(r[0][-1], r[1], atol=1e-4),
+)
+accept(
+    I_,
+    "integrated gradients add up to f(x) - f(baseline)",
+    lambda: _i().attribute(gpt(), ids(4), steps=64),
+    lambda r: r.delta is None or abs(r.delta) < 0.05 * (abs(r.f_input - r.f_baseline) + 1e-3),
+)
+
+case(
+    X, "to_onnx into a folder that is a file", lambda: _x().to_onnx(gpt(), _damaged("afile", b"x") / "m.onnx"), r"file"
+)
+case(X, "save_model dtype a torch dtype", lambda: _x().save_model(gpt(), tmp("m"), dtype=torch.float16), r"dtype")
+case(X, "hf_tokenizer of None", lambda: _x().hf_tokenizer(None), r"tokenizer")
+case(X, "build_page path a folder", lambda: _x().build_page(gpt(), tok(), tmp("")), r"folder|file|html")
+case(
+    X, "check_quantization bound negative", lambda: _x().check_quantization(gpt(), gpt(), ids(4), bound=-1.0), r"bound"
+)
+case(
+    X,
+    "OnnxModel logits of ids past the vocabulary",
+    lambda: _x().OnnxModel(_onnx_file()).logits(torch.tensor([[1, 99]])),
+    r"vocab|token id",
+)
+case(X, "OnnxModel logits of float ids", lambda: _x().OnnxModel(_onnx_file()).logits(torch.rand(1, 4)), r"integer|ids")
+case(X, "OnnxModel run missing an input", lambda: _x().OnnxModel(_onnx_file()).run(), r"missing input")
+
+case(C, "save with a float step", lambda: _tr().save_checkpoint(tmp("k"), gpt(), step=1.5), r"step")
+case(
+    C,
+    "load onto an unknown device",
+    lambda: _tr().load_checkpoint(_ckpt_then(lambda p: None), gpt(), map_location="gpu9"),
+    r"device|map_location|gpu9",
+)
+case(C, "load_adapter from a missing folder", lambda: _tr().load_adapter(gpt(), tmp("no-adapter")), r"no-adapter")
+case(C, "lora r 0", lambda: _tr().lora(_fresh_gpt(), r=0, verbose=False), r"r must be")
+case(C, "lora dropout 1.5", lambda: _tr().lora(_fresh_gpt(), dropout=1.5, verbose=False), r"dropout")
+case(C, "lora unknown target", lambda: _tr().lora(_fresh_gpt(), targets="attnn", verbose=False), r"attnn")
+case(C, "lora alpha 0", lambda: _tr().lora(_fresh_gpt(), alpha=0, verbose=False), r"alpha")
+accept(
+    C,
+    "load_checkpoint without a model returns the state",
+    lambda: _tr().load_checkpoint(_ckpt_then(lambda p: None)),
+    lambda r: isinstance(r, dict) and r.get("step") == 1,
+)
+case(
+    MO,
+    "Encoder mlm labels of another shape",
+    lambda: encoder()(ids(6), labels=ids(5)),
+    r"mlm labels must have the shape",
+)
+case(
+    MO,
+    "Encoder classification label past num_labels",
+    lambda: _classifier()(ids(6), labels=torch.tensor([3])),
+    r"classification labels contains 3",
+)
+
+
+@functools.cache
+def _classifier():
+    torch.manual_seed(0)
+    cfg = M.EncoderConfig(
+        vocab_size=32,
+        block_size=16,
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        n_inner=32,
+        dropout=0.0,
+        head="classification",
+        num_labels=2,
+    )
+    return M.Encoder(cfg).eval()
