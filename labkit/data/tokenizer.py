@@ -374,11 +374,11 @@ def _stream(texts: Iterable[str] | str) -> Iterator[str]:
     head: list[str] = []
     for i, text in enumerate(items):  # peek up to the first non-empty text
         head.append(check(i, text))
-        if text.strip():  # whitespace alone gives a tokenizer that knows nothing but spaces
+        if text:
             break
     else:
         raise InvalidInputError(
-            "the corpus is empty (no texts, or only empty or blank strings); pass at least one text with words in it"
+            "the corpus is empty (no texts, or only empty strings); pass at least one non-empty text"
         )
 
     def rest() -> Iterator[str]:

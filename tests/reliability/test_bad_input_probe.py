@@ -177,7 +177,13 @@ def accept(area, name, run, check=None):
 # ---- tokenizers
 T = "tokenizers"
 case(T, "train on an empty corpus", lambda: D.train_tokenizer([]), r"empty|no text")
-case(T, "train on blank lines only", lambda: D.train_tokenizer(["", "  ", "\n"]), r"empty or blank")
+case(T, "train on empty strings only", lambda: D.train_tokenizer(["", ""]), r"the corpus is empty")
+accept(
+    T,
+    "a char tokenizer of whitespace alone round-trips it",
+    lambda: (lambda t: t.decode(t.encode(" \n ")))(D.train_tokenizer([" \n "], kind="char")),
+    lambda r: r == " \n ",
+)
 case(T, "train on a number", lambda: D.train_tokenizer(123), r"texts")
 case(T, "train on non-string items", lambda: D.train_tokenizer([1, 2, 3]), r"str")
 case(T, "unknown kind", lambda: D.train_tokenizer(TEXTS, kind="wordpeice"), r"did you mean 'wordpiece'")
@@ -1129,7 +1135,7 @@ case(MO, "GPT n_kv_head above n_head", lambda: M.GPTConfig(n_head=3, n_embd=48, 
 case(MO, "GPT n_kv_head 0", lambda: M.GPTConfig(n_kv_head=0), r"n_kv_head")
 case(MO, "GPT layer_norm_eps negative", lambda: M.GPTConfig(layer_norm_eps=-1e-5), r"layer_norm_eps")
 case(MO, "GPT mlp unknown", lambda: M.GPTConfig(mlp="relu9"), r"mlp")
-case(MO, "GPT bias a string", lambda: M.GPTConfig(bias="yes"), r"bias")
+case(MO, "GPT bias a string", lambda: M.GPTConfig(bias="no"), r"bias")
 case(
     MO,
     "GPT attention_mask shape differs",
@@ -1453,3 +1459,12 @@ def _classifier():
         num_labels=2,
     )
     return M.Encoder(cfg).eval()
+
+
+case(I_, "logit_diff_metric answer a word", lambda: _i().logit_diff_metric("Paris", 3), r"answer must be a token id")
+accept(
+    I_,
+    "logit_diff_metric equals the logit difference",
+    lambda: _i().logit_diff_metric(3, 5)(gpt()(ids(4)).logits),
+    lambda r: torch.allclose(r, gpt()(ids(4)).logits[0, -1, 3] - gpt()(ids(4)).logits[0, -1, 5]),
+)
