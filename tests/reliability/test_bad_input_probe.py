@@ -1030,22 +1030,6 @@ def _fresh_gpt():
     return M.GPT(M.GPTConfig.preset("gpt-nano", vocab_size=32, block_size=16, n_layer=2))
 
 
-# ---------------------------------------------------------------- the test
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.mark.parametrize("case", CASES, ids=[f"{c.area}: {c.name}" for c in CASES])
-def test_bad_input_has_the_expected_outcome(case):
-    outcome, detail = classify(case)
-    assert outcome == (CLEAR_ERROR if case.expect == "error" else ACCEPTED), detail
-
-
-def test_the_table_is_broad():
-    assert len(CASES) >= 120
-    assert len({c.name for c in CASES}) == len(CASES)  # every case has its own name
-
-
 # ---------------------------------------------------------------- second wave: the less obvious mistakes
 
 case(T, "encode_batch with a None inside", lambda: tok().encode_batch(["to be", None]), r"None|str")
@@ -1468,3 +1452,19 @@ accept(
     lambda: _i().logit_diff_metric(3, 5)(gpt()(ids(4)).logits),
     lambda r: torch.allclose(r, gpt()(ids(4)).logits[0, -1, 3] - gpt()(ids(4)).logits[0, -1, 5]),
 )
+
+
+# ---------------------------------------------------------------- the test
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.area}: {c.name}" for c in CASES])
+def test_bad_input_has_the_expected_outcome(case):
+    outcome, detail = classify(case)
+    assert outcome == (CLEAR_ERROR if case.expect == "error" else ACCEPTED), detail
+
+
+def test_the_table_is_broad():
+    assert len(CASES) >= 120
+    assert len({c.name for c in CASES}) == len(CASES)  # every case has its own name
