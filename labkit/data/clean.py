@@ -110,9 +110,23 @@ def remove_stop_words(text: str, language: str = "en", extra: Iterable[str] = ()
     ends, is in the list ("The," goes with "the"). extra: more words to drop. Chinese and Japanese have no
     spaces between words: run `segment_words` first.
     """
-    words = stop_words(language) | {w.casefold() for w in extra}
+    words = stop_words(language) | {w.casefold() for w in _words("extra", extra)}
     kept = [w for w in _str(text).split() if _trim(w).casefold() not in words]
     return " ".join(kept)
+
+
+def _words(name: str, words: Any) -> tuple[str, ...]:
+    """A list of words in, a tuple out; one string is refused (iterating it would give its letters, not the word)."""
+    if isinstance(words, str):
+        raise InvalidInputError(f"{name} must be a list of words, got the string {words!r}; wrap it as [{words!r}]")
+    try:
+        out = tuple(words)
+    except TypeError:
+        raise InvalidInputError(f"{name} must be a list of words, got {type(words).__name__}") from None
+    bad = next((w for w in out if not isinstance(w, str)), None)
+    if bad is not None:
+        raise InvalidInputError(f"{name} must hold strings, got {type(bad).__name__} {bad!r}")
+    return out
 
 
 def _trim(word: str) -> str:
@@ -220,7 +234,7 @@ class Cleaner:
                 f"names: {', '.join(list(STEPS) + ['stopwords'])}"
             )
         self.language = language
-        self.extra_stop_words = tuple(extra_stop_words)
+        self.extra_stop_words = _words("extra_stop_words", extra_stop_words)
         self.steps: list[tuple[str, Callable[[str], str]]] = [self._resolve(s) for s in steps]
         if any(name == "stopwords" for name, _ in self.steps):
             stop_words(language)  # an unknown language fails here, before any text is cleaned

@@ -167,6 +167,9 @@ def mask_tokens(
         raise InvalidInputError(
             f"attention_mask shape {tuple(attention_mask.shape)} must equal input_ids shape {tuple(ids.shape)}"
         )
+    if isinstance(special_ids, (int, str)) or not isinstance(special_ids, Iterable):
+        raise InvalidInputError(f"special_ids must be a list of token ids, got {special_ids!r}; wrap one id as [id]")
+    special_ids = [check_int("each special id", i, low=0) for i in special_ids]
     protected = {int(i) for i in special_ids} | {mask_id} | ({int(pad_id)} if pad_id is not None else set())
     protected_t = torch.tensor(sorted(protected), dtype=torch.long, device=ids.device)
     eligible = ~torch.isin(ids, protected_t)

@@ -44,6 +44,10 @@ def _token_stream(ids: Any, name: str = "ids") -> torch.Tensor:
             f"{name} must be a 1-d sequence of integer token ids, got shape {tuple(tensor.shape)} dtype {tensor.dtype}; "
             "flatten it or join the documents first"
         )
+    if tensor.numel() and int(tensor.min()) < 0:
+        raise InvalidInputError(
+            f"{name} holds a negative token id ({int(tensor.min())}); token ids must be >= 0 (is -100 padding in there?)"
+        )
     return tensor.detach().to("cpu", torch.long).contiguous()
 
 
@@ -298,6 +302,8 @@ class ClassificationDataset:
         add_special_tokens: bool = True,
         num_labels: int | None = None,
     ) -> None:
+        if isinstance(texts, str):  # list("ab") would make one example per letter
+            raise InvalidInputError("texts is a single string; pass a list with one text per example")
         texts, labels = list(texts), [x.item() if hasattr(x, "item") else x for x in labels]
         if len(texts) != len(labels):
             raise InvalidInputError(f"got {len(texts)} texts but {len(labels)} labels; give one label per text")
@@ -351,6 +357,10 @@ class Seq2SeqDataset:
         max_source_length: int = 128,
         max_target_length: int = 128,
     ) -> None:
+        if isinstance(sources, str) or isinstance(targets, str):  # list("ab") would make one pair per letter
+            raise InvalidInputError(
+                "sources and targets must be lists of texts, got a single string; wrap it in a list"
+            )
         sources, targets = list(sources), list(targets)
         if len(sources) != len(targets):
             raise InvalidInputError(
@@ -438,7 +448,9 @@ class Batches:
         check_int("seed", seed, low=None)
         check_bool("shuffle", shuffle)  # shuffle="no" is truthy: it would shuffle
         check_bool("drop_last", drop_last)
-        if len(dataset) == 0 or (drop_last and len(dataset) < batch_size):
+        if len(dataset) == 0:
+            raise InvalidInputError("the dataset is empty (0 items); pass at least one example")
+        if drop_last and len(dataset) < batch_size:
             raise InvalidInputError(
                 f"dataset of {len(dataset)} items gives no batch of {batch_size}; use a smaller batch_size or drop_last=False"
             )

@@ -34,7 +34,7 @@ import tokenizers
 import torch
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
-from labkit.checks import check_int
+from labkit.checks import check_bool, check_int
 from labkit.data._tokenizer_probe import TokenInfo, explain
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
@@ -443,6 +443,8 @@ def train_tokenizer(
             f"vocab_size={vocab_size} leaves no room beside {len(specials)} special tokens; use a larger vocab_size"
         )
     check_int("min_frequency", min_frequency, low=0)
+    check_bool("lowercase", lowercase)
+    check_bool("show_progress", show_progress)
     stream = _stream(texts)
 
     if kind == "char":

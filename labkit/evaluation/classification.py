@@ -36,7 +36,7 @@ class PrecisionRecallF1(NamedTuple):
 def accuracy(y_true: Any, y_pred: Any) -> float:
     """True class ids and predicted ids (or logits [n, classes]) in, fraction of exact matches out.
 
-    y_true, y_pred: equal-length sequences, arrays or tensors of labels; 2-D scores are argmax-ed.
+    y_true, y_pred: equal-length sequences, arrays or tensors of labels; 2-D scores in y_pred are argmax-ed.
     """
     t, p = _pair(y_true, y_pred)
     return float(np.mean(t == p))
@@ -198,6 +198,12 @@ def _as_labels(y: Any, name: str) -> np.ndarray:
 
 
 def _pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    shape = np.shape(y_true.detach().cpu() if isinstance(y_true, torch.Tensor) else y_true)
+    if len(shape) == 2 and shape[1] > 1:  # argmax of a multi-label 0/1 matrix would score the wrong thing
+        raise InvalidInputError(
+            f"y_true has shape {tuple(shape)}; pass the true class ids [n] (only y_pred may be scores or logits "
+            "[n, classes]); multi-label indicator matrices are not supported"
+        )
     t, p = _as_labels(y_true, "y_true"), _as_labels(y_pred, "y_pred")
     if len(t) != len(p):
         raise InvalidInputError(f"y_true has {len(t)} samples but y_pred has {len(p)}; pass one prediction per sample")

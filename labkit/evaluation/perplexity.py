@@ -112,6 +112,11 @@ def _batch_nll(
             "{'input_ids': ..., 'labels': ...}"
         )
     inputs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+    if "input_ids" not in inputs and "inputs_embeds" not in inputs:
+        raise InvalidInputError(
+            f"batch {index} has no 'input_ids' (its keys: {', '.join(map(str, inputs)) or 'none'}); "
+            "batches must be dicts such as {'input_ids': ..., 'labels': ...}"
+        )
     labels = inputs.get("labels")
     if labels is None:
         if not shift or "input_ids" not in inputs:

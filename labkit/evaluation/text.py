@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.checks import check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
 __all__ = ["BleuResult", "ChrfResult", "bleu", "chrf", "rouge"]
@@ -83,6 +84,10 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *
     options: passed to `sacrebleu.metrics.CHRF`, e.g. word_order=2 (chrF++), char_order=6, beta=2,
         lowercase=True, whitespace=True, eps_smoothing=True.
     """
+    char_order = check_int("char_order", options.get("char_order", 6), low=0, fix="chrF uses 6")
+    word_order = check_int("word_order", options.get("word_order", 0), low=0, fix="chrF++ uses 2")
+    if char_order + word_order == 0:  # no n-grams at all: every pair would score 0, even identical texts
+        raise InvalidInputError("char_order=0 and word_order=0 leave nothing to compare; use char_order=6 (chrF)")
     metrics = _sacrebleu()
     hyps, streams = _check_pairs(hypotheses, references)
     metric = _make_metric(metrics.CHRF, "CHRF", options)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labkit.checks import check_float
+from labkit.checks import check_float, check_output_file
 from labkit.errors import InvalidInputError
 from labkit.export.onnx import OnnxModel, read_onnx_spec
 
@@ -67,9 +67,9 @@ def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, *, per_channel
         raise InvalidInputError(f"the quantized file name must end in .onnx, got {os.fspath(dst)!r}")
     if dst.resolve() == src.resolve():
         raise InvalidInputError("quantize_onnx writes a new file; give dst a different name from src")
+    check_output_file("dst", dst)
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    dst.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantizer logs advice about optional pre-processing on the root logger

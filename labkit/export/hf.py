@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from labkit.checks import check_choice
+from labkit.checks import check_choice, check_output_dir
 from labkit.errors import InvalidInputError
 from labkit.export.saved import DTYPES
 
@@ -53,9 +53,8 @@ def to_hf(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = None, *,
     if name not in ("GPT", "Encoder") or not hasattr(model, "to_hf"):
         hint = "; export it with to_onnx or save_model instead" if name == "LSTMLM" else ""
         raise InvalidInputError(f"transformers has no model class for a {name}{hint} (to_hf takes a GPT or an Encoder)")
+    folder = check_output_dir("folder", folder)  # a file in the way fails before the weights are converted
     hf = model.to_hf()
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     if tokenizer is not None:
         hf_tok = hf_tokenizer(tokenizer, model_max_length=model.config.block_size)
         for role in ("pad", "bos", "eos"):

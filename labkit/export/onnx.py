@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.checks import check_float, check_int
+from labkit.checks import check_float, check_int, check_output_file
 from labkit.errors import InvalidInputError, MissingSourceError
 
 __all__ = ["SUPPORTED", "OPSET", "to_onnx", "read_onnx_spec", "OnnxModel"]
@@ -203,9 +203,9 @@ def to_onnx(
     path = Path(path)
     if path.suffix != ".onnx":
         raise InvalidInputError(f"the ONNX file name must end in .onnx, got {os.fspath(path)!r}")
+    check_output_file("path", path)  # a file in the way of its folder fails here, before the export
     import onnx
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     spec = _graph_and_inputs(model, kind, with_cache, attentions)
     was_training = model.training
     model.eval()
@@ -259,7 +259,13 @@ def read_onnx_spec(path: str | os.PathLike) -> dict[str, Any]:
         raise MissingSourceError(f"no ONNX file at {os.fspath(path)!r}; write one with labkit.export.to_onnx")
     import onnx
 
-    proto = onnx.load_model(os.fspath(path), load_external_data=False)
+    try:
+        proto = onnx.load_model(os.fspath(path), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError for a damaged, truncated or non-ONNX file
+        raise InvalidInputError(
+            f"{os.fspath(path)!r} is not a readable ONNX file ({type(exc).__name__}); write it again with "
+            "labkit.export.to_onnx"
+        ) from None
     for entry in proto.metadata_props:
         if entry.key == "labkit":
             return json.loads(entry.value)
@@ -273,9 +279,8 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        check_int("threads", threads, allow_none=True, fix="None lets onnxruntime choose")
         self.spec = read_onnx_spec(path)
-        if threads is not None:
-            check_int("threads", threads)
         import onnxruntime as ort
 
         options = ort.SessionOptions()

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from labkit.checks import check_choice
+from labkit.checks import check_choice, check_output_file
 from labkit.errors import InvalidInputError
 from labkit.export.onnx import read_onnx_spec, to_onnx
 from labkit.export.tokenizer_spec import tokenizer_spec
@@ -119,6 +119,7 @@ def build_page(
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise InvalidInputError(f"the page's file name must end in .html, got {os.fspath(path)!r}")
+    check_output_file("path", path)  # before the export and the model bytes
     tok_spec = tokenizer_spec(tokenizer)  # refuses unsupported tokenizers before the export starts
     if len(tok_spec["vocab"]) > model.config.vocab_size:
         raise InvalidInputError(

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from labkit.checks import check_choice
+from labkit.checks import check_choice, check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError
 
 __all__ = ["DTYPES", "LoadedModel", "save_model", "load_model", "model_classes"]
@@ -75,8 +75,7 @@ def save_model(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = Non
         raise InvalidInputError(f"tokenizer must be a labkit Tokenizer, got {type(tokenizer).__name__}")
     from safetensors.torch import save_file
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = check_output_dir("folder", folder)  # a file in the way fails here, before the weights are copied
     tensors, seen = {}, {}
     for key, value in model.state_dict().items():
         ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape))
@@ -90,6 +89,27 @@ def save_model(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = Non
     if tokenizer is not None:
         tokenizer.save(folder / "tokenizer.json")
     return folder
+
+
+def _check_against_manifest(folder: Path, name: str) -> None:
+    """Refuse a checkpoint file whose size or SHA-256 differs from what its `manifest.json` lists (no manifest: an
+    older checkpoint, nothing to compare). The manifest's layout is the one labkit.training writes."""
+    import hashlib
+
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        return
+    want = _read_json(manifest).get("files", {}).get(name)
+    if not isinstance(want, dict):
+        return
+    file = folder / name
+    digest = hashlib.sha256(file.read_bytes()).hexdigest()
+    if file.stat().st_size != want.get("bytes") or digest != want.get("sha256"):
+        raise InvalidInputError(
+            f"checkpoint {os.fspath(folder)!r} failed verification: {name} does not match its manifest checksum "
+            "(truncated or altered); load an older step-* folder, or the run folder with "
+            "labkit.training.load_checkpoint, which falls back to the newest good checkpoint"
+        )
 
 
 def _read_json(file: Path) -> dict[str, Any]:
@@ -151,8 +171,15 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise MissingSourceError(f"no model.safetensors in {os.fspath(folder)!r}; save the model again")
+    if checkpoint is not None:
+        _check_against_manifest(folder, weights.name)
     model = _build(config, repr(os.fspath(folder)))
-    tensors = load_file(os.fspath(weights))
+    try:
+        tensors = load_file(os.fspath(weights))
+    except Exception as exc:  # safetensors raises its own SafetensorError for a damaged or truncated file
+        raise InvalidInputError(
+            f"{os.fspath(weights)!r} is damaged or truncated ({type(exc).__name__}); save the model again"
+        ) from None
     for alias, stored in aliases.items():
         tensors[alias] = tensors[stored]
     # a weight tied to another (GPT's lm_head, a tied LSTM's output) is stored once; fill in the other name
@@ -161,7 +188,13 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         first = owner.setdefault(value.data_ptr(), key)
         if key not in tensors and first in tensors:
             tensors[key] = tensors[first]
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # a size mismatch: the config was edited, or belongs to other weights
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), "size mismatch")
+        raise InvalidInputError(
+            f"{os.fspath(weights)!r} does not fit its config ({first[:160]}); save the model and config together again"
+        ) from None
     if missing or unexpected:
         raise InvalidInputError(
             f"{os.fspath(weights)!r} does not fit its config: missing {missing[:3]}, unexpected {unexpected[:3]}; "

@@ -194,6 +194,8 @@ class StopChecker:
 
     def __init__(self, stop: list | None, tokenizer: Any) -> None:
         self.tokenizer, self.ids, self.strings = tokenizer, [], []
+        if isinstance(stop, str):  # one stop string, not one per character
+            stop = [stop]
         for s in stop or []:
             if isinstance(s, str) and s:
                 if tokenizer is None:
@@ -581,6 +583,7 @@ def generate(
         (True, False or "never") and num_return_sequences. eos_token_id: id or ids that end a row (None = the
         tokenizer's eos, if any). pad_token_id: filler after a row ended (None = tokenizer's pad, else eos, else 0).
     stop: list of token-id sequences or strings (strings need tokenizer=) that end a row; the stop tokens are kept.
+        One string is one stop sequence (stop="\\n" equals stop=["\\n"]).
     use_cache: KV cache (False recomputes the whole sequence each step: same tokens, slower).
     sliding_window: go past the context by re-feeding the last block_size tokens (without it, prompt +
         max_new_tokens > block_size is an error). return_details: per-step top candidates, scores, log-probs.

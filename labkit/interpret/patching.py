@@ -55,6 +55,22 @@ Metric = Callable[[torch.Tensor], torch.Tensor]
 
 def logit_diff_metric(answer: Any, wrong: Any, position: int = -1) -> Metric:
     """Answer and wrong token ids (one each, or one per prompt) in, metric(logits [batch, pos, vocab]) -> mean logit difference out."""
+    ids = {}
+    for name, value in (("answer", answer), ("wrong", wrong)):
+        try:
+            t = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise InvalidInputError(
+                f"{name} must be a token id (or one per prompt), got {value!r}; turn text into ids with token_id()"
+            ) from None
+        if t.is_floating_point() or t.dtype == torch.bool or t.numel() == 0 or int(t.min()) < 0:
+            raise InvalidInputError(f"{name} must be a token id >= 0 (or one per prompt), got {value!r}")
+        ids[name] = t.reshape(-1)
+    if ids["answer"].shape == ids["wrong"].shape and torch.equal(ids["answer"], ids["wrong"]):
+        raise InvalidInputError(
+            f"answer and wrong are the same token ({answer!r}), so the logit difference is always 0; pick a wrong token"
+        )
+    check_int("position", position, low=None)
 
     def metric(logits: torch.Tensor) -> torch.Tensor:
         last = logits[:, position] if logits.dim() == 3 else logits

@@ -19,7 +19,7 @@ from torch import nn
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
-from labkit.models.inputs import check_token_ids, ids_are_checkable
+from labkit.models.inputs import check_labels, check_token_ids, ids_are_checkable
 from labkit.models.layers import Block
 from labkit.models.outputs import ModelOutput
 
@@ -289,9 +289,9 @@ class Encoder(HookedModel):
                 raise InvalidInputError(
                     f"{name} shape {tuple(value.shape)} must equal input_ids shape {tuple(input_ids.shape)}"
                 )
-        if token_type_ids is None:
-            return torch.zeros_like(input_ids)
-        if (
+        if token_type_ids is None:  # no early return: the label checks below apply either way
+            token_type_ids = torch.zeros_like(input_ids)
+        elif (
             token_type_ids.numel()
             and ids_are_checkable(token_type_ids)
             and (token_type_ids.min() < 0 or token_type_ids.max() >= c.type_vocab_size)
@@ -308,6 +308,10 @@ class Encoder(HookedModel):
             raise InvalidInputError(
                 f"mlm labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}"
             )
+        if labels is not None and c.head == "mlm":
+            check_labels(labels, c.vocab_size, "mlm labels")
+        if labels is not None and c.head == "classification":
+            check_labels(labels, c.num_labels, "classification labels")
         return token_type_ids
 
     @classmethod

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
+from labkit.checks import check_bool, check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
-from labkit.models.inputs import ids_are_checkable
+from labkit.models.inputs import check_labels, ids_are_checkable
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, RotaryEmbedding, is_tracing, make_norm
 from labkit.models.outputs import ModelOutput
@@ -59,6 +59,8 @@ class GPTConfig:
             )
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
             check_int(f"GPTConfig.{name}", getattr(self, name))
+        for name in ("bias", "rope_extrapolate", "tie_embeddings"):  # "no" is truthy: it would switch the option on
+            check_bool(f"GPTConfig.{name}", getattr(self, name))
         if self.n_embd % self.n_head:
             raise InvalidInputError(
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
@@ -264,6 +266,8 @@ class GPT(HookedModel):
             raise InvalidInputError(
                 f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)} (the model shifts them)"
             )
+        if labels is not None:
+            check_labels(labels, c.vocab_size)
 
     def forward(
         self,

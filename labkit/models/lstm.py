@@ -17,7 +17,7 @@ from torch import nn
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
-from labkit.models.inputs import check_token_ids
+from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.outputs import ModelOutput
 
 __all__ = ["LSTMConfig", "LSTMLM"]
@@ -179,6 +179,8 @@ class LSTMLM(HookedModel):
             raise InvalidInputError(
                 f"labels shape {tuple(labels.shape)} must equal input_ids shape {tuple(input_ids.shape)}"
             )
+        if labels is not None:
+            check_labels(labels, self.config.vocab_size)
         if attention_mask is not None:
             # GPT-style callers pass [batch, past + seq] while decoding; any width covering the new tokens is fine.
             if (

@@ -117,6 +117,17 @@ def summary(
     if not isinstance(model, nn.Module):
         model = _build_on_meta(model)
     config = getattr(model, "config", None)
+    block = getattr(config, "block_size", None)
+    if (
+        seq_len is not None
+        and isinstance(block, int)
+        and seq_len > block
+        and not getattr(config, "rope_extrapolate", False)
+    ):
+        raise InvalidInputError(
+            f"seq_len={seq_len} is longer than the model's block_size={block}, so the model cannot run it; "
+            f"use seq_len <= {block} (or None)"
+        )
     groups: dict[str, int] = {}
     total = trainable = 0
     for name, p in model.named_parameters():  # deduplicated: tied weights appear once

@@ -19,7 +19,7 @@ from torch import nn
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.models.hooks import HookedModel, HookPoint
-from labkit.models.inputs import check_token_ids
+from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, SinusoidalPositions
 from labkit.models.outputs import ModelOutput
@@ -279,6 +279,8 @@ class Seq2Seq(HookedModel):
         encoder_outputs: a precomputed `encode()` result. past_key_values / use_cache: incremental decoding state.
         output_attentions: return decoder self-, cross- and encoder attention patterns.
         """
+        if labels is not None:
+            check_labels(labels, self.config.tgt_vocab_size)
         if decoder_input_ids is None:
             if labels is None:
                 raise InvalidInputError(

@@ -357,6 +357,12 @@ def load_checkpoint(
     The returned dict holds step, epoch, model info, data position, history (a dict), extra and the manifest;
     its "path" is the folder.
     """
+    try:  # checked up front: without an optimizer, a bad map_location would otherwise pass unnoticed
+        torch.device(map_location)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(
+            f"map_location must be a device such as 'cpu' or 'cuda:0', got {map_location!r}"
+        ) from None
     manifest = None
     if verify:
         folder, manifest, notes = select_checkpoint(path_or_dir)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit.checks import check_int
+from labkit.checks import check_choice, check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import (
     HtmlView,
@@ -92,6 +92,7 @@ def attention_tensor(
     if hasattr(attention, "attentions") or hasattr(
         attention, "cross_attentions"
     ):  # before Mapping: HF outputs are dicts
+        check_choice("stack", stack, (None, "encoder", "decoder"), fix="a model output has encoder and decoder sides")
         name = "cross_attentions" if cross else ("encoder_attentions" if stack == "encoder" else "attentions")
         value = getattr(attention, name, None)
         if not value:
@@ -99,10 +100,21 @@ def attention_tensor(
         return attention_tensor(tuple(value), batch_index=batch_index)
     if isinstance(attention, Mapping):
         t = _from_cache(attention, stack, cross, batch_index)
+    elif stack is not None:  # only caches and Seq2Seq outputs have stacks; anything else would ignore it silently
+        raise InvalidInputError(
+            f"stack={stack!r} applies only to a cache or a Seq2Seq model output; leave stack=None for a tuple or tensor"
+        )
     elif isinstance(attention, (tuple, list)):
         if not attention:
             raise InvalidInputError("the attention tuple is empty; pass one [batch, head, q, k] tensor per layer")
-        layers = [torch.as_tensor(a).detach().float().cpu() for a in attention]
+        try:
+            layers = [torch.as_tensor(a).detach().float().cpu() for a in attention]
+        except (TypeError, ValueError, RuntimeError):
+            kinds = sorted({type(a).__name__ for a in attention})
+            raise InvalidInputError(
+                f"cannot read attention from a {type(attention).__name__} of {', '.join(kinds)}; "
+                "pass one [batch, head, q, k] tensor per layer"
+            ) from None
         if any(a.dim() not in (3, 4) for a in layers):
             raise InvalidInputError(
                 f"each layer must be [batch, head, q, k] or [head, q, k], got shapes {[tuple(a.shape) for a in layers]}"

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from labkit.checks import check_float
+from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 
 __all__ = ["CurveData", "curve_data", "training_curves", "curves_svg", "curves_summary", "ema"]
@@ -247,8 +247,11 @@ def _path(xs: Sequence[float], ys: Sequence[float | None], sx: Any, sy: Any) -> 
 def curves_svg(source: Any, *, width: int = 640, height: int = 240, title: str = "", standalone: bool = True) -> str:
     """A History (or anything `curve_data` reads) in, a static SVG line chart of train and val loss out.
 
-    width/height: pixels. title: caption (escaped). standalone: include the SVG namespace (for .svg files).
+    width/height: pixels (at least 100 x 80: the axes take 60 x 52). title: caption (escaped).
+    standalone: include the SVG namespace (for .svg files).
     """
+    check_int("width", width, low=100, fix="pixels; the axes and labels need at least 100")
+    check_int("height", height, low=80, fix="pixels; the axes and labels need at least 80")
     d = curve_data(source)
     ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
     head = f'<svg{ns} width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">'

@@ -328,7 +328,11 @@ def nearest_neighbours(
 
 def token_frequencies(ids: Any, vocab_size: int) -> torch.Tensor:
     """Token ids (any shape) and the vocabulary size in, the count of every id [vocab_size] out (for colouring)."""
-    t = torch.as_tensor(ids).reshape(-1).long()
+    check_int("vocab_size", vocab_size, fix="the tokenizer's vocab_size")
+    t = torch.as_tensor(ids).reshape(-1)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:  # .long() would truncate 1.7 to id 1
+        raise InvalidInputError(f"token ids must be integers, got dtype {t.dtype}; pass the ids from encode()")
+    t = t.long()
     if t.numel() and (int(t.min()) < 0 or int(t.max()) >= vocab_size):
         raise InvalidInputError(f"token ids must lie in 0..{vocab_size - 1}, got range {int(t.min())}..{int(t.max())}")
     return torch.bincount(t, minlength=vocab_size)

@@ -14,6 +14,7 @@ Stop/Save messages there, at once, and sets the flags from that thread (two bool
 
 from __future__ import annotations
 
+import inspect
 import math
 import threading
 import time
@@ -25,7 +26,7 @@ import torch
 import traitlets as t
 
 from labkit.checks import check_float, check_int
-from labkit.errors import InvalidInputError
+from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.frontend import asset_text, module_text, plain_token
 from labkit.training.callbacks import Callback
 from labkit.viz.curves import curves_summary, curves_svg
@@ -379,6 +380,11 @@ class TrainingDashboard(anywidget.AnyWidget):
             raise InvalidInputError(f"pass options ({', '.join(options)}) to DashboardCallback or here, not both")
         if callback is not None and not isinstance(callback, DashboardCallback):
             raise InvalidInputError(f"callback must be a DashboardCallback, got {type(callback).__name__}")
+        known = [p for p in inspect.signature(DashboardCallback.__init__).parameters if p not in ("self", "dashboard")]
+        unknown = [k for k in options if k not in known]
+        if unknown:  # DashboardCallback would raise a raw TypeError for them
+            hint = close_matches(unknown[0], known + ["title"]) or "options are " + ", ".join(known)
+            raise UnknownNameError(f"TrainingDashboard has no option {unknown[0]!r}; {hint}")
         self.callback = callback if callback is not None else DashboardCallback(**options)
         self.callback.dashboard = self
         self.on_msg(self._on_custom_msg)
