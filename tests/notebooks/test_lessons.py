@@ -88,6 +88,7 @@ VIEWS: dict[str, View] = {
     },
     "lora_parameter_table": View(html=r'class="labkit-lora"'),
     "training_curves": View(plotly=True),
+    "seed_spread_figure": View(plotly=True),
     "projector_figure": View(plotly=True),
     "lora_parameter_figure": View(plotly=True),
     "lora_singular_value_figure": View(plotly=True),
@@ -153,8 +154,8 @@ LESSONS: dict[str, Lesson] = {
         pending=NOT_REWRITTEN,
     ),
     "10": Lesson(
-        uses=("collect",),
-        pending=NOT_REWRITTEN,
+        views=("TrainingDashboard", "seed_spread_figure"),
+        uses=("collect", "compare_augmentations", "record"),
     ),
     "11": Lesson(
         views=(
@@ -200,7 +201,17 @@ SMALLEST: dict[str, dict[str, Any]] = {
     "07_translation": {"steps": 5, "n_test": 3, "num_beams": 2, "max_chars": 40, "vocab_size": 300},
     "08_embeddings": {"n_texts": 20, "max_chars": 80},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
-    "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
+    "10_lstm_vs_transformer": {
+        "steps": 5,
+        "block_size": 32,
+        "copy_steps": 5,
+        "copy_length": 4,
+        "train_sentences": 40,
+        "copies": 1,
+        "clf_steps": 4,
+        "n_seeds": 2,
+        "sweep_seeds": 1,
+    },
 }
 
 
