@@ -210,6 +210,7 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "copies": 1,
         "clf_steps": 4,
         "n_seeds": 2,
+        "each_edit": True,
         "sweep_seeds": 1,
     },
 }
