@@ -59,6 +59,7 @@ _EXPORTS = {
     "RandomDeletion": "augment",
     "RandomSwap": "augment",
     "RandomReplacement": "augment",
+    "reseeded": "augment",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

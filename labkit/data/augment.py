@@ -2,7 +2,8 @@
 
 Four word-level edits, each a small callable object with its own seeded
 `random.Random`, so a run is reproducible: `RandomDeletion`, `RandomSwap`,
-`RandomInsertion` and `RandomReplacement`, chained with `Compose`.
+`RandomInsertion` and `RandomReplacement`, chained with `Compose`; `reseeded` copies
+a transform with a fresh seed, so an experiment can repeat it once per seed.
 
 Words are whitespace-separated and the result is re-joined with single spaces.
 EDA draws synonyms from WordNet; labkit downloads nothing, so synonyms come
@@ -14,13 +15,15 @@ turns a non-empty text into an empty one.
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 
-__all__ = ["Compose", "RandomInsertion", "RandomDeletion", "RandomSwap", "RandomReplacement"]
+__all__ = ["Compose", "RandomInsertion", "RandomDeletion", "RandomSwap", "RandomReplacement", "reseeded"]
 
 Synonyms = Mapping[str, Sequence[str]] | Callable[[str], Sequence[str]] | None
 SeedLike = int | random.Random | None
@@ -236,3 +239,25 @@ class Compose:
 
     def __repr__(self) -> str:
         return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
+
+
+def reseeded(transform: Callable[[str], str], seed: int) -> Callable[[str], str]:
+    """A transform and a seed in, a deep copy whose every `TextTransform` (also inside `Compose`) draws from one new
+    `random.Random(seed)` out; the original and its random stream are untouched.
+
+    The same (transform, seed) always gives the same augmentations, whatever the original has drawn before.
+    Other callables are deep-copied as they are (they keep whatever randomness they bring).
+    """
+    check_int("seed", seed, low=None, fix="pass an integer seed")
+    if not callable(transform):
+        raise InvalidInputError(f"reseeded takes a callable text -> text, got {type(transform).__name__}")
+    fresh = copy.deepcopy(transform)
+    rng = random.Random(seed)
+    todo: list[Any] = [fresh]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, TextTransform):
+            item.seed, item.rng = seed, rng
+        elif isinstance(item, Compose):
+            todo.extend(item.transforms)
+    return fresh

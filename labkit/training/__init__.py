@@ -1,4 +1,4 @@
-"""labkit.training: the train loop, callbacks, optimizers and schedules (and comparing them), checkpoints, LoRA (PEFT), distributed."""
+"""labkit.training: the train loop, callbacks, optimizers and schedules (and comparing them), augmentation experiments, checkpoints, LoRA (PEFT), distributed."""
 
 from labkit.lazy import lazy_exports
 
@@ -33,6 +33,10 @@ _EXPORTS = {
     "OptimizerRun": "compare",
     "DEFAULT_OPTIMIZERS": "compare",
     "StepClock": "compare",
+    "compare_augmentations": "augmentation",
+    "AugmentationExperiment": "augmentation",
+    "AugmentationRun": "augmentation",
+    "augment_texts": "augmentation",
     "MomentRecorder": "moments",
     "MomentSnapshot": "moments",
     "hand_adam_step": "moments",

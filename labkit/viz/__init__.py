@@ -72,6 +72,9 @@ _EXPORTS = {
     "curves_summary": "curves",
     "curve_data": "curves",
     "CurveData": "curves",
+    # experiments.py
+    "seed_spread_figure": "experiments",
+    "seed_scores": "experiments",
     # optimizers.py
     "optimizer_curves": "optimizers",
     "moment_view": "optimizers",

@@ -92,6 +92,7 @@ VIEWS: dict[str, View] = {
     "moment_view": View(html=r'class="labkit-mom"'),
     "training_curves": View(plotly=True),
     "optimizer_curves": View(plotly=True),
+    "seed_spread_figure": View(plotly=True),
     "projector_figure": View(plotly=True),
     "lora_parameter_figure": View(plotly=True),
     "lora_singular_value_figure": View(plotly=True),
@@ -160,8 +161,8 @@ LESSONS: dict[str, Lesson] = {
         ),
     ),
     "10": Lesson(
-        uses=("collect",),
-        pending=NOT_REWRITTEN,
+        views=("TrainingDashboard", "seed_spread_figure"),
+        uses=("collect", "compare_augmentations", "record"),
     ),
     "11": Lesson(
         views=(
@@ -218,7 +219,18 @@ SMALLEST: dict[str, dict[str, Any]] = {
     },
     "08_embeddings": {"n_texts": 20, "max_chars": 80, "n_tokens": 50, "use_umap": True},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
-    "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
+    "10_lstm_vs_transformer": {
+        "steps": 5,
+        "block_size": 32,
+        "copy_steps": 5,
+        "copy_length": 4,
+        "train_sentences": 40,
+        "copies": 1,
+        "clf_steps": 4,
+        "n_seeds": 2,
+        "each_edit": True,
+        "sweep_seeds": 1,
+    },
 }
 
 
