@@ -163,7 +163,7 @@ LESSONS: dict[str, Lesson] = {
             "neuron_view|NeuronWidget",
             "patching_view|PatchingWidget",
         ),
-        pending=NOT_WRITTEN,
+        uses=("logit_lens", "attribute", "attention_rollout", "neuron_activations", "activation_patching"),
     ),
     "12": Lesson(
         pending=NOT_WRITTEN,
@@ -201,6 +201,7 @@ SMALLEST: dict[str, dict[str, Any]] = {
     "08_embeddings": {"n_texts": 20, "max_chars": 80},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
     "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
+    "11_looking_inside": {"steps": 5, "n_layer": 1, "n_sentences": 200, "pretrained": False},
 }
 
 
