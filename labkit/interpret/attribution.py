@@ -169,8 +169,6 @@ def attribute(
     steps (IG): quadrature points (Gauss-Legendre). internal_batch_size (IG): rows per forward pass.
     model_kwargs: passed to the model (attention_mask, token_type_ids).
     """
-    from captum.attr import InputXGradient, IntegratedGradients
-
     method = check_choice("method", method, METHODS, fix="attention rollout is attention_rollout(model, ids)")
     objective = check_choice("objective", objective, OBJECTIVES)
     steps = check_int("steps", steps, low=1, fix="integrated gradients needs at least one step; 50 is a good start")
@@ -178,19 +176,28 @@ def attribute(
     ids = as_batch(input_ids, batch=False)
     size = vocab_size(model)
     table = input_embedding(model)
+    cfg = getattr(model, "config", None)
+    if hasattr(cfg, "head") and cfg.head is None:
+        raise InvalidInputError(
+            f"{type(model).__name__} has no output head (head=None), so there is no logit to explain; "
+            "use head='mlm' or 'classification'"
+        )
+    classifier = getattr(cfg, "head", None) == "classification"
+    if classifier and target is not None:  # bad targets fail before the model runs
+        n_classes = getattr(cfg, "num_labels", 0)
+        target = check_int("target", target, low=0, high=n_classes - 1, fix=f"the classifier has {n_classes} classes")
+    elif target is not None:
+        target = token_id(tokenizer, target, size, "target")
+    seq = ids.size(1)
+    if not classifier:
+        position = check_int("position", position, low=-seq, high=seq - 1) % seq
+    from captum.attr import InputXGradient, IntegratedGradients
+
     with eval_mode(model):
         with torch.no_grad():
             logits = model(ids, **model_kwargs).logits
-        seq = ids.size(1)
-        if logits.dim() == 3:
-            position = check_int("position", position, low=-seq, high=seq - 1) % seq
-        n_out = logits.size(-1)
         if target is None:
             target = int(logits[0].argmax(-1)) if logits.dim() == 2 else int(logits[0, position].argmax())
-        elif logits.dim() == 2:
-            target = check_int("target", target, low=0, high=n_out - 1, fix=f"the classifier has {n_out} classes")
-        else:
-            target = token_id(tokenizer, target, size, "target")
         if objective == "loss" and logits.dim() == 3:
             explains, target_id = "language-modelling loss of the sequence", None
         elif objective == "loss":

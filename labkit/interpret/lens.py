@@ -97,16 +97,12 @@ class LogitLens:
         ).set_index("after blocks")
 
 
-def _targets(
-    target: Any, ids: torch.Tensor, final: torch.Tensor, tokenizer: Any, size: int
-) -> tuple[torch.Tensor, str]:
-    seq = ids.size(1)
+def _given_targets(target: Any, seq: int, tokenizer: Any, size: int) -> tuple[torch.Tensor | None, str]:
+    """Targets that do not depend on the model's output, resolved (and refused) before the model runs."""
     if target is None or (isinstance(target, str) and target == "final"):
-        return final.argmax(-1), "final"
+        return None, "final"  # the model's own top prediction, known after the forward pass
     if isinstance(target, str) and target == "next":
-        out = torch.full((seq,), -1, dtype=torch.long)
-        out[:-1] = ids[0, 1:]
-        return out, "next"
+        return None, "next"
     if isinstance(target, (list, tuple)) or (isinstance(target, torch.Tensor) and target.dim() == 1):
         values = target.tolist() if isinstance(target, torch.Tensor) else list(target)
         if len(values) != seq:
@@ -141,8 +137,13 @@ def logit_lens(
     k = check_int("top_k", top_k, low=1, high=size, fix="keep a handful of tokens per cell")
     if isinstance(target, str) and target not in ("final", "next") and tokenizer is None:
         raise InvalidInputError(f"target {target!r} is text; pass tokenizer= (or use 'final', 'next' or a token id)")
+    targets, kind = _given_targets(target, ids.size(1), tokenizer, size)  # bad targets fail before the model runs
     logits = lens_logits(model, ids)[:, 0]  # [rows, seq, vocab]
-    targets, kind = _targets(target, ids, logits[-1], tokenizer, size)
+    if kind == "final":
+        targets = logits[-1].argmax(-1)
+    elif kind == "next":
+        targets = torch.full((ids.size(1),), -1, dtype=torch.long)
+        targets[:-1] = ids[0, 1:]
     logp = torch.log_softmax(logits, dim=-1)
     probs = logp.exp()
     top = probs.topk(k, dim=-1)

@@ -171,7 +171,7 @@ LESSONS: dict[str, Lesson] = {
             "neuron_view|NeuronWidget",
             "patching_view|PatchingWidget",
         ),
-        pending=NOT_WRITTEN,
+        uses=("logit_lens", "attribute", "attention_rollout", "neuron_activations", "activation_patching"),
     ),
     "12": Lesson(
         pending=NOT_WRITTEN,
@@ -231,6 +231,7 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "each_edit": True,
         "sweep_seeds": 1,
     },
+    "11_looking_inside": {"steps": 5, "n_layer": 1, "n_sentences": 200, "pretrained": False},
 }
 
 
