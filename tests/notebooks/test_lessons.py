@@ -87,6 +87,7 @@ VIEWS: dict[str, View] = {
         )
     },
     "lora_parameter_table": View(html=r'class="labkit-lora"'),
+    "build_page": View(html=r'class="labkit-page-frame"'),
     "training_curves": View(plotly=True),
     "projector_figure": View(plotly=True),
     "lora_parameter_figure": View(plotly=True),
@@ -166,7 +167,8 @@ LESSONS: dict[str, Lesson] = {
         pending=NOT_WRITTEN,
     ),
     "12": Lesson(
-        pending=NOT_WRITTEN,
+        views=("build_page",),
+        uses=("to_onnx", "quantize_onnx", "check_quantization", "to_hf", "serve"),
     ),
 }
 
@@ -201,6 +203,14 @@ SMALLEST: dict[str, dict[str, Any]] = {
     "08_embeddings": {"n_texts": 20, "max_chars": 80},
     "09_inside_a_pretrained_model": {"load_smollm2": False},
     "10_lstm_vs_transformer": {"steps": 5, "block_size": 32, "copy_steps": 5, "copy_length": 4},
+    "12_deployment": {
+        "steps": 5,
+        "block_size": 32,
+        "new_tokens": 4,
+        "repeat": 1,
+        "serve_tokens": 3,
+        "page_quantize": True,
+    },
 }
 
 
