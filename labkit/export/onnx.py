@@ -179,6 +179,15 @@ def _name_axes(proto: Any, axes: dict[str, list]) -> None:
                 dim.dim_value = int(d)
 
 
+def _strip_trace_notes(proto: Any) -> None:
+    """Drop the exporter's per-node notes (Python stack traces, FX names): half of a small model's file, no use."""
+    for graph_values in (proto.graph.node, proto.graph.value_info, proto.graph.input, proto.graph.output):
+        for item in graph_values:
+            del item.metadata_props[:]
+            item.doc_string = ""
+    del proto.graph.metadata_props[:]
+
+
 def to_onnx(
     model: nn.Module,
     path: str | os.PathLike,
@@ -229,6 +238,7 @@ def to_onnx(
         model.train(was_training)
         quiet.setLevel(level)
     proto = program.model_proto
+    _strip_trace_notes(proto)
     _name_axes(proto, {**spec["inputs"], **spec["outputs"]})
     meta = {
         "format": FORMAT,

@@ -42,9 +42,22 @@ class PageInfo:
     runtime_bytes: int
     quantize: str | None
 
-    def __str__(self) -> str:
+    def _repr_html_(self) -> str:
+        """The page itself, inline (an iframe holding the whole file): it runs in a notebook and in its report."""
+        page = self.path.read_text(encoding="utf-8")
         return (
-            f"{self.path} ({self.size / 1e6:.1f} MB: model {self.model_bytes / 1e6:.1f} MB"
+            f'<div class="labkit-page-frame"><iframe title="{html.escape(self.path.name)}" '
+            f'srcdoc="{html.escape(page, quote=True)}" style="width:100%;height:760px;border:1px solid #ccc">'
+            f"</iframe><p>{html.escape(self.path.name)} {html.escape(self.sizes())}</p></div>"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.path} {self.sizes()}"
+
+    def sizes(self) -> str:
+        """The file's size and its biggest parts, in words."""
+        return (
+            f"({self.size / 1e6:.1f} MB: model {self.model_bytes / 1e6:.1f} MB"
             f"{' int8' if self.quantize else ''}, runtime {self.runtime_bytes / 1e6:.1f} MB, both gzip-compressed)"
         )
 

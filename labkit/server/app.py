@@ -10,8 +10,6 @@ thread, so streams interleave fairly and the event loop stays free to accept req
 went away. A client that disconnects mid-stream stops its generation at the next token.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import logging
@@ -133,6 +131,8 @@ def create_app(model: nn.Module, tokenizer: Any, limits: ServerLimits | None = N
 
     limits: request limits (ServerLimits(); see its fields).
     """
+    # no `from __future__ import annotations` in this module: FastAPI reads the endpoints' annotations at run
+    # time, and a string "Request" naming this local import would make it a query parameter (every call a 422)
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse

@@ -90,6 +90,7 @@ VIEWS: dict[str, View] = {
     },
     "lora_parameter_table": View(html=r'class="labkit-lora"'),
     "moment_view": View(html=r'class="labkit-mom"'),
+    "build_page": View(html=r'class="labkit-page-frame"'),
     "training_curves": View(plotly=True),
     "optimizer_curves": View(plotly=True),
     "seed_spread_figure": View(plotly=True),
@@ -174,7 +175,8 @@ LESSONS: dict[str, Lesson] = {
         uses=("logit_lens", "attribute", "attention_rollout", "neuron_activations", "activation_patching"),
     ),
     "12": Lesson(
-        pending=NOT_WRITTEN,
+        views=("build_page",),
+        uses=("to_onnx", "quantize_onnx", "check_quantization", "to_hf", "serve"),
     ),
 }
 
@@ -232,6 +234,14 @@ SMALLEST: dict[str, dict[str, Any]] = {
         "sweep_seeds": 1,
     },
     "11_looking_inside": {"steps": 5, "n_layer": 1, "n_sentences": 200, "pretrained": False},
+    "12_deployment": {
+        "steps": 5,
+        "block_size": 32,
+        "new_tokens": 4,
+        "repeat": 1,
+        "serve_tokens": 3,
+        "page_quantize": True,
+    },
 }
 
 
