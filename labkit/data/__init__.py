@@ -33,6 +33,11 @@ _EXPORTS = {
     "PadCollator": "collators",
     "MLMCollator": "collators",
     "mask_tokens": "collators",
+    # nsp.py
+    "SentencePair": "nsp",
+    "split_sentences": "nsp",
+    "next_sentence_pairs": "nsp",
+    "NextSentenceDataset": "nsp",
     # clean.py
     "Cleaner": "clean",
     "CleaningTrace": "clean",
