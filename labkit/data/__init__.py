@@ -38,6 +38,10 @@ _EXPORTS = {
     "split_sentences": "nsp",
     "next_sentence_pairs": "nsp",
     "NextSentenceDataset": "nsp",
+    # imbalance.py
+    "imbalanced_split": "imbalance",
+    "resample": "imbalance",
+    "Subset": "imbalance",
     # clean.py
     "Cleaner": "clean",
     "CleaningTrace": "clean",
