@@ -26,6 +26,9 @@ _EXPORTS = {
     # cleaning.py
     "cleaning_view": "cleaning",
     "CleaningView": "cleaning",
+    # confusion.py
+    "confusion_view": "confusion",
+    "ConfusionView": "confusion",
     # attention_by_hand.py
     "attention_by_hand": "attention_by_hand",
     "by_hand_steps": "attention_by_hand",
