@@ -236,7 +236,7 @@ def test_pretraining_heads_shapes_and_loss_match_bert_for_pretraining():
     torch.testing.assert_close(ours(**b, next_sentence_label=nsp).loss, nsp_only, atol=1e-6, rtol=0)
 
 
-def test_pretraining_encoder_round_trips_through_to_hf():
+def test_pretraining_encoder_round_trips_through_to_hf(tmp_path):
     torch.manual_seed(5)
     config = EncoderConfig.preset("encoder-tiny", vocab_size=VOCAB, head="pretraining", dropout=0.0, attn_dropout=0.0)
     ours = Encoder(config).eval()
@@ -246,6 +246,10 @@ def test_pretraining_encoder_round_trips_through_to_hf():
     ref, out = hf(**b), ours(**b)
     assert (out.logits - ref.prediction_logits).abs().max() <= 1e-5
     assert (out.seq_relationship_logits - ref.seq_relationship_logits).abs().max() <= 1e-5
+    hf.save_pretrained(tmp_path)  # a saved BertForPreTraining folder loads back with both heads
+    again = Encoder.from_hf(tmp_path).eval()
+    assert again.config.head == "pretraining"
+    assert torch.equal(again(**b).seq_relationship_logits, out.seq_relationship_logits)
 
 
 def test_next_sentence_label_errors_name_the_fix():
