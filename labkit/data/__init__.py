@@ -33,6 +33,14 @@ _EXPORTS = {
     "PadCollator": "collators",
     "MLMCollator": "collators",
     "mask_tokens": "collators",
+    # nsp.py
+    "SentencePair": "nsp",
+    "next_sentence_pairs": "nsp",
+    "NextSentenceDataset": "nsp",
+    # imbalance.py
+    "imbalanced_split": "imbalance",
+    "resample": "imbalance",
+    "Subset": "imbalance",
     # clean.py
     "Cleaner": "clean",
     "CleaningTrace": "clean",
@@ -47,6 +55,7 @@ _EXPORTS = {
     "ExtractiveSummary": "summarize",
     "IdfTable": "summarize",
     "idf_table": "summarize",
+    "split_at_sentence_ends": "nsp",
     "split_sentences": "summarize",
     "summary_pairs": "summarize",
     "summary_words": "summarize",

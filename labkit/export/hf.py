@@ -1,7 +1,7 @@
 """Hugging Face folders: a labkit model (and tokenizer) in, a folder `transformers` loads with `from_pretrained` out.
 
 A GPT becomes a GPT2LMHeadModel (GPT-2 layout) or a LlamaForCausalLM (Llama layout), an Encoder a BertModel /
-BertForMaskedLM / BertForSequenceClassification, through the in-memory converters of `labkit.models`. The
+BertForMaskedLM / BertForPreTraining / BertForSequenceClassification, through the in-memory converters of `labkit.models`. The
 tokenizer goes in as `tokenizer.json` with a `tokenizer_config.json` naming its special tokens, so
 `AutoTokenizer.from_pretrained(folder)` gives the same ids as the labkit Tokenizer.
 """

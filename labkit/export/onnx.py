@@ -142,7 +142,7 @@ def _graph_and_inputs(model: nn.Module, kind: str, with_cache: bool, attentions:
     if kind == "encoder":
         inputs.update(attention_mask=["batch", "sequence"], token_type_ids=["batch", "sequence"])
         args = (ids, torch.ones(b, t, dtype=torch.long), torch.zeros(b, t, dtype=torch.long))
-        if c.head == "mlm":
+        if c.head in ("mlm", "pretraining"):  # pretraining: the MLM logits (the NSP pair is a training aid)
             outputs = {"logits": ["batch", "sequence", c.vocab_size]}
         elif c.head == "classification":
             outputs = {"logits": ["batch", c.num_labels]}

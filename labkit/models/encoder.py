@@ -1,8 +1,10 @@
-"""Encoder: a BERT-style bidirectional Transformer with masked-LM or classification heads and BERT/MiniLM interop.
+"""Encoder: a BERT-style bidirectional Transformer with masked-LM, pretraining or classification heads and BERT/MiniLM interop.
 
 The ladder is `EncoderEmbeddings -> Block (post-LN, bidirectional) x n_layer ->
 head`, with heads `"mlm"` (BERT's transform + tied decoder + bias),
-`"classification"` (pooler -> dropout -> linear) or `None` (hidden states).
+`"pretraining"` (the MLM head plus next-sentence prediction on the pooled [CLS]:
+BERT's two pretraining objectives, loss = MLM + NSP), `"classification"`
+(pooler -> dropout -> linear) or `None` (hidden states).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from labkit.models.outputs import ModelOutput
 
 __all__ = ["EncoderConfig", "Encoder", "encode_sentences"]
 
-HEADS = ("mlm", "classification", None)
+HEADS = ("mlm", "pretraining", "classification", None)
 
 
 @dataclass
@@ -45,7 +47,7 @@ class EncoderConfig:
     classifier_dropout: float = 0.1  # between pooler and classifier
     layer_norm_eps: float = 1e-12  # BERT's value; matters for weight parity with pretrained checkpoints
     pad_token_id: int = 0  # [PAD] in BERT's vocabulary
-    head: str | None = "mlm"  # "mlm" for pretraining, "classification" for labels per text, None for features
+    head: str | None = "mlm"  # "mlm", "pretraining" (MLM + next-sentence prediction), "classification", None (features)
     num_labels: int = 2  # classes of the classification head
     pooler: bool = True  # dense+tanh over [CLS]; BERT pretraining has it, HF's BertForMaskedLM does not
     initializer_range: float = 0.02  # std of the normal init, as in BERT
@@ -71,9 +73,11 @@ class EncoderConfig:
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
             )
         if self.head not in HEADS:
-            raise UnknownNameError(f"unknown Encoder head {self.head!r}; choose 'mlm', 'classification' or None")
-        if self.head == "classification" and not self.pooler:
-            raise InvalidInputError("head='classification' reads the pooler; set pooler=True")
+            raise UnknownNameError(
+                f"unknown Encoder head {self.head!r}; choose 'mlm', 'pretraining', 'classification' or None"
+            )
+        if self.head in ("classification", "pretraining") and not self.pooler:
+            raise InvalidInputError(f"head={self.head!r} reads the pooler; set pooler=True")
         for name in ("dropout", "attn_dropout", "classifier_dropout"):
             check_float(f"EncoderConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
 
@@ -193,8 +197,10 @@ class Encoder(HookedModel):
             for i in range(config.n_layer)
         )
         self.pooler = Pooler(config) if config.pooler else None
-        if config.head == "mlm":
+        if config.head in ("mlm", "pretraining"):
             self.mlm_head = MLMHead(config, self.embed.token)
+        if config.head == "pretraining":
+            self.nsp_head = nn.Linear(config.n_embd, 2)  # is B the sentence after A? (1 = random, as in BERT)
         elif config.head == "classification":
             self.classifier_drop = nn.Dropout(config.classifier_dropout)
             self.classifier = nn.Linear(config.n_embd, config.num_labels)
@@ -224,15 +230,19 @@ class Encoder(HookedModel):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_attentions: bool = False,
+        next_sentence_label: torch.Tensor | None = None,
     ) -> ModelOutput:
-        """Ids [batch, seq] in, ModelOutput out: logits ([batch, seq, vocab] for mlm, [batch, labels] for classification,
-        None without a head), loss when `labels` are given, last hidden state, attentions on request.
+        """Ids [batch, seq] in, ModelOutput out: logits ([batch, seq, vocab] for mlm and pretraining, [batch, labels]
+        for classification, None without a head), loss when labels are given, last hidden state, attentions on
+        request; the pretraining head adds `seq_relationship_logits` [batch, 2].
 
         input_ids: token ids. attention_mask: 1 = real token, 0 = padding. token_type_ids: segment ids (default 0).
-        labels: mlm: [batch, seq] with -100 on unmasked positions; classification: [batch] class ids.
+        labels: mlm/pretraining: [batch, seq] with -100 on unmasked positions; classification: [batch] class ids.
         output_attentions: also return per-layer attention patterns [batch, head, q, k].
+        next_sentence_label: pretraining only, [batch]: 0 = segment B follows A in the text, 1 = B is random.
+            The loss is the sum of the MLM and NSP cross-entropies that have labels (BERT's pretraining loss).
         """
-        token_type_ids = self._validate(input_ids, attention_mask, token_type_ids, labels)
+        token_type_ids = self._validate(input_ids, attention_mask, token_type_ids, labels, next_sentence_label)
         x = self.hook_embed(self.embed(input_ids, token_type_ids))
         key_padding = None if attention_mask is None else attention_mask.bool()
         attentions = []
@@ -241,8 +251,18 @@ class Encoder(HookedModel):
             if output_attentions:
                 attentions.append(pattern)
         logits, loss = self._head(x, labels)
+        nsp_logits = None
+        if self.config.head == "pretraining":
+            nsp_logits = self.nsp_head(self.pooler(x))
+            if next_sentence_label is not None:
+                nsp_loss = F.cross_entropy(nsp_logits, next_sentence_label.reshape(-1))
+                loss = nsp_loss if loss is None else loss + nsp_loss
         return ModelOutput(
-            logits=logits, loss=loss, hidden_states=x, attentions=tuple(attentions) if output_attentions else None
+            logits=logits,
+            loss=loss,
+            hidden_states=x,
+            attentions=tuple(attentions) if output_attentions else None,
+            seq_relationship_logits=nsp_logits,
         )
 
     def pool(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -262,7 +282,7 @@ class Encoder(HookedModel):
                     "labels need a head; build the Encoder with head='mlm' or head='classification'"
                 )
             return None, None
-        if head == "mlm":
+        if head in ("mlm", "pretraining"):
             logits = self.mlm_head(hidden)
         else:
             logits = self.classifier(self.classifier_drop(self.pooler(hidden)))
@@ -271,7 +291,7 @@ class Encoder(HookedModel):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
         return logits, loss
 
-    def _validate(self, input_ids, attention_mask, token_type_ids, labels) -> torch.Tensor:
+    def _validate(self, input_ids, attention_mask, token_type_ids, labels, next_sentence_label) -> torch.Tensor:
         """Raise one clear error for malformed inputs; return token_type_ids (zeros when absent)."""
         c = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
@@ -304,19 +324,30 @@ class Encoder(HookedModel):
             raise InvalidInputError(
                 f"classification labels must have shape [batch]={tuple(input_ids.shape[:1])}, got {tuple(labels.shape)}"
             )
-        if labels is not None and c.head == "mlm" and labels.shape != input_ids.shape:
+        if labels is not None and c.head in ("mlm", "pretraining") and labels.shape != input_ids.shape:
             raise InvalidInputError(
                 f"mlm labels must have the shape of input_ids {tuple(input_ids.shape)}, got {tuple(labels.shape)}"
             )
-        if labels is not None and c.head == "mlm":
+        if labels is not None and c.head in ("mlm", "pretraining"):
             check_labels(labels, c.vocab_size, "mlm labels")
         if labels is not None and c.head == "classification":
             check_labels(labels, c.num_labels, "classification labels")
+        if next_sentence_label is not None:
+            if c.head != "pretraining":
+                raise InvalidInputError(
+                    f"next_sentence_label needs the NSP head; build the Encoder with head='pretraining' (it has {c.head!r})"
+                )
+            if tuple(next_sentence_label.shape) != tuple(input_ids.shape[:1]):
+                raise InvalidInputError(
+                    f"next_sentence_label must have shape [batch]={tuple(input_ids.shape[:1])}, "
+                    f"got {tuple(next_sentence_label.shape)}; one 0 (is next) or 1 (random) per pair"
+                )
         return token_type_ids
 
     @classmethod
     def from_hf(cls, model_or_path: Any, *, copy: bool = True) -> Encoder:
-        """A transformers BertModel / BertForMaskedLM / BertForSequenceClassification, its folder or "hf:NAME" in,
+        """A transformers BertModel / BertForMaskedLM / BertForPreTraining / BertForSequenceClassification, its folder
+        or "hf:NAME" in,
         an Encoder with the same weights out.
 
         model_or_path: a transformers model object, a local folder with config.json and model.safetensors (such as
@@ -345,7 +376,8 @@ class Encoder(HookedModel):
         return build_model(cls, config, state, where="from_hf")
 
     def to_hf(self) -> Any:
-        """Return the equivalent transformers model (BertModel, BertForMaskedLM or BertForSequenceClassification)."""
+        """Return the equivalent transformers model (BertModel, BertForMaskedLM, BertForPreTraining or
+        BertForSequenceClassification)."""
         from labkit.models import hf_bert
 
         return hf_bert.to_hf(self)

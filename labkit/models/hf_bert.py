@@ -1,4 +1,4 @@
-"""Hugging Face BERT interop: read BertModel / BertForMaskedLM / BertForSequenceClassification weights into an Encoder and back.
+"""Hugging Face BERT interop: read BertModel / BertForMaskedLM / BertForPreTraining / BertForSequenceClassification weights into an Encoder and back.
 
 Works with a live transformers model or a local folder holding `config.json`
 and `model.safetensors` (or `pytorch_model.bin`), such as the all-MiniLM-L6-v2
@@ -18,7 +18,7 @@ from labkit.errors import InvalidInputError, MissingSourceError
 
 __all__ = ["read_hf_checkpoint", "config_from_hf", "state_from_hf", "state_to_hf", "to_hf"]
 
-SUPPORTED = ("BertModel", "BertForMaskedLM", "BertForSequenceClassification")
+SUPPORTED = ("BertModel", "BertForMaskedLM", "BertForPreTraining", "BertForSequenceClassification")
 
 # Per-block names: Hugging Face suffix -> labkit suffix (both under their block prefix).
 _BLOCK_MAP = {
@@ -39,6 +39,7 @@ _TOP_MAP = {
     "pooler.dense": "pooler.dense",
     "cls.predictions.transform.dense": "mlm_head.dense",
     "cls.predictions.transform.LayerNorm": "mlm_head.norm",
+    "cls.seq_relationship": "nsp_head",
     "classifier": "classifier",
 }
 
@@ -105,7 +106,11 @@ def config_from_hf(config: dict[str, Any], state: dict[str, torch.Tensor]) -> di
     """A transformers BERT config dict (and its weights, to detect heads) in, EncoderConfig keyword arguments out."""
     keys = {k.removeprefix("bert.") for k in state}
     arch = (config.get("architectures") or ["BertModel"])[0]
-    head = {"BertForMaskedLM": "mlm", "BertForSequenceClassification": "classification"}.get(arch)
+    head = {
+        "BertForMaskedLM": "mlm",
+        "BertForPreTraining": "pretraining",
+        "BertForSequenceClassification": "classification",
+    }.get(arch)
     num_labels = int(state["classifier.weight"].shape[0]) if head == "classification" else 2
     dropout = config.get("hidden_dropout_prob", 0.1)
     return dict(
@@ -156,7 +161,7 @@ def state_to_hf(state: dict[str, torch.Tensor], n_layer: int, prefix: str) -> di
         if key == "mlm_head.bias":
             out["cls.predictions.bias"] = out["cls.predictions.decoder.bias"] = value
             continue
-        if key.startswith("pooler.") and prefix and "classifier.weight" not in state:
+        if key.startswith("pooler.") and prefix and "classifier.weight" not in state and "nsp_head.weight" not in state:
             continue  # BertForMaskedLM has no pooler; an MLM Encoder's pooler stays behind
         hf_key = _rename(key, n_layer, to_labkit=False)
         out[hf_key if hf_key.startswith(("cls.", "classifier")) else prefix + hf_key] = value
@@ -187,8 +192,9 @@ def _rename(key: str, n_layer: int, to_labkit: bool) -> str:
 
 
 def to_hf(encoder: Any) -> Any:
-    """A labkit Encoder in, the equivalent transformers BertModel / BertForMaskedLM / BertForSequenceClassification out."""
-    from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
+    """A labkit Encoder in, the equivalent transformers BertModel / BertForMaskedLM / BertForPreTraining /
+    BertForSequenceClassification out."""
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 
     c = encoder.config
     hf_config = BertConfig(
@@ -210,6 +216,8 @@ def to_hf(encoder: Any) -> Any:
     )
     if c.head == "mlm":
         model, prefix = BertForMaskedLM(hf_config), "bert."
+    elif c.head == "pretraining":
+        model, prefix = BertForPreTraining(hf_config), "bert."
     elif c.head == "classification":
         model, prefix = BertForSequenceClassification(hf_config), "bert."
     else:

@@ -25,6 +25,7 @@ class ModelOutput:
     encoder_last_hidden_state: torch.Tensor | None = None  # Seq2Seq: encoder output the decoder attends to
     encoder_attentions: tuple[torch.Tensor, ...] | None = None  # Seq2Seq: encoder self-attention patterns
     cross_attentions: tuple[torch.Tensor, ...] | None = None  # Seq2Seq: decoder -> encoder patterns
+    seq_relationship_logits: torch.Tensor | None = None  # Encoder head="pretraining": NSP logits [batch, 2]
 
     def __getitem__(self, key: str) -> Any:
         if key not in {f.name for f in fields(self)}:

@@ -40,6 +40,8 @@ _EXPORTS = {
     "MomentRecorder": "moments",
     "MomentSnapshot": "moments",
     "hand_adam_step": "moments",
+    "class_weights": "imbalance",
+    "WeightedCrossEntropy": "imbalance",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -29,6 +29,9 @@ _EXPORTS = {
     # summary.py
     "summary_view": "summary",
     "SummaryView": "summary",
+    # confusion.py
+    "confusion_view": "confusion",
+    "ConfusionView": "confusion",
     # attention_by_hand.py
     "attention_by_hand": "attention_by_hand",
     "by_hand_steps": "attention_by_hand",

@@ -211,3 +211,55 @@ def test_bad_inputs_raise_one_clear_error(tmp_path):
         Encoder.from_hf(tmp_path)
     with pytest.raises(FileNotFoundError, match="config.json"):
         Encoder.from_hf(tmp_path / "nowhere")
+
+
+def test_pretraining_heads_shapes_and_loss_match_bert_for_pretraining():
+    """MLM + NSP on the same weights as transformers' BertForPreTraining: both heads' logits and the summed loss."""
+    hf, ours = twins("BertForPreTraining")
+    assert ours.config.head == "pretraining" and ours.config.pooler
+    b = batch(4)
+    labels = torch.full_like(b["input_ids"], -100)
+    labels[:, 3] = b["input_ids"][:, 3]
+    labels[1, 7] = 11
+    nsp = torch.tensor([0, 1, 1])
+    ref = hf(**b, labels=labels, next_sentence_label=nsp)
+    out = ours(**b, labels=labels, next_sentence_label=nsp)
+    assert out.logits.shape == ref.prediction_logits.shape == (3, 13, VOCAB)
+    assert out.seq_relationship_logits.shape == ref.seq_relationship_logits.shape == (3, 2)
+    assert (out.logits - ref.prediction_logits).abs().max() <= 1e-5
+    assert (out.seq_relationship_logits - ref.seq_relationship_logits).abs().max() <= 1e-5
+    torch.testing.assert_close(out.loss, ref.loss, atol=1e-5, rtol=0)
+    # the loss is the sum of the two objectives, each a plain cross-entropy
+    mlm_only = ours(**b, labels=labels).loss
+    nsp_only = torch.nn.functional.cross_entropy(out.seq_relationship_logits, nsp)
+    torch.testing.assert_close(out.loss, mlm_only + nsp_only, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours(**b, next_sentence_label=nsp).loss, nsp_only, atol=1e-6, rtol=0)
+
+
+def test_pretraining_encoder_round_trips_through_to_hf(tmp_path):
+    torch.manual_seed(5)
+    config = EncoderConfig.preset("encoder-tiny", vocab_size=VOCAB, head="pretraining", dropout=0.0, attn_dropout=0.0)
+    ours = Encoder(config).eval()
+    hf = ours.to_hf()
+    assert type(hf).__name__ == "BertForPreTraining"
+    b = batch(5)
+    ref, out = hf(**b), ours(**b)
+    assert (out.logits - ref.prediction_logits).abs().max() <= 1e-5
+    assert (out.seq_relationship_logits - ref.seq_relationship_logits).abs().max() <= 1e-5
+    hf.save_pretrained(tmp_path)  # a saved BertForPreTraining folder loads back with both heads
+    again = Encoder.from_hf(tmp_path).eval()
+    assert again.config.head == "pretraining"
+    assert torch.equal(again(**b).seq_relationship_logits, out.seq_relationship_logits)
+
+
+def test_next_sentence_label_errors_name_the_fix():
+    torch.manual_seed(0)
+    b = batch(6)
+    mlm = Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=VOCAB, head="mlm"))
+    with pytest.raises(InvalidInputError, match="head='pretraining'"):
+        mlm(**b, next_sentence_label=torch.tensor([0, 1, 0]))
+    both = Encoder(EncoderConfig.preset("encoder-tiny", vocab_size=VOCAB, head="pretraining"))
+    with pytest.raises(InvalidInputError, match=r"shape \[batch\]"):
+        both(**b, next_sentence_label=torch.tensor([0, 1]))
+    with pytest.raises(InvalidInputError, match="pooler=True"):
+        EncoderConfig.preset("encoder-tiny", head="pretraining", pooler=False)

@@ -79,6 +79,7 @@ VIEWS: dict[str, View] = {
     "attention_by_hand": View(html=r'class="labkit-am"'),
     "cleaning_view": View(html=r'class="labkit-clean"'),
     "summary_view": View(html=r'class="labkit-summ"'),
+    "confusion_view": View(html=r'class="labkit-confusion"'),
     **{
         name: View(html=rf'class="labkit-look-data">\{{"kind":"{kind}"')
         for name, kind in (
@@ -136,8 +137,13 @@ LESSONS: dict[str, Lesson] = {
         uses=("SamplingOptions", "stream", "num_beams", "use_cache"),
     ),
     "05": Lesson(
-        views=("head_view|AttentionWidget", "model_view|AttentionWidget"),
-        pending=NOT_REWRITTEN,
+        views=("head_view|AttentionWidget", "model_view|AttentionWidget", "confusion_view"),
+        uses=(
+            "next_sentence_pairs",
+            "imbalanced_split",
+            "WeightedCrossEntropy",
+            "resample",
+        ),  # issue 15: NSP, imbalance
     ),
     "06": Lesson(
         views=("LoraExplorer",),
@@ -203,10 +209,11 @@ SMALLEST: dict[str, dict[str, Any]] = {
     "05_bert_mlm_and_sentiment": {
         "preset": "encoder-tiny",
         "vocab_size": 500,
-        "mlm_steps": 5,
+        "nsp_pairs": 200,
+        "pretrain_steps": 5,
         "finetune_steps": 5,
         "max_length": 16,
-        "minilm_baseline": False,
+        "imbalance_ratio": 0.5,
     },
     "06_lora_fine_tuning": {"pretrain_steps": 5, "finetune_steps": 5, "ranks": "[1, 2]"},
     "07_translation": {
