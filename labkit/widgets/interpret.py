@@ -16,7 +16,7 @@ import traitlets as t
 
 from labkit.checks import check_choice, check_int
 from labkit.errors import InvalidInputError, LabkitError
-from labkit.frontend import asset_text
+from labkit.frontend import asset_text, module_text
 from labkit.interpret import (
     PATCH_HOOKS,
     NeuronActivations,
@@ -47,7 +47,7 @@ def _encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
 class _LookWidget(anywidget.AnyWidget):
     """Shared traits and display of the four widgets; subclasses give `_compute()` -> view and `_controls()`."""
 
-    _esm = asset_text("interpret.js")
+    _esm = module_text("interpret.js")
     _css = asset_text("interpret.css")
 
     spec = t.Dict(

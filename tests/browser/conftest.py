@@ -402,7 +402,7 @@ def _run_all_until_done(page: Any, n_code: int, timeout_s: float = 180.0, stall_
     raise AssertionError(f"Run All did not finish ({clicks} clicks): prompts {prompts}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab_notebook(chromium_browser, lab_server, case_notebook):
     """The case notebook opened in JupyterLab 4 and run with Run > Run All Cells, every prompt numbered."""
     watch = open_watched_page(chromium_browser)
@@ -470,7 +470,7 @@ def static_report(case_notebook, tmp_path_factory) -> Path:
     return html
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def static_notebook(chromium_browser, static_report, case_notebook):
     """The static report opened from file:// with the network blocked, after its load event."""
     cell_errors, _ = _cell_errors(static_report.with_suffix(".ipynb"), case_notebook.index)
@@ -481,7 +481,7 @@ def static_notebook(chromium_browser, static_report, case_notebook):
     watch.context.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def watched_page(chromium_browser):
     """A factory: `watched_page()` opens a new network-blocked, error-recording page (close its `.context`)."""
     return lambda: open_watched_page(chromium_browser)

@@ -77,3 +77,23 @@ def test_a_name_the_shared_file_does_not_export_is_one_clear_error(monkeypatch):
         module_text.__wrapped__("w.js")
     with pytest.raises(InvalidInputError, match="deep.js is imported by v.js, so it must not import other files"):
         module_text.__wrapped__("v.js")
+
+
+def test_every_widget_ships_its_module_with_the_shared_helpers_inlined():
+    # anywidget evaluates `_esm` from a string (a blob: URL in a static report): a sibling import left in it
+    # cannot resolve there, and the widget draws nothing ("Failed to resolve module specifier ./dom.js")
+    import importlib
+    import pkgutil
+
+    import anywidget
+
+    import labkit.widgets
+
+    widgets = []
+    for info in pkgutil.iter_modules(labkit.widgets.__path__):
+        module = importlib.import_module(f"labkit.widgets.{info.name}")
+        widgets += [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, anywidget.AnyWidget)]
+    shipped = {w.__name__: w._esm for w in widgets if w is not anywidget.AnyWidget and isinstance(w._esm, str)}
+    assert len(shipped) >= 8, sorted(shipped)
+    for name, esm in shipped.items():
+        assert not re.search(r"^\s*import[\s{(*]", esm, re.M), f"{name}._esm still imports a file; use module_text()"
