@@ -8,6 +8,8 @@ package still re-exports a curated `__all__`.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -31,4 +33,20 @@ def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str],
     def __dir__() -> list[str]:
         return sorted(exports)
 
+    shadowed = {name for name, source in exports.items() if name == source}
+    if shadowed and package in sys.modules:
+        # `perplexity` is both a submodule and the function it exports. Importing the submodule directly
+        # (`from labkit.evaluation.perplexity import ...`) makes the import system set the package attribute
+        # to the module object, which would shadow the function for everyone after. Keep the export instead.
+        sys.modules[package].__class__ = _keeps_exports(frozenset(shadowed), package)
     return __getattr__, __dir__
+
+
+def _keeps_exports(names: frozenset[str], package: str) -> type[types.ModuleType]:
+    class _Package(types.ModuleType):
+        def __setattr__(self, name: str, value: Any) -> None:
+            if name in names and isinstance(value, types.ModuleType) and value.__name__ == f"{package}.{name}":
+                value = getattr(value, name)
+            super().__setattr__(name, value)
+
+    return _Package

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import labkit
 
 ROOT = Path(labkit.__file__).resolve().parent
@@ -80,3 +82,24 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "not_a_subpackage" in str(exc)
     else:
         raise AssertionError("labkit.not_a_subpackage should raise AttributeError")
+
+
+@pytest.mark.parametrize(
+    "package, name",
+    [
+        ("labkit.evaluation", "perplexity"),
+        ("labkit.training", "lora"),
+        ("labkit.notebooks", "sweep"),
+        ("labkit.export", "tokenizer_spec"),
+        ("labkit.viz", "attention_by_hand"),
+    ],
+)
+def test_a_direct_submodule_import_does_not_shadow_the_function_of_the_same_name(package, name):
+    # run in a fresh interpreter: the submodule must be imported before the package export is first read
+    code = (
+        f"import importlib; importlib.import_module('{package}.{name}'); import {package} as p; "
+        f"print(type(getattr(p, '{name}')).__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "function"
