@@ -211,6 +211,12 @@ def check_compatible(meta: dict[str, Any], model: nn.Module, where: str = "") ->
 # ---- saving -----------------------------------------------------------------------------------------------
 
 
+def remove_temporary(checkpoint_dir: str | os.PathLike) -> None:
+    """Delete the `.tmp-step-*` folders a crash left in a run folder (a save or a prune that was cut short)."""
+    for stale in Path(checkpoint_dir).glob(".tmp-step-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def save_checkpoint(
     checkpoint_dir: str | os.PathLike,
     model: nn.Module,
@@ -241,8 +247,7 @@ def save_checkpoint(
     keep_last = check_int("keep_last", keep_last, allow_none=True, fix="keep at least the newest checkpoint")
     step, epoch = check_int("step", step, low=0), check_int("epoch", epoch, low=0)
     root = check_output_dir("checkpoint_dir", checkpoint_dir)
-    for stale in root.glob(".tmp-step-*"):  # left by a crash during an earlier save
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_temporary(root)
     name = f"step-{int(step):06d}"
     tmp = root / f".tmp-{name}-{os.getpid()}"
     config = dict(config) if config is not None else model_config(model)
@@ -300,7 +305,15 @@ def save_checkpoint(
         # only folders up to this step count: newer ones left by an abandoned longer run are not this run's
         older = [d for d in step_dirs(root) if int(d.name[5:]) <= int(step)]
         for old_dir in older[:-keep_last]:
-            shutil.rmtree(old_dir, ignore_errors=True)
+            # rename first (atomic), then delete: a kill during the delete leaves a .tmp- folder that the next
+            # save sweeps away, never a half-deleted step folder that looks like a damaged checkpoint
+            doomed = root / f".tmp-{old_dir.name}-del-{os.getpid()}"
+            try:
+                os.replace(old_dir, doomed)
+            except OSError:
+                continue
+            fsync_dir(root)
+            shutil.rmtree(doomed, ignore_errors=True)
     return final
 
 

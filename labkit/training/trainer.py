@@ -31,6 +31,7 @@ from labkit.training.callbacks import Callback, CallbackList, ProgressBar
 from labkit.training.checkpoint import (
     get_rng_state,
     load_checkpoint,
+    remove_temporary,
     save_checkpoint,
     set_rng_state,
 )
@@ -358,6 +359,8 @@ class Trainer:
             self.history = History.from_dict(meta["history"])
         self.history.interrupted, self.history.stopped_reason = False, None
         self.history.last_checkpoint = Path(path)
+        if self.is_main and self.checkpoint_dir is not None and Path(self.checkpoint_dir).is_dir():
+            remove_temporary(self.checkpoint_dir)  # what a killed save or prune left behind
 
     def _loss(self, batch: dict[str, Any]) -> torch.Tensor:
         if self.loss_fn is not None:

@@ -120,22 +120,29 @@ def test_a_reader_sees_the_notices_in_a_real_browser(tmp_path):
     }
     _pruned_view().save_html(tmp_path / "attention.html")
     _token_view().save_html(tmp_path / "tokens.html")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
-        try:
-            page = browser.new_page()
-            page.route(
-                "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
-            )
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            for name, (selector, phrases) in pages.items():
-                page.goto((tmp_path / name).as_uri())
-                notice = page.locator(selector).first
-                notice.wait_for(state="visible", timeout=30_000)
-                text = notice.inner_text()
-                assert all(phrase in text for phrase in phrases), (name, text)
-            assert errors == []
-        finally:
-            browser.close()
+    from concurrent.futures import ThreadPoolExecutor
+
+    def read_notices() -> None:
+        args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+            try:
+                page = browser.new_page()
+                page.route(
+                    "**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort()
+                )
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                for name, (selector, phrases) in pages.items():
+                    page.goto((tmp_path / name).as_uri())
+                    notice = page.locator(selector).first
+                    notice.wait_for(state="visible", timeout=30_000)
+                    text = notice.inner_text()
+                    assert all(phrase in text for phrase in phrases), (name, text)
+                assert errors == []
+            finally:
+                browser.close()
+
+    # a thread of its own: Playwright's sync API refuses a thread where an event loop is running
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(read_notices).result()
