@@ -10,7 +10,7 @@ import torch
 
 from labkit.data import train_tokenizer
 from labkit.errors import InvalidInputError
-from labkit.frontend import asset_text
+from labkit.frontend import asset_text, module_text
 from labkit.interpret import activation_patching, attribute, logit_lens, neuron_activations
 from labkit.models import GPT, Encoder, EncoderConfig, GPTConfig
 from labkit.widgets.interpret import AttributionWidget, LogitLensWidget, NeuronWidget, PatchingWidget
@@ -33,7 +33,7 @@ def test_logit_lens_widget_follows_text_and_target():
     tok, gpt, _ = _setup()
     w = LogitLensWidget(gpt, tok, "the cat", target="next")
     assert w.spec["kind"] == "lens" and w.spec["tokens"] == list("the cat")
-    assert w._esm == asset_text("interpret.js") and "export default" in w._esm and w._css == asset_text("interpret.css")
+    assert w._esm == module_text("interpret.js") and "export default" in w._esm and w._css == asset_text("interpret.css")
     assert {"spec", "controls", "status", "title", "text", "target"} <= set(w.traits(sync=True))
     assert [c["name"] for c in w.controls] == ["text", "target"]
     w.text = "the dog sat"  # what typing in the page does
