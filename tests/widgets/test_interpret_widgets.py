@@ -33,7 +33,9 @@ def test_logit_lens_widget_follows_text_and_target():
     tok, gpt, _ = _setup()
     w = LogitLensWidget(gpt, tok, "the cat", target="next")
     assert w.spec["kind"] == "lens" and w.spec["tokens"] == list("the cat")
-    assert w._esm == module_text("interpret.js") and "export default" in w._esm and w._css == asset_text("interpret.css")
+    assert (
+        w._esm == module_text("interpret.js") and "export default" in w._esm and w._css == asset_text("interpret.css")
+    )
     assert {"spec", "controls", "status", "title", "text", "target"} <= set(w.traits(sync=True))
     assert [c["name"] for c in w.controls] == ["text", "target"]
     w.text = "the dog sat"  # what typing in the page does
