@@ -81,7 +81,8 @@ def browser_missing() -> str | None:
     return None
 
 
-def _need_browser() -> None:
+def need_browser() -> None:
+    """Skip the calling test without Chromium, or fail it when LABKIT_REQUIRE_BROWSER=1 (CI)."""
     reason = browser_missing()
     if reason:
         if REQUIRE_BROWSER:
@@ -231,7 +232,7 @@ def chromium_browser():
     Package scope, not session: while Playwright's sync API runs, the main thread has a running event loop and
     any later `sync_playwright()` outside this folder (the gallery's thumbnails, other browser checks) refuses.
     """
-    _need_browser()
+    need_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -243,7 +244,7 @@ def chromium_browser():
 @pytest.fixture(scope="session")
 def case_notebook(tmp_path_factory) -> CaseNotebook:
     """The one notebook with every available row of the table, in its own folder."""
-    _need_browser()  # before importing every widget module for nothing
+    need_browser()  # before importing every widget module for nothing
     folder = tmp_path_factory.mktemp("browser-notebook")
     skipped = {c.name: reason for c in cases.CASES if (reason := cases.unavailable(c))}
     index = cases.build_notebook(folder / "widgets.ipynb", [c for c in cases.CASES if c.name not in skipped])
@@ -454,7 +455,7 @@ def static_report(case_notebook, tmp_path_factory) -> Path:
     A broken row fails the run (exit 1) but not the report: its cell is tagged raises-exception, so the
     other cells still run and its own test shows the error. Any other failure stops here.
     """
-    _need_browser()
+    need_browser()
     out = tmp_path_factory.mktemp("report")
     proc = subprocess.run(
         [sys.executable, "-m", "labkit", "run", str(case_notebook.path), "-o", str(out)],

@@ -35,10 +35,9 @@ def lesson_model(tmp_path_factory):
     from labkit.frontend import vendor_file
     from labkit.models import GPT, GPTConfig
 
-    from .conftest import browser_missing
+    from .conftest import need_browser
 
-    if reason := browser_missing():
-        pytest.skip(reason)
+    need_browser()  # skips here without Chromium; fails in CI (LABKIT_REQUIRE_BROWSER=1)
     vendor_file("ort.wasm.mjs")  # a missing runtime fails here, naming `labkit vendor fetch`
     tokenizer = train_tokenizer(TEXT, kind="char", special_tokens={"unk": "<unk>"})
     torch.manual_seed(0)
