@@ -25,6 +25,7 @@ and transformers) plus a sidecar `<stem>.labkit.json` next to it with the kind a
 from __future__ import annotations
 
 import json
+import numbers
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -291,11 +292,13 @@ class Tokenizer:
                 f"decode expects a 1-D tensor of ids, got shape {tuple(ids.shape)}; use decode_batch for 2-D"
             )
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
-        wrong = next((i for i in ids if isinstance(i, bool) or not isinstance(i, int)), None)
+        # numpy's and Python's integers alike (a row of an int64 array); bool is an int subclass, not an id
+        wrong = next((i for i in ids if isinstance(i, bool) or not isinstance(i, numbers.Integral)), None)
         if wrong is not None:
             raise InvalidInputError(
                 f"token ids must be integers, got {wrong!r}; pass ids from encode() or a LongTensor"
             )
+        ids = [int(i) for i in ids]
         if ids:
             low, high = min(ids), max(ids)
             if low < 0 or high >= self.vocab_size:

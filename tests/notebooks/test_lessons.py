@@ -181,7 +181,7 @@ LESSONS: dict[str, Lesson] = {
         uses=("logit_lens", "attribute", "attention_rollout", "neuron_activations", "activation_patching"),
     ),
     "12": Lesson(
-        views=("build_page",),
+        views=("build_page", "model_view|head_view"),
         uses=("to_onnx", "quantize_onnx", "check_quantization", "to_hf", "serve"),
     ),
 }

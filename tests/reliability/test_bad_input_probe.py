@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -233,6 +234,12 @@ case(T, "load a missing file", lambda: D.load_tokenizer(tmp("none.json")), r"no 
 case(T, "load a damaged file", lambda: D.load_tokenizer(_damaged("tok.json", b"{not json")), r"tokenizer")
 accept(T, "encode the empty string", lambda: tok().encode(""), lambda r: r == [])
 accept(T, "decode no ids", lambda: tok().decode([]), lambda r: r == "")
+accept(
+    T,
+    "decode numpy integers equals decode of Python ints",
+    lambda: (lambda t: (t.decode([np.int64(i) for i in t.encode("to be")]), t.decode(t.encode("to be"))))(tok()),
+    lambda r: r[0] == r[1] == "to be",
+)
 accept(
     T,
     "decode a 1-d tensor equals decode of the list",
