@@ -19,12 +19,13 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labkit.checks import check_output_dir
+from labkit.checks import check_int, check_output_dir
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 from labkit.frontend import safe_text
 
@@ -224,6 +225,7 @@ def build_gallery(
     *,
     only: Sequence[str] | None = None,
     workers: int | None = None,
+    threads: int | None = None,
     force: bool = False,
     cell_timeout: float | None = None,
     timeout: float | None = None,
@@ -231,11 +233,15 @@ def build_gallery(
     """Lesson folder in, `GalleryResult` out: `<output_dir>/<lesson>.html` per lesson and `index.html`.
 
     only: lesson stems or numbers ("01", "03_train_gpt") to build; the index lists every lesson built so far.
-    workers: lessons executed at once (default: CPU cores). force: ignore the cache.
+    workers: lessons executed at once (default: CPU cores). threads: torch threads of each lesson's kernel
+    (default: the cores split between the workers). force: ignore the cache.
+    Calls on the same output_dir may run at once (for different lessons): every file is written atomically.
     cell_timeout / timeout: as for `run_notebook`, per lesson.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    workers = check_int("workers", workers, allow_none=True)
+    threads = check_int("threads", threads, allow_none=True)
     lessons = lesson_paths(notebooks_dir, only)
     if not lessons:
         raise InvalidInputError(f"no lesson notebooks (NN_name.ipynb) in {str(notebooks_dir)!r}")
@@ -261,7 +267,7 @@ def build_gallery(
         )
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     for spec in todo:  # split the cores: oversubscribed kernels run many times slower
-        spec["threads"] = max(1, (os.cpu_count() or 1) // workers)
+        spec["threads"] = threads or max(1, (os.cpu_count() or 1) // workers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(_build_one, todo))
     built: dict[str, Path] = {}  # lesson -> its new page
@@ -282,7 +288,7 @@ def build_gallery(
             "duration_s": round(res["duration_s"], 1),
             "thumbnail": thumb,
         }
-        (out / CACHE_DIR / f"{stem}.json").write_text(json.dumps(meta))
+        _write_atomic(out / CACHE_DIR / f"{stem}.json", json.dumps(meta))
         entries[stem] = meta
 
     gallery_entries = []
@@ -353,8 +359,15 @@ def write_index(entries: list[GalleryEntry], path: Path) -> Path:
         "Run times are from this build (on a GPU the lessons' parameters scale up).</p>"
         "<div class='grid'>" + "\n".join(cards) + "</div></body></html>"
     )
-    path.write_text(safe_text(maths.restore(page)), encoding="utf-8")
+    _write_atomic(path, safe_text(maths.restore(page)))
     return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename: a reader (another build) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _duration(seconds: float) -> str:
