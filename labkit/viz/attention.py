@@ -410,16 +410,19 @@ def _view(
     attention: Any,
     tokens,
     query_tokens,
-    *,
     layer: int,
     head: int | None,
-    top_k,
-    max_bytes: int,
     stack: str | None,
     cross: bool,
+    top_k,
+    max_bytes: int,
     batch_index: int,
     title: str,
 ) -> AttentionView:
+    """What every public view function does: read the attention, check the selection, build the payload and view.
+
+    The arguments are those of the public functions (`head_view` and its siblings), in that order.
+    """
     t = attention_tensor(attention, stack=stack, cross=cross, batch_index=batch_index)
     _check_selection(tuple(t.shape), layer, head)
     p = payload_from_tensor(t, tokens, query_tokens, top_k, max_bytes)
@@ -444,20 +447,7 @@ def head_view(
     head; layer selector, head chips, hover a token to see only its lines. layer/head: initial selection
     (head None = all heads). top_k/max_bytes: payload pruning (see `attention_payload`). stack: Seq2Seq side.
     """
-    return _view(
-        "head",
-        attention,
-        tokens,
-        None,
-        layer=layer,
-        head=head,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack=stack,
-        cross=False,
-        batch_index=batch_index,
-        title=title,
-    )
+    return _view("head", attention, tokens, None, layer, head, stack, False, top_k, max_bytes, batch_index, title)
 
 
 def model_view(
@@ -474,20 +464,7 @@ def model_view(
 
     Parameters as in `head_view`; the static fallback shows layer 0, mean over heads.
     """
-    return _view(
-        "model",
-        attention,
-        tokens,
-        None,
-        layer=0,
-        head=None,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack=stack,
-        cross=False,
-        batch_index=batch_index,
-        title=title,
-    )
+    return _view("model", attention, tokens, None, 0, None, stack, False, top_k, max_bytes, batch_index, title)
 
 
 def attention_heatmap(
@@ -509,18 +486,7 @@ def attention_heatmap(
     query_tokens: row labels when queries differ from keys (cross-attention, with cross=True).
     """
     return _view(
-        "heatmap",
-        attention,
-        tokens,
-        query_tokens,
-        layer=layer,
-        head=head,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack=stack,
-        cross=cross,
-        batch_index=batch_index,
-        title=title,
+        "heatmap", attention, tokens, query_tokens, layer, head, stack, cross, top_k, max_bytes, batch_index, title
     )
 
 
@@ -540,19 +506,10 @@ def cross_attention_view(
 
     Target (decoder) tokens on the left attend to source (encoder) tokens on the right; controls as in `head_view`.
     """
+    # a cache or a Seq2Seq output holds both stacks; the cross-attention sits in the decoder's
+    stack = "decoder" if isinstance(attention, Mapping) else None
     return _view(
-        "cross",
-        attention,
-        source_tokens,
-        target_tokens,
-        layer=layer,
-        head=head,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack="decoder" if isinstance(attention, Mapping) else None,
-        cross=True,
-        batch_index=batch_index,
-        title=title,
+        "cross", attention, source_tokens, target_tokens, layer, head, stack, True, top_k, max_bytes, batch_index, title
     )
 
 
