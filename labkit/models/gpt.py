@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -22,12 +22,13 @@ from labkit.models.inputs import check_labels, ids_are_checkable
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, RotaryEmbedding, is_tracing, make_norm
 from labkit.models.outputs import ModelOutput
+from labkit.models.presets import NamedPresets, PresetTable
 
 __all__ = ["GPTConfig", "GPT"]
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(NamedPresets):
     """Shape of a GPT; `GPTConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "gpt"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -103,31 +104,9 @@ class GPTConfig:
         """Width of one attention head."""
         return self.n_embd // self.n_head
 
-    @classmethod
-    def presets(cls) -> dict[str, str]:
-        """Return {preset name: one-line description} for every named configuration."""
-        return {name: desc for name, (desc, _) in _PRESETS.items()}
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> GPTConfig:
-        """Return the named configuration with `overrides` applied (e.g. vocab_size=tokenizer.vocab_size).
-
-        name: one of `GPTConfig.presets()`. overrides: any config field.
-        """
-        if name not in _PRESETS:
-            hint = close_matches(name, _PRESETS) or "choose one of " + ", ".join(_PRESETS)
-            raise UnknownNameError(f"unknown GPT preset {name!r}; {hint}")
-        known = [f.name for f in fields(cls)]
-        for key in overrides:
-            if key not in known:
-                raise UnknownNameError(
-                    f"GPTConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
-                )
-        return cls(**{**_PRESETS[name][1], **overrides})
-
 
 _LLAMA = dict(positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False)
-_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+_PRESETS: PresetTable = {
     "gpt-nano": (
         "3 layers x 48 wide, 3 heads: tests and instant CPU demos",
         dict(n_layer=3, n_head=3, n_embd=48, block_size=128),
@@ -167,6 +146,7 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
 }
+GPTConfig.preset_table = _PRESETS
 
 
 class GPT(HookedModel):

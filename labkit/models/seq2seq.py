@@ -9,26 +9,26 @@ reuse the encoder output and the decoder's KV cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from labkit.checks import check_float, check_int
-from labkit.errors import InvalidInputError, UnknownNameError, close_matches
+from labkit.errors import InvalidInputError, UnknownNameError
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, SinusoidalPositions
 from labkit.models.outputs import ModelOutput
+from labkit.models.presets import NamedPresets, PresetTable
 
 __all__ = ["Seq2SeqConfig", "Seq2Seq", "Seq2SeqCache"]
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(NamedPresets):
     """Shape of an encoder-decoder Transformer; `Seq2SeqConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "seq2seq"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -84,30 +84,8 @@ class Seq2SeqConfig:
         for name in ("dropout", "label_smoothing"):
             check_float(f"Seq2SeqConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
 
-    @classmethod
-    def presets(cls) -> dict[str, str]:
-        """Return {preset name: one-line description} for every named configuration."""
-        return {name: desc for name, (desc, _) in _SEQ2SEQ_PRESETS.items()}
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> Seq2SeqConfig:
-        """Return the named configuration with `overrides` applied (e.g. src_vocab_size=..., tgt_vocab_size=...).
-
-        name: one of `Seq2SeqConfig.presets()`. overrides: any config field.
-        """
-        if name not in _SEQ2SEQ_PRESETS:
-            hint = close_matches(name, _SEQ2SEQ_PRESETS) or "choose one of " + ", ".join(_SEQ2SEQ_PRESETS)
-            raise UnknownNameError(f"unknown Seq2Seq preset {name!r}; {hint}")
-        known = [f.name for f in fields(cls)]
-        for key in overrides:
-            if key not in known:
-                raise UnknownNameError(
-                    f"Seq2SeqConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
-                )
-        return cls(**{**_SEQ2SEQ_PRESETS[name][1], **overrides})
-
-
-_SEQ2SEQ_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+_SEQ2SEQ_PRESETS: PresetTable = {
     "transformer-tiny": ("2+2 layers, 64 wide, 4 heads: trains on a CPU in minutes", dict()),
     "transformer-small": (
         "3+3 layers, 256 wide, 4 heads, 1024 FFN",
@@ -129,6 +107,7 @@ _SEQ2SEQ_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
 }
+Seq2SeqConfig.preset_table = _SEQ2SEQ_PRESETS
 
 
 class Seq2SeqCache:
