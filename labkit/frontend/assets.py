@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "classic_script",
     "json_for_script",
     "mount_script",
+    "live_view_html",
     "plain_token",
     "inline_js",
     "SOURCE_MAP",
@@ -179,6 +181,23 @@ def mount_script(name: str, element_id: str) -> str:
     js = classic_script(name)
     return (
         f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{element_id}");}})();</script>'
+    )
+
+
+def live_view_html(prefix: str, css: str, module: str, static_html: str, data: object) -> str:
+    """A view's parts in, its self-contained HTML fragment out: CSS, static fallback, data and the mounting script.
+
+    prefix: the class of the outer div (e.g. "labkit-attn"); the module's `mountStatic` reads the JSON in
+    `{prefix}-data`, draws into `{prefix}-live` and hides `{prefix}-static`. css, module: asset names
+    ("attention.css", "attention.js"). static_html: what shows without scripts (an SVG). data: JSON-able.
+    """
+    vid = f"{prefix}-{uuid.uuid4().hex}"
+    return (
+        f'<div class="{prefix}" id="{vid}"><style>{asset_text(css)}</style>'
+        f'<div class="{prefix}-static">{static_html}</div><div class="{prefix}-live"></div>'
+        f'<script type="application/json" class="{prefix}-data">{json_for_script(data)}</script>'
+        + mount_script(module, vid)
+        + "</div>"
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import math
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +22,8 @@ from labkit.checks import check_choice, check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import (
     HtmlView,
-    asset_text,
     auto_top_k,
-    json_for_script,
-    mount_script,
+    live_view_html,
     pack_arrays,
     plain_token,
     png_bytes,
@@ -360,14 +357,12 @@ class AttentionView(HtmlView):
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the base64 payload and the inlined script."""
-        vid = "labkit-attn-" + uuid.uuid4().hex
-        data = json_for_script({**self.spec(), "b64": to_base64(self.payload.data)})
-        return (
-            f'<div class="labkit-attn" id="{vid}"><style>{asset_text("attention.css")}</style>'
-            f'<div class="labkit-attn-static">{self.to_svg(standalone=False)}</div><div class="labkit-attn-live"></div>'
-            f'<script type="application/json" class="labkit-attn-data">{data}</script>'
-            + mount_script("attention.js", vid)
-            + "</div>"
+        return live_view_html(
+            "labkit-attn",
+            "attention.css",
+            "attention.js",
+            self.to_svg(standalone=False),
+            {**self.spec(), "b64": to_base64(self.payload.data)},
         )
 
     def _page_title(self) -> str:

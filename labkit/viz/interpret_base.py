@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import html
 import math
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from labkit.frontend import HtmlView, asset_text, json_for_script, mount_script, png_bytes, to_base64
+from labkit.frontend import HtmlView, live_view_html, png_bytes, to_base64
 
 __all__ = [
     "LookView",
@@ -174,13 +173,8 @@ class LookView(HtmlView):
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the spec as escaped JSON and the inlined script."""
-        vid = "labkit-look-" + uuid.uuid4().hex
-        return (
-            f'<div class="labkit-look" id="{vid}"><style>{asset_text("interpret.css")}</style>'
-            f'<div class="labkit-look-static">{self.to_svg(standalone=False)}</div><div class="labkit-look-live"></div>'
-            f'<script type="application/json" class="labkit-look-data">{json_for_script(self.spec())}</script>'
-            + mount_script("interpret.js", vid)
-            + "</div>"
+        return live_view_html(
+            "labkit-look", "interpret.css", "interpret.js", self.to_svg(standalone=False), self.spec()
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
