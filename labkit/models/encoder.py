@@ -18,13 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids, ids_are_checkable
 from labkit.models.layers import Block
 from labkit.models.outputs import ModelOutput
-from labkit.models.presets import NamedPresets, PresetTable
 
 __all__ = ["EncoderConfig", "Encoder", "encode_sentences"]
 
@@ -32,7 +31,7 @@ HEADS = ("mlm", "pretraining", "classification", None)
 
 
 @dataclass
-class EncoderConfig(NamedPresets):
+class EncoderConfig(ModelConfig):
     """Shape of a BERT-style encoder; `EncoderConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "encoder"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -54,33 +53,18 @@ class EncoderConfig(NamedPresets):
     initializer_range: float = 0.02  # std of the normal init, as in BERT
 
     def __post_init__(self) -> None:
-        if self.arch != "encoder":
-            raise InvalidInputError(
-                f"EncoderConfig.arch must be 'encoder', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in (
-            "vocab_size",
-            "block_size",
-            "type_vocab_size",
-            "n_layer",
-            "n_head",
-            "n_embd",
-            "n_inner",
-            "num_labels",
-        ):
-            check_int(f"EncoderConfig.{name}", getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise InvalidInputError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
-            )
+        self._check_arch("encoder")
+        self._check_sizes(
+            "vocab_size", "block_size", "type_vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "num_labels"
+        )
+        self._check_heads()
         if self.head not in HEADS:
             raise UnknownNameError(
                 f"unknown Encoder head {self.head!r}; choose 'mlm', 'pretraining', 'classification' or None"
             )
         if self.head in ("classification", "pretraining") and not self.pooler:
             raise InvalidInputError(f"head={self.head!r} reads the pooler; set pooler=True")
-        for name in ("dropout", "attn_dropout", "classifier_dropout"):
-            check_float(f"EncoderConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
+        self._check_fractions("dropout", "attn_dropout", "classifier_dropout")
 
 
 _ENCODER_PRESETS: PresetTable = {

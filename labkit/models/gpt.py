@@ -17,18 +17,18 @@ from torch import nn
 
 from labkit.checks import check_bool, check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, ids_are_checkable
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, RotaryEmbedding, is_tracing, make_norm
 from labkit.models.outputs import ModelOutput
-from labkit.models.presets import NamedPresets, PresetTable
 
 __all__ = ["GPTConfig", "GPT"]
 
 
 @dataclass
-class GPTConfig(NamedPresets):
+class GPTConfig(ModelConfig):
     """Shape of a GPT; `GPTConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "gpt"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -54,18 +54,11 @@ class GPTConfig(NamedPresets):
     )
 
     def __post_init__(self) -> None:
-        if self.arch != "gpt":
-            raise InvalidInputError(
-                f"GPTConfig.arch must be 'gpt', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            check_int(f"GPTConfig.{name}", getattr(self, name))
+        self._check_arch("gpt")
+        self._check_sizes("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         for name in ("bias", "rope_extrapolate", "tie_embeddings"):  # "no" is truthy: it would switch the option on
             check_bool(f"GPTConfig.{name}", getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise InvalidInputError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
-            )
+        self._check_heads()
         kv = self.n_kv_head or self.n_head
         if kv < 1 or self.n_head % kv:
             raise InvalidInputError(
@@ -84,7 +77,7 @@ class GPTConfig(NamedPresets):
             raise UnknownNameError(
                 f"unknown mlp {self.mlp!r}; {close_matches(self.mlp, mlps) or 'choose one of ' + ', '.join(mlps)}"
             )
-        check_float("GPTConfig.dropout", self.dropout, low=0, high=1, high_open=True)
+        self._check_fractions("dropout")
         # the numbers left: each bad value would build a model that silently computes nonsense (or NaN)
         check_int("GPTConfig.n_kv_head", self.n_kv_head, allow_none=True, fix="None gives one per query head")
         check_int("GPTConfig.n_inner", self.n_inner, allow_none=True, fix="None gives 4 * n_embd")

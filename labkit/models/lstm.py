@@ -13,18 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.outputs import ModelOutput
-from labkit.models.presets import NamedPresets, PresetTable
 
 __all__ = ["LSTMConfig", "LSTMLM"]
 
 
 @dataclass
-class LSTMConfig(NamedPresets):
+class LSTMConfig(ModelConfig):
     """Shape of an LSTM language model; `LSTMConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "lstm"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -37,13 +36,9 @@ class LSTMConfig(NamedPresets):
     block_size: int = 256  # training/generation context length; the LSTM itself has no position limit
 
     def __post_init__(self) -> None:
-        if self.arch != "lstm":
-            raise InvalidInputError(
-                f"LSTMConfig.arch must be 'lstm', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in ("vocab_size", "n_embd", "hidden_size", "n_layer", "block_size"):
-            check_int(f"LSTMConfig.{name}", getattr(self, name))
-        check_float("LSTMConfig.dropout", self.dropout, low=0, high=1, high_open=True)
+        self._check_arch("lstm")
+        self._check_sizes("vocab_size", "n_embd", "hidden_size", "n_layer", "block_size")
+        self._check_fractions("dropout")
         if self.tie_weights and self.n_embd != self.hidden_size:
             raise InvalidInputError(
                 f"tie_weights needs n_embd == hidden_size, got {self.n_embd} and {self.hidden_size}; "

@@ -15,20 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError, UnknownNameError
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.kv_cache import KVCache
 from labkit.models.layers import Block, SinusoidalPositions
 from labkit.models.outputs import ModelOutput
-from labkit.models.presets import NamedPresets, PresetTable
 
 __all__ = ["Seq2SeqConfig", "Seq2Seq", "Seq2SeqCache"]
 
 
 @dataclass
-class Seq2SeqConfig(NamedPresets):
+class Seq2SeqConfig(ModelConfig):
     """Shape of an encoder-decoder Transformer; `Seq2SeqConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "seq2seq"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -50,11 +49,8 @@ class Seq2SeqConfig(NamedPresets):
     decoder_start_token_id: int = 1  # first decoder input when shifting labels right (usually BOS)
 
     def __post_init__(self) -> None:
-        if self.arch != "seq2seq":
-            raise InvalidInputError(
-                f"Seq2SeqConfig.arch must be 'seq2seq', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in (
+        self._check_arch("seq2seq")
+        self._check_sizes(
             "src_vocab_size",
             "tgt_vocab_size",
             "block_size",
@@ -63,12 +59,8 @@ class Seq2SeqConfig(NamedPresets):
             "n_head",
             "n_embd",
             "n_inner",
-        ):
-            check_int(f"Seq2SeqConfig.{name}", getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise InvalidInputError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
-            )
+        )
+        self._check_heads()
         if self.norm not in ("post", "pre"):
             raise UnknownNameError(f"unknown norm placement {self.norm!r}; choose 'post' (paper) or 'pre'")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
@@ -81,8 +73,7 @@ class Seq2SeqConfig(NamedPresets):
                 raise InvalidInputError(
                     f"{name}={getattr(self, name)} is outside the target vocabulary [0, {self.tgt_vocab_size})"
                 )
-        for name in ("dropout", "label_smoothing"):
-            check_float(f"Seq2SeqConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
+        self._check_fractions("dropout", "label_smoothing")
 
 
 _SEQ2SEQ_PRESETS: PresetTable = {
