@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit.checks import check_choice, check_int
+from labkit.checks import check_choice, check_int, check_tensor
 from labkit.errors import InvalidInputError
 from labkit.frontend import (
     HtmlView,
@@ -123,13 +123,7 @@ def attention_tensor(
             )
         t = torch.stack(layers)
     else:
-        try:
-            t = torch.as_tensor(np.asarray(attention) if not isinstance(attention, torch.Tensor) else attention)
-        except (TypeError, ValueError, RuntimeError):
-            raise InvalidInputError(
-                f"cannot read attention from a {type(attention).__name__}; pass a cache, output, tuple or tensor"
-            ) from None
-        t = t.detach().float().cpu()
+        t = check_tensor("attention", attention, fix="pass a cache, output, tuple or tensor")
         if t.dim() == 5:
             t = _select_batch(t, batch_index, "the [batch, layer, head, q, k] tensor")
         elif t.dim() in (2, 3):
