@@ -1,4 +1,5 @@
-"""`ModelConfig`, the base of every model config dataclass: named presets and the checks they all start with.
+"""`ModelConfig`, the base of every model config dataclass: named presets and the checks they all start with;
+`read_config_json`, a saved model folder's config.json.
 
 Each config keeps its own preset table {name: (one-line description, field values)} and hands it to the base
 with `XConfig.preset_table = _TABLE` after both are defined (the table sits below its class, where readers look).
@@ -6,13 +7,15 @@ with `XConfig.preset_table = _TABLE` after both are defined (the table sits belo
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import fields
 from typing import Any, ClassVar, TypeVar
 
 from labkit.checks import check_float, check_int
-from labkit.errors import InvalidInputError, UnknownNameError, close_matches
+from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
 
-__all__ = ["PresetTable", "ModelConfig"]
+__all__ = ["PresetTable", "ModelConfig", "read_config_json"]
 
 PresetTable = dict[str, tuple[str, dict[str, Any]]]
 Config = TypeVar("Config", bound="ModelConfig")
@@ -76,3 +79,12 @@ class ModelConfig:
             raise InvalidInputError(
                 f"n_embd={n_embd} must be divisible by n_head={n_head}; pick n_head among its divisors"
             )
+
+
+def read_config_json(folder: str | os.PathLike, fix: str) -> dict[str, Any]:
+    """A model folder in, its config.json as a dict out; without one, MissingSourceError naming the folder and `fix`."""
+    config_file = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_file):
+        raise MissingSourceError(f"no config.json in {os.fspath(folder)!r}; {fix}")
+    with open(config_file, encoding="utf-8") as fh:
+        return json.load(fh)

@@ -17,7 +17,7 @@ from torch import nn
 
 from labkit.checks import check_bool, check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
-from labkit.models.config_base import ModelConfig, PresetTable
+from labkit.models.config_base import ModelConfig, PresetTable, read_config_json
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, ids_are_checkable
 from labkit.models.kv_cache import KVCache
@@ -321,13 +321,7 @@ class GPT(HookedModel):
         """A folder written by `save_pretrained` in, the GPT with those weights (on `map_location`) out."""
         from safetensors.torch import load_file
 
-        config_file = os.path.join(path, "config.json")
-        if not os.path.isfile(config_file):
-            raise MissingSourceError(
-                f"no config.json in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()"
-            )
-        with open(config_file, encoding="utf-8") as fh:
-            raw = json.load(fh)
+        raw = read_config_json(path, "pass a folder written by GPT.save_pretrained()")
         if raw.get("arch", "gpt") != "gpt":
             raise InvalidInputError(
                 f"{os.fspath(path)!r} holds a {raw.get('arch')!r} model, not 'gpt'; load it with that model class"
