@@ -26,6 +26,7 @@ __all__ = [
     "json_for_script",
     "mount_script",
     "live_view_html",
+    "svg_open",
     "plain_token",
     "inline_js",
     "SOURCE_MAP",
@@ -199,6 +200,17 @@ def live_view_html(prefix: str, css: str, module: str, static_html: str, data: o
         + mount_script(module, vid)
         + "</div>"
     )
+
+
+def svg_open(width: float, height: float, *, standalone: bool) -> str:
+    """A picture's size in pixels in, the opening <svg> tag of a static view out (viewBox, 11px sans-serif text).
+
+    Sizes are written as whole pixels. standalone: declare the SVG namespace, which an .svg file needs and HTML
+    implies (it is a name, never fetched).
+    """
+    ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
+    w, h = f"{width:.0f}", f"{height:.0f}"
+    return f'<svg{ns} width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">'
 
 
 class HtmlView:

@@ -27,6 +27,7 @@ from labkit.frontend import (
     pack_arrays,
     plain_token,
     png_bytes,
+    svg_open,
     to_base64,
     weight_colors,
 )
@@ -317,10 +318,8 @@ class AttentionView(HtmlView):
         w, h = pad_l + K * cell + 8, pad_t + Q * cell + pad_b
         esc = lambda s: html.escape(s if len(s) <= 16 else s[:15] + "\u2026", quote=True)  # noqa: E731
         hidden = "" if labels else f"; {Q} x {K} tokens: labels hidden at this size (to_figure() shows them)"
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
-            f'<svg{ns} width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
-            'font-family="sans-serif" font-size="11">',
+            svg_open(w, h, standalone=standalone),
             f'<text x="4" y="14">{html.escape(self.kind + " view: " + caption + hidden)}</text>',
         ]
         if Q * K <= 4096:  # small: one rect per cell, so the SVG diffs cell by cell

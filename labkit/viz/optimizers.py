@@ -21,7 +21,7 @@ import torch
 
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import HtmlView, live_view_html, pack_arrays, png_bytes, to_base64
+from labkit.frontend import HtmlView, live_view_html, pack_arrays, png_bytes, svg_open, to_base64
 from labkit.viz.curves import ema
 
 __all__ = ["optimizer_curves", "moment_view", "MomentView", "MOMENT_PANELS", "COLORS"]
@@ -234,10 +234,8 @@ class MomentView(HtmlView):
         width = int(8 + n * (pw + gap))
         height = int(top + ph + 24)
         info = self.frames[f]
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
         out = [
-            f'<svg{ns} width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-            'font-size="11">',
+            svg_open(width, height, standalone=standalone),
             f'<text x="4" y="14">{html.escape(self.title or self.name)}: step {info["step"]} '
             f"({html.escape(self.kind)}, lr {info['lr']:.3g})</text>",
         ]

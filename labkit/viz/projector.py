@@ -24,6 +24,7 @@ from torch import nn
 
 from labkit.checks import check_float, check_int, check_tensor
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.frontend import svg_open
 
 __all__ = [
     "METHODS",
@@ -151,9 +152,8 @@ class ProjectionResult:
             if step > 1
             else ""
         )
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
-            f'<svg{ns} width="{size}" height="{size + 20}" viewBox="0 0 {size} {size + 20}" font-family="sans-serif" font-size="11">',
+            svg_open(size, size + 20, standalone=standalone),
             f'<text x="4" y="{size + 14}">{html.escape(caption)}</text>',
         ]
         r = 3 if len(xy) <= 2000 else 1.5

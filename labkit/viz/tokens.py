@@ -16,7 +16,7 @@ from typing import Any
 
 from labkit.checks import check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import HtmlView, live_view_html, plain_token
+from labkit.frontend import HtmlView, live_view_html, plain_token, svg_open
 
 __all__ = [
     "TokenRun",
@@ -206,11 +206,7 @@ class TokenView(HtmlView):
                     "show more)</text>"
                 )
             y += box_h + id_h + 10
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        return (
-            f'<svg{ns} width="{width}" height="{y:.0f}" viewBox="0 0 {width} {y:.0f}" font-family="sans-serif" '
-            f'font-size="11">{"".join(out)}</svg>'
-        )
+        return svg_open(width, y, standalone=standalone) + "".join(out) + "</svg>"
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the token data and the inlined script."""
