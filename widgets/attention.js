@@ -4,7 +4,7 @@
 // Plain DOM + canvas, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-import { el, base64ToBytes, halfToFloat, mountLiveView } from "./dom.js";
+import { el, base64ToBytes, halfToFloat, mountLiveView, numberSelect } from "./dom.js";
 
 // ---------------------------------------------------------------- pure decoding (tested with node)
 
@@ -74,17 +74,7 @@ function canvas(w, h) {
 }
 
 function select(label, options, value, onChange) {
-  const wrap = el("label", "lk-ctl", label + " ");
-  const s = el("select");
-  options.forEach(([v, text]) => {
-    const o = el("option", null, text);
-    o.value = String(v);
-    if (v === value) o.selected = true;
-    s.appendChild(o);
-  });
-  s.addEventListener("change", () => onChange(Number(s.value)));
-  wrap.appendChild(s);
-  return wrap;
+  return numberSelect("lk-ctl", label, options, value, onChange);
 }
 
 // Weight in [0,1] -> blue with that strength; diverging value in [-1,1] -> blue (neg) / red (pos).
