@@ -94,6 +94,18 @@ def _alternate(fns: dict[str, Callable[[], None]], repeat: int, warmup: int) -> 
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def _row(benchmark: str, tokens: int, seconds: float, peer_seconds: float, peer_name: str) -> dict[str, Any]:
+    """One table row: labkit's and the peer's throughput in tokens/s, and their ratio (> 1: labkit is faster)."""
+    return {
+        "benchmark": benchmark,
+        "labkit": tokens / seconds,
+        "peer": tokens / peer_seconds,
+        "peer_name": peer_name,
+        "unit": "tokens/s",
+        "ratio": peer_seconds / seconds,
+    }
+
+
 def bench_train_step(
     cfg: BenchConfig = BenchConfig(),
     batch: int = 8,
@@ -120,14 +132,8 @@ def bench_train_step(
 
     times = _alternate({"labkit": step_fn(ours), "transformers": step_fn(theirs)}, repeat, warmup)
     tokens = batch * seq
-    return {
-        "benchmark": f"train step fp32 (B={batch}, T={seq}, {cfg.n_layer}L/{cfg.n_embd}d)",
-        "labkit": tokens / times["labkit"],
-        "peer": tokens / times["transformers"],
-        "peer_name": "transformers GPT2LMHeadModel",
-        "unit": "tokens/s",
-        "ratio": times["transformers"] / times["labkit"],
-    }
+    benchmark = f"train step fp32 (B={batch}, T={seq}, {cfg.n_layer}L/{cfg.n_embd}d)"
+    return _row(benchmark, tokens, times["labkit"], times["transformers"], "transformers GPT2LMHeadModel")
 
 
 def bench_generate(
@@ -170,27 +176,11 @@ def bench_generate(
         fns["labkit-no-cache"] = run_ours(use_cache=False)
     times = _alternate(fns, repeat, warmup)
     tokens = batch * new_tokens
-    rows = [
-        {
-            "benchmark": f"generate greedy (B={batch}, {new_tokens} new tokens)",
-            "labkit": tokens / times["labkit"],
-            "peer": tokens / times["transformers"],
-            "peer_name": "transformers generate",
-            "unit": "tokens/s",
-            "ratio": times["transformers"] / times["labkit"],
-        }
-    ]
+    shape = f"B={batch}, {new_tokens} new tokens"
+    rows = [_row(f"generate greedy ({shape})", tokens, times["labkit"], times["transformers"], "transformers generate")]
     if compare_no_cache:
-        rows.append(
-            {
-                "benchmark": f"KV cache vs none (B={batch}, {new_tokens} new tokens)",
-                "labkit": tokens / times["labkit"],
-                "peer": tokens / times["labkit-no-cache"],
-                "peer_name": "labkit generate without KV cache",
-                "unit": "tokens/s",
-                "ratio": times["labkit-no-cache"] / times["labkit"],
-            }
-        )
+        peer = "labkit generate without KV cache"
+        rows.append(_row(f"KV cache vs none ({shape})", tokens, times["labkit"], times["labkit-no-cache"], peer))
     return rows
 
 

@@ -24,7 +24,15 @@ from typing import Any
 
 from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 
-__all__ = ["check_int", "check_float", "check_choice", "check_bool", "check_output_dir", "check_output_file"]
+__all__ = [
+    "check_int",
+    "check_float",
+    "check_choice",
+    "check_bool",
+    "check_tensor",
+    "check_output_dir",
+    "check_output_file",
+]
 
 
 def _finish(message: str, value: Any, fix: str | None) -> InvalidInputError:
@@ -121,6 +129,22 @@ def check_bool(name: str, value: Any, *, fix: str | None = None) -> bool:
     ):
         return bool(value)
     raise _finish(f"{name} must be True or False", value, fix)
+
+
+def check_tensor(name: str, value: Any, *, fix: str) -> Any:
+    """A parameter name and anything torch can read (tensor, array, nested lists) in, a detached float32 CPU tensor out.
+
+    Anything else raises one clear error naming the type it got: "cannot read {name} from a {type}; {fix}".
+    Shapes are the caller's to check.
+    """
+    import numpy as np
+    import torch
+
+    try:
+        t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+    except (TypeError, ValueError, RuntimeError):
+        raise InvalidInputError(f"cannot read {name} from a {type(value).__name__}; {fix}") from None
+    return t.detach().to("cpu", torch.float32)
 
 
 def _probe_writable(folder: Path) -> str | None:

@@ -309,6 +309,12 @@ def _cmd_page(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_param_options(parser: argparse.ArgumentParser, param_help: str, file_help: str) -> None:
+    """-p NAME VALUE (repeatable) and -f PATH: how `run` and `sweep` take a notebook's parameters."""
+    parser.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"), help=param_help)
+    parser.add_argument("-f", "--param-file", metavar="PATH", help=file_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="labkit",
@@ -319,16 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="execute a parameterized notebook into an .ipynb and an offline HTML report")
     run.add_argument("notebook", help="path to the notebook (.ipynb)")
-    run.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="set a parameter declared in the notebook's parameters cell, e.g. -p steps 200 (once per name)",
-    )
-    run.add_argument(
-        "-f", "--param-file", metavar="PATH", help="YAML/JSON file of name: value parameters (-p overrides it)"
+    _add_param_options(
+        run,
+        "set a parameter declared in the notebook's parameters cell, e.g. -p steps 200 (once per name)",
+        "YAML/JSON file of name: value parameters (-p overrides it)",
     )
     run.add_argument(
         "-o", "--output-dir", default="runs", help="where to write the executed notebook and report (default: runs)"
@@ -384,17 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="run a notebook over a grid of parameter values in parallel and compare")
     sw.add_argument("notebook", help="path to the notebook (.ipynb)")
-    sw.add_argument(
-        "-p",
-        "--param",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="set a parameter as `labkit run -p` does; give a name again to sweep it over every value given: "
+    _add_param_options(
+        sw,
+        "set a parameter as `labkit run -p` does; give a name again to sweep it over every value given: "
         "-p lr 1e-3 -p lr 3e-4 -p steps 200 runs lr 1e-3 and 3e-4, each with steps 200",
-    )
-    sw.add_argument(
-        "-f", "--param-file", metavar="PATH", help="YAML/JSON file of parameters fixed for every run (-p overrides it)"
+        "YAML/JSON file of parameters fixed for every run (-p overrides it)",
     )
     sw.add_argument(
         "-o", "--output-dir", default=None, help="where the runs and the report go (default: sweeps/<notebook>)"

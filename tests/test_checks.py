@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from labkit.checks import check_choice, check_float, check_int
+from labkit.checks import check_choice, check_float, check_int, check_tensor
 from labkit.errors import InvalidInputError, UnknownNameError
 
 
@@ -74,3 +74,14 @@ def test_check_choice_lists_close_matches():
         check_choice("kind", "bep", ["char", "bpe", "wordpiece"])
     with pytest.raises(UnknownNameError):
         check_choice("flag", True, [1, 2])  # True == 1, but a bool is not the number a user meant
+
+
+def test_check_tensor_reads_arrays_and_lists_into_float32_cpu_and_names_what_it_cannot_read():
+    t = check_tensor("x", np.arange(6, dtype=np.float64).reshape(2, 3), fix="pass a tensor")
+    assert t.dtype == torch.float32 and t.device.type == "cpu" and t.tolist() == [[0, 1, 2], [3, 4, 5]]
+    grad = torch.ones(2, requires_grad=True)
+    assert not check_tensor("x", grad * 2, fix="-").requires_grad
+    assert check_tensor("x", [[1, 2], [3, 4]], fix="-").dtype == torch.float32
+    with pytest.raises(InvalidInputError) as info:
+        check_tensor("embeddings", {"a": 1}, fix="pass a [n, d] tensor")
+    assert str(info.value) == "cannot read embeddings from a dict; pass a [n, d] tensor"

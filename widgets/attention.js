@@ -4,7 +4,7 @@
 // Plain DOM + canvas, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-import { el, base64ToBytes, halfToFloat } from "./dom.js";
+import { el, base64ToBytes, halfToFloat, mountLiveView, numberSelect } from "./dom.js";
 
 // ---------------------------------------------------------------- pure decoding (tested with node)
 
@@ -74,17 +74,7 @@ function canvas(w, h) {
 }
 
 function select(label, options, value, onChange) {
-  const wrap = el("label", "lk-ctl", label + " ");
-  const s = el("select");
-  options.forEach(([v, text]) => {
-    const o = el("option", null, text);
-    o.value = String(v);
-    if (v === value) o.selected = true;
-    s.appendChild(o);
-  });
-  s.addEventListener("change", () => onChange(Number(s.value)));
-  wrap.appendChild(s);
-  return wrap;
+  return numberSelect("lk-ctl", label, options, value, onChange);
 }
 
 // Weight in [0,1] -> blue with that strength; diverging value in [-1,1] -> blue (neg) / red (pos).
@@ -388,18 +378,9 @@ export function mount(host, spec, onState) {
   };
 }
 
-// Static pages: the inlined script finds its container next to itself and mounts the spec found there.
-// Some hosts run inline scripts detached from their place (jQuery-style eval), so fall back to the id.
+// Static pages: mounts the spec beside the inlined script (see mountLiveView in dom.js).
 export function mountStatic(script, id) {
-  let box = script && script.parentNode;
-  if (!box || !box.querySelector || !box.querySelector(".labkit-attn-live")) box = document.getElementById(id);
-  const host = box && box.querySelector(".labkit-attn-live");
-  const data = box && box.querySelector("script.labkit-attn-data");
-  if (!host || !data || host.dataset.mounted) return;
-  host.dataset.mounted = "1";
-  mount(host, JSON.parse(data.textContent));
-  const fallback = box.querySelector(".labkit-attn-static");
-  if (fallback) fallback.style.display = "none";
+  mountLiveView(script, id, "labkit-attn", mount);
 }
 
 // anywidget: traits carry the same spec; the payload trait is raw bytes (a DataView in the browser).

@@ -4,7 +4,7 @@
 // shows one at a time and, in the widget, syncs step/layer/head. Token text never passes through here.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-import { el } from "./dom.js";
+import { el, numberSelect } from "./dom.js";
 
 // Clamp a wanted step into 0..n-1 (n >= 1); non-numbers go to 0.
 export function clampStep(step, n) {
@@ -59,17 +59,7 @@ export function mountStatic(script, id) {
 }
 
 function select(label, n, value, onChange) {
-  const wrap = el("label", "lk-am-ctl", label + " ");
-  const s = el("select");
-  for (let i = 0; i < n; i++) {
-    const o = el("option", null, String(i));
-    o.value = String(i);
-    if (i === value) o.selected = true;
-    s.appendChild(o);
-  }
-  s.addEventListener("change", () => onChange(Number(s.value)));
-  wrap.appendChild(s);
-  return wrap;
+  return numberSelect("lk-am-ctl", label, [...Array(n).keys()].map((i) => [i, String(i)]), value, onChange);
 }
 
 // The editor of from_matrices: one text box per matrix, a causal switch, a button and the last error.

@@ -28,3 +28,34 @@ export function halfToFloat(h) {
   if (exp === 31) return frac ? NaN : sign * Infinity;
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
+
+// A labelled <select> of numbered choices (layer, head): options [[value, text], ...], `value` preselected;
+// onChange gets the chosen value back as a number.
+export function numberSelect(cls, label, options, value, onChange) {
+  const wrap = el("label", cls, label + " ");
+  const s = el("select");
+  options.forEach(([v, text]) => {
+    const o = el("option", null, text);
+    o.value = String(v);
+    if (v === value) o.selected = true;
+    s.appendChild(o);
+  });
+  s.addEventListener("change", () => onChange(Number(s.value)));
+  wrap.appendChild(s);
+  return wrap;
+}
+
+// Static pages (labkit.frontend.live_view_html): the inlined script finds its container next to itself, mounts
+// the spec in `<prefix>-data` into `<prefix>-live` with the module's `mount`, and hides the `<prefix>-static`
+// fallback. Some hosts run inline scripts detached from their place (jQuery-style eval), so it falls back to the id.
+export function mountLiveView(script, id, prefix, mount) {
+  let box = script && script.parentNode;
+  if (!box || !box.querySelector || !box.querySelector(`.${prefix}-live`)) box = document.getElementById(id);
+  const host = box && box.querySelector(`.${prefix}-live`);
+  const data = box && box.querySelector(`script.${prefix}-data`);
+  if (!host || !data || host.dataset.mounted) return;
+  host.dataset.mounted = "1";
+  mount(host, JSON.parse(data.textContent));
+  const fallback = box.querySelector(`.${prefix}-static`);
+  if (fallback) fallback.style.display = "none";
+}

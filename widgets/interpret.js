@@ -3,7 +3,7 @@
 // static pages (labkit.viz.lens/attribution/neurons/patching) inline it as a classic script and call `mountStatic`.
 // Plain DOM, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` (the Python inliner turns exactly those into locals).
-import { el } from "./dom.js";
+import { el, mountLiveView } from "./dom.js";
 
 const WS = { " ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d" };
 
@@ -298,17 +298,9 @@ export function mount(host, spec, opts = {}) {
   };
 }
 
-// Static pages: the inlined script finds its container next to itself and mounts the spec found there.
+// Static pages: mounts the spec beside the inlined script (see mountLiveView in dom.js).
 export function mountStatic(script, id) {
-  let box = script && script.parentNode;
-  if (!box || !box.querySelector || !box.querySelector(".labkit-look-live")) box = document.getElementById(id);
-  const host = box && box.querySelector(".labkit-look-live");
-  const data = box && box.querySelector("script.labkit-look-data");
-  if (!host || !data || host.dataset.mounted) return;
-  host.dataset.mounted = "1";
-  mount(host, JSON.parse(data.textContent));
-  const fallback = box.querySelector(".labkit-look-static");
-  if (fallback) fallback.style.display = "none";
+  mountLiveView(script, id, "labkit-look", mount);
 }
 
 export default {

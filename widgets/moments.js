@@ -3,7 +3,7 @@
 // prediction next to the real change. Static pages (labkit.viz.optimizers) inline this file as a classic script
 // and call mountStatic(). Plain DOM + canvas, no libraries, no network. Text only ever goes through textContent.
 // Keep to `export function` (the Python inliner turns exactly those into locals).
-import { el, base64ToBytes, halfToFloat } from "./dom.js";
+import { el, base64ToBytes, halfToFloat, mountLiveView } from "./dom.js";
 
 // ---------------------------------------------------------------- pure helpers (tested with node)
 
@@ -159,14 +159,7 @@ export function mount(host, spec) {
   return { setFrame(f) { frame = Math.max(0, Math.min(F - 1, f)); slider.value = String(frame); draw(); }, show };
 }
 
+// Static pages: mounts the spec beside the inlined script (see mountLiveView in dom.js).
 export function mountStatic(script, id) {
-  let box = script && script.parentNode;
-  if (!box || !box.querySelector || !box.querySelector(".labkit-mom-live")) box = document.getElementById(id);
-  const host = box && box.querySelector(".labkit-mom-live");
-  const data = box && box.querySelector("script.labkit-mom-data");
-  if (!host || !data || host.dataset.mounted) return;
-  host.dataset.mounted = "1";
-  mount(host, JSON.parse(data.textContent));
-  const fallback = box.querySelector(".labkit-mom-static");
-  if (fallback) fallback.style.display = "none";
+  mountLiveView(script, id, "labkit-mom", mount);
 }

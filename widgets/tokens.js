@@ -4,7 +4,7 @@
 // Plain DOM, no libraries, no network. Token text only ever goes through textContent.
 // Keep to `export function` / `export default` and named imports from "./dom.js" (what the Python inliner handles).
 
-import { el } from "./dom.js";
+import { el, mountLiveView } from "./dom.js";
 
 const WS = { " ": "\u00b7", "\n": "\u21b5", "\t": "\u2192", "\r": "\u240d" };
 const PALETTE = ["#fde68a", "#bbf7d0", "#bfdbfe", "#fbcfe8", "#ddd6fe", "#fed7aa"];
@@ -129,17 +129,9 @@ export function mount(host, spec, onText) {
   };
 }
 
-// Static pages: the inlined script finds its container next to itself and mounts the spec found there.
+// Static pages: mounts the spec beside the inlined script (see mountLiveView in dom.js).
 export function mountStatic(script, id) {
-  let box = script && script.parentNode;
-  if (!box || !box.querySelector || !box.querySelector(".labkit-tok-live")) box = document.getElementById(id);
-  const host = box && box.querySelector(".labkit-tok-live");
-  const data = box && box.querySelector("script.labkit-tok-data");
-  if (!host || !data || host.dataset.mounted) return;
-  host.dataset.mounted = "1";
-  mount(host, JSON.parse(data.textContent));
-  const fallback = box.querySelector(".labkit-tok-static");
-  if (fallback) fallback.style.display = "none";
+  mountLiveView(script, id, "labkit-tok", mount);
 }
 
 function specFromModel(model) {

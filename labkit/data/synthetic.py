@@ -121,30 +121,25 @@ def copy_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> Synthe
     n: number of examples.  length: symbols per prompt.  vocab: distinct symbols ("0", "1", ...).
     seed: the generator seed; the same arguments always give the same tensors.
     """
-    prompts = _random_symbols(n, length, vocab, seed)
-    return _assemble(
-        "copy",
-        prompts,
-        prompts,
-        _symbol_vocab(vocab),
-        f"copy {n} sequences of {length} symbols from {vocab}: the answer repeats the prompt",
-    )
+    return _symbol_task("copy", n, length, vocab, seed)
 
 
 def reverse_task(n: int, length: int = 8, vocab: int = 10, seed: int = 0) -> SyntheticTask:
     """Example count in, a task whose answer is the prompt reversed ("3 1 4 = 4 1 3") out.
 
-    n: number of examples.  length: symbols per prompt.  vocab: distinct symbols ("0", "1", ...).
-    seed: the generator seed; the same arguments always give the same tensors.
+    Parameters as in `copy_task`.
     """
+    return _symbol_task("reverse", n, length, vocab, seed)
+
+
+def _symbol_task(kind: str, n: int, length: int, vocab: int, seed: int) -> SyntheticTask:
     prompts = _random_symbols(n, length, vocab, seed)
-    return _assemble(
-        "reverse",
-        prompts,
-        prompts.flip(1),
-        _symbol_vocab(vocab),
-        f"reverse {n} sequences of {length} symbols from {vocab}: the answer is the prompt backwards",
-    )
+    if kind == "reverse":
+        answers, rule = prompts.flip(1), "the answer is the prompt backwards"
+    else:
+        answers, rule = prompts, "the answer repeats the prompt"
+    description = f"{kind} {n} sequences of {length} symbols from {vocab}: {rule}"
+    return _assemble(kind, prompts, answers, _symbol_vocab(vocab), description)
 
 
 def modular_arithmetic(

@@ -63,10 +63,7 @@ def bleu(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *
     options: passed to `sacrebleu.metrics.BLEU`, e.g. tokenize="13a"|"intl"|"char"|"none"|"zh",
         lowercase=True, smooth_method="exp"|"floor"|"add-k"|"none", max_ngram_order=4, effective_order=True.
     """
-    metrics = _sacrebleu()
-    hyps, streams = _check_pairs(hypotheses, references)
-    metric = _make_metric(metrics.BLEU, "BLEU", options)
-    s = metric.corpus_score(hyps, streams)
+    metric, s = _corpus_score("BLEU", hypotheses, references, options)
     return BleuResult(
         score=float(s.score),
         precisions=[float(p) for p in s.precisions],
@@ -88,10 +85,7 @@ def chrf(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *
     word_order = check_int("word_order", options.get("word_order", 0), low=0, fix="chrF++ uses 2")
     if char_order + word_order == 0:  # no n-grams at all: every pair would score 0, even identical texts
         raise InvalidInputError("char_order=0 and word_order=0 leave nothing to compare; use char_order=6 (chrF)")
-    metrics = _sacrebleu()
-    hyps, streams = _check_pairs(hypotheses, references)
-    metric = _make_metric(metrics.CHRF, "CHRF", options)
-    s = metric.corpus_score(hyps, streams)
+    metric, s = _corpus_score("CHRF", hypotheses, references, options)
     return ChrfResult(
         score=float(s.score),
         name=str(s.name),
@@ -153,6 +147,14 @@ def _sacrebleu() -> Any:
     except ImportError as exc:
         raise MissingSourceError(f"bleu() and chrf() need the sacrebleu package ({exc}); {_INSTALL}") from None
     return metrics
+
+
+def _corpus_score(name: str, hypotheses: Any, references: Any, options: dict[str, Any]) -> tuple[Any, Any]:
+    """Checked inputs scored by sacrebleu's metric `name` ("BLEU" or "CHRF") built with `options`; (metric, score) out."""
+    metrics = _sacrebleu()
+    hyps, streams = _check_pairs(hypotheses, references)
+    metric = _make_metric(getattr(metrics, name), name, options)
+    return metric, metric.corpus_score(hyps, streams)
 
 
 def _make_metric(cls: type, name: str, options: dict[str, Any]) -> Any:

@@ -1,8 +1,9 @@
 """labkit.frontend: everything that puts labkit's output into a web page, by public names.
 
 - assets: our own ES modules and CSS (`asset_text`; `module_text` with shared helpers such as `dom.js`
-  inlined, what anywidget loads), inlined as classic scripts (`classic_script`,
-  `mount_script`), JSON and JavaScript made safe inside `<script>` (`json_for_script`, `inline_js`),
+  inlined, what anywidget loads), inlined as classic scripts (`classic_script`, `mount_script`;
+  `live_view_html`, a view's whole fragment around it; `svg_open`, the tag its SVG fallback starts with), JSON and JavaScript made safe inside `<script>`
+  (`json_for_script`, `inline_js`),
   the plain-text fallback of a token (`plain_token`), `safe_text` (lone surrogates to U+FFFD, so any Python
   string can be written to a page) and `HtmlView`, the base of every static view.
 - vendor: third-party files (require.js, d3, jQuery, the Jupyter widget manager, KaTeX, ONNX Runtime Web), pinned
@@ -28,6 +29,8 @@ _EXPORTS = {
     "json_for_script": "assets",
     "inline_js": "assets",
     "mount_script": "assets",
+    "live_view_html": "assets",
+    "svg_open": "assets",
     "plain_token": "assets",
     "HtmlView": "assets",
     "safe_text": "assets",

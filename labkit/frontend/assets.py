@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ __all__ = [
     "classic_script",
     "json_for_script",
     "mount_script",
+    "live_view_html",
+    "svg_open",
     "plain_token",
     "inline_js",
     "SOURCE_MAP",
@@ -180,6 +183,34 @@ def mount_script(name: str, element_id: str) -> str:
     return (
         f'<script>(function(){{"use strict";\n{js}\nmountStatic(document.currentScript, "{element_id}");}})();</script>'
     )
+
+
+def live_view_html(prefix: str, css: str, module: str, static_html: str, data: object) -> str:
+    """A view's parts in, its self-contained HTML fragment out: CSS, static fallback, data and the mounting script.
+
+    prefix: the class of the outer div (e.g. "labkit-attn"); the module's `mountStatic` reads the JSON in
+    `{prefix}-data`, draws into `{prefix}-live` and hides `{prefix}-static`. css, module: asset names
+    ("attention.css", "attention.js"). static_html: what shows without scripts (an SVG). data: JSON-able.
+    """
+    vid = f"{prefix}-{uuid.uuid4().hex}"
+    return (
+        f'<div class="{prefix}" id="{vid}"><style>{asset_text(css)}</style>'
+        f'<div class="{prefix}-static">{static_html}</div><div class="{prefix}-live"></div>'
+        f'<script type="application/json" class="{prefix}-data">{json_for_script(data)}</script>'
+        + mount_script(module, vid)
+        + "</div>"
+    )
+
+
+def svg_open(width: float, height: float, *, standalone: bool) -> str:
+    """A picture's size in pixels in, the opening <svg> tag of a static view out (viewBox, 11px sans-serif text).
+
+    Sizes are written as whole pixels. standalone: declare the SVG namespace, which an .svg file needs and HTML
+    implies (it is a name, never fetched).
+    """
+    ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
+    w, h = f"{width:.0f}", f"{height:.0f}"
+    return f'<svg{ns} width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="11">'
 
 
 class HtmlView:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
-from labkit.errors import InvalidInputError, UnknownNameError, close_matches
+from labkit.errors import InvalidInputError, UnknownNameError
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids, ids_are_checkable
 from labkit.models.layers import Block
@@ -31,7 +31,7 @@ HEADS = ("mlm", "pretraining", "classification", None)
 
 
 @dataclass
-class EncoderConfig:
+class EncoderConfig(ModelConfig):
     """Shape of a BERT-style encoder; `EncoderConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "encoder"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -53,58 +53,21 @@ class EncoderConfig:
     initializer_range: float = 0.02  # std of the normal init, as in BERT
 
     def __post_init__(self) -> None:
-        if self.arch != "encoder":
-            raise InvalidInputError(
-                f"EncoderConfig.arch must be 'encoder', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in (
-            "vocab_size",
-            "block_size",
-            "type_vocab_size",
-            "n_layer",
-            "n_head",
-            "n_embd",
-            "n_inner",
-            "num_labels",
-        ):
-            check_int(f"EncoderConfig.{name}", getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise InvalidInputError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
-            )
+        self._check_arch("encoder")
+        self._check_sizes(
+            "vocab_size", "block_size", "type_vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "num_labels"
+        )
+        self._check_heads()
         if self.head not in HEADS:
             raise UnknownNameError(
                 f"unknown Encoder head {self.head!r}; choose 'mlm', 'pretraining', 'classification' or None"
             )
         if self.head in ("classification", "pretraining") and not self.pooler:
             raise InvalidInputError(f"head={self.head!r} reads the pooler; set pooler=True")
-        for name in ("dropout", "attn_dropout", "classifier_dropout"):
-            check_float(f"EncoderConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
-
-    @classmethod
-    def presets(cls) -> dict[str, str]:
-        """Return {preset name: one-line description} for every named configuration."""
-        return {name: desc for name, (desc, _) in _ENCODER_PRESETS.items()}
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> EncoderConfig:
-        """Return the named configuration with `overrides` applied (e.g. vocab_size=..., head="classification").
-
-        name: one of `EncoderConfig.presets()`. overrides: any config field.
-        """
-        if name not in _ENCODER_PRESETS:
-            hint = close_matches(name, _ENCODER_PRESETS) or "choose one of " + ", ".join(_ENCODER_PRESETS)
-            raise UnknownNameError(f"unknown Encoder preset {name!r}; {hint}")
-        known = [f.name for f in fields(cls)]
-        for key in overrides:
-            if key not in known:
-                raise UnknownNameError(
-                    f"EncoderConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
-                )
-        return cls(**{**_ENCODER_PRESETS[name][1], **overrides})
+        self._check_fractions("dropout", "attn_dropout", "classifier_dropout")
 
 
-_ENCODER_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+_ENCODER_PRESETS: PresetTable = {
     "encoder-tiny": (
         "2 layers x 64 wide, 1k vocab: for tests and instant demos",
         dict(vocab_size=1000, block_size=128, n_layer=2, n_head=2, n_embd=64, n_inner=256),
@@ -124,6 +87,7 @@ _ENCODER_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(n_layer=12, n_head=12, n_embd=768, n_inner=3072),
     ),
 }
+EncoderConfig.preset_table = _ENCODER_PRESETS
 
 
 class EncoderEmbeddings(nn.Module):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ from torch import nn
 
 from labkit.checks import check_bool, check_float, check_int
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.models.config_base import ModelConfig, PresetTable, read_config_json
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, ids_are_checkable
 from labkit.models.kv_cache import KVCache
@@ -27,7 +28,7 @@ __all__ = ["GPTConfig", "GPT"]
 
 
 @dataclass
-class GPTConfig:
+class GPTConfig(ModelConfig):
     """Shape of a GPT; `GPTConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "gpt"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -53,18 +54,11 @@ class GPTConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.arch != "gpt":
-            raise InvalidInputError(
-                f"GPTConfig.arch must be 'gpt', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            check_int(f"GPTConfig.{name}", getattr(self, name))
+        self._check_arch("gpt")
+        self._check_sizes("vocab_size", "block_size", "n_layer", "n_head", "n_embd")
         for name in ("bias", "rope_extrapolate", "tie_embeddings"):  # "no" is truthy: it would switch the option on
             check_bool(f"GPTConfig.{name}", getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise InvalidInputError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
-            )
+        self._check_heads()
         kv = self.n_kv_head or self.n_head
         if kv < 1 or self.n_head % kv:
             raise InvalidInputError(
@@ -83,7 +77,7 @@ class GPTConfig:
             raise UnknownNameError(
                 f"unknown mlp {self.mlp!r}; {close_matches(self.mlp, mlps) or 'choose one of ' + ', '.join(mlps)}"
             )
-        check_float("GPTConfig.dropout", self.dropout, low=0, high=1, high_open=True)
+        self._check_fractions("dropout")
         # the numbers left: each bad value would build a model that silently computes nonsense (or NaN)
         check_int("GPTConfig.n_kv_head", self.n_kv_head, allow_none=True, fix="None gives one per query head")
         check_int("GPTConfig.n_inner", self.n_inner, allow_none=True, fix="None gives 4 * n_embd")
@@ -103,31 +97,9 @@ class GPTConfig:
         """Width of one attention head."""
         return self.n_embd // self.n_head
 
-    @classmethod
-    def presets(cls) -> dict[str, str]:
-        """Return {preset name: one-line description} for every named configuration."""
-        return {name: desc for name, (desc, _) in _PRESETS.items()}
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> GPTConfig:
-        """Return the named configuration with `overrides` applied (e.g. vocab_size=tokenizer.vocab_size).
-
-        name: one of `GPTConfig.presets()`. overrides: any config field.
-        """
-        if name not in _PRESETS:
-            hint = close_matches(name, _PRESETS) or "choose one of " + ", ".join(_PRESETS)
-            raise UnknownNameError(f"unknown GPT preset {name!r}; {hint}")
-        known = [f.name for f in fields(cls)]
-        for key in overrides:
-            if key not in known:
-                raise UnknownNameError(
-                    f"GPTConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
-                )
-        return cls(**{**_PRESETS[name][1], **overrides})
-
 
 _LLAMA = dict(positions="rotary", norm="rmsnorm", mlp="swiglu", bias=False)
-_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+_PRESETS: PresetTable = {
     "gpt-nano": (
         "3 layers x 48 wide, 3 heads: tests and instant CPU demos",
         dict(n_layer=3, n_head=3, n_embd=48, block_size=128),
@@ -167,6 +139,7 @@ _PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
 }
+GPTConfig.preset_table = _PRESETS
 
 
 class GPT(HookedModel):
@@ -348,13 +321,7 @@ class GPT(HookedModel):
         """A folder written by `save_pretrained` in, the GPT with those weights (on `map_location`) out."""
         from safetensors.torch import load_file
 
-        config_file = os.path.join(path, "config.json")
-        if not os.path.isfile(config_file):
-            raise MissingSourceError(
-                f"no config.json in {os.fspath(path)!r}; pass a folder written by GPT.save_pretrained()"
-            )
-        with open(config_file, encoding="utf-8") as fh:
-            raw = json.load(fh)
+        raw = read_config_json(path, "pass a folder written by GPT.save_pretrained()")
         if raw.get("arch", "gpt") != "gpt":
             raise InvalidInputError(
                 f"{os.fspath(path)!r} holds a {raw.get('arch')!r} model, not 'gpt'; load it with that model class"

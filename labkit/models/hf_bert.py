@@ -8,13 +8,13 @@ only imported by `to_hf` (and by `from_hf` when given a model object's class).
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import torch
 
 from labkit.errors import InvalidInputError, MissingSourceError
+from labkit.models.config_base import read_config_json
 
 __all__ = ["read_hf_checkpoint", "config_from_hf", "state_from_hf", "state_to_hf", "to_hf"]
 
@@ -51,13 +51,7 @@ def read_hf_checkpoint(model_or_path: Any) -> tuple[dict[str, Any], dict[str, to
     """
     if isinstance(model_or_path, (str, os.PathLike)):
         folder = os.fspath(model_or_path)
-        config_file = os.path.join(folder, "config.json")
-        if not os.path.isfile(config_file):
-            raise MissingSourceError(
-                f"no config.json in {folder!r}; pass a folder saved with save_pretrained() or a transformers model object"
-            )
-        with open(config_file, encoding="utf-8") as fh:
-            config = json.load(fh)
+        config = read_config_json(folder, "pass a folder saved with save_pretrained() or a transformers model object")
         check_architecture(config)
         st_file, bin_file = os.path.join(folder, "model.safetensors"), os.path.join(folder, "pytorch_model.bin")
         if os.path.isfile(st_file):

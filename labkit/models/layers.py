@@ -367,29 +367,25 @@ class Block(nn.Module):
         super().__init__()
         self.pre_norm = pre_norm
         self.ln_1 = make_norm(norm, n_embd, norm_eps, bias)
-        self.attn = MultiHeadAttention(
-            n_embd,
-            n_head,
-            n_kv_head,
-            causal=causal,
-            bias=bias,
-            dropout=dropout if attn_dropout is None else attn_dropout,
-            layer_idx=layer_idx,
-        )
-        self.attn.resid_drop.p = dropout
-        if cross_attention:
-            self.ln_cross = make_norm(norm, n_embd, norm_eps, bias)
-            self.cross_attn = MultiHeadAttention(
+
+        def attention(causal: bool, kv_dim: int | None = None) -> MultiHeadAttention:
+            attn = MultiHeadAttention(
                 n_embd,
                 n_head,
                 n_kv_head,
-                causal=False,
+                causal=causal,
                 bias=bias,
                 dropout=dropout if attn_dropout is None else attn_dropout,
                 kv_dim=kv_dim,
                 layer_idx=layer_idx,
             )
-            self.cross_attn.resid_drop.p = dropout
+            attn.resid_drop.p = dropout  # attn_dropout is for the probabilities; the sublayer output gets dropout
+            return attn
+
+        self.attn = attention(causal)
+        if cross_attention:
+            self.ln_cross = make_norm(norm, n_embd, norm_eps, bias)
+            self.cross_attn = attention(False, kv_dim)
         self.ln_2 = make_norm(norm, n_embd, norm_eps, bias)
         self.mlp = make_mlp(mlp, n_embd, n_inner or 4 * n_embd, bias=bias, dropout=dropout)
         self.hook_resid_pre = HookPoint()  # [batch, pos, n_embd] block input

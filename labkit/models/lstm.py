@@ -7,15 +7,14 @@ inside), returns a `ModelOutput`, and carries its recurrent `(h, c)` state in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
-from labkit.errors import InvalidInputError, UnknownNameError, close_matches
+from labkit.errors import InvalidInputError
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.outputs import ModelOutput
@@ -24,7 +23,7 @@ __all__ = ["LSTMConfig", "LSTMLM"]
 
 
 @dataclass
-class LSTMConfig:
+class LSTMConfig(ModelConfig):
     """Shape of an LSTM language model; `LSTMConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "lstm"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -37,49 +36,17 @@ class LSTMConfig:
     block_size: int = 256  # training/generation context length; the LSTM itself has no position limit
 
     def __post_init__(self) -> None:
-        if self.arch != "lstm":
-            raise InvalidInputError(
-                f"LSTMConfig.arch must be 'lstm', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in ("vocab_size", "n_embd", "hidden_size", "n_layer", "block_size"):
-            check_int(f"LSTMConfig.{name}", getattr(self, name))
-        check_float("LSTMConfig.dropout", self.dropout, low=0, high=1, high_open=True)
+        self._check_arch("lstm")
+        self._check_sizes("vocab_size", "n_embd", "hidden_size", "n_layer", "block_size")
+        self._check_fractions("dropout")
         if self.tie_weights and self.n_embd != self.hidden_size:
             raise InvalidInputError(
                 f"tie_weights needs n_embd == hidden_size, got {self.n_embd} and {self.hidden_size}; "
                 "set them equal or tie_weights=False"
             )
 
-    @classmethod
-    def presets(cls) -> dict[str, str]:
-        """Return {preset name: one-line description} for every named configuration."""
-        return {name: desc for name, (desc, _) in _LSTM_PRESETS.items()}
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> LSTMConfig:
-        """Return the named configuration with `overrides` applied (e.g. vocab_size=tok.vocab_size).
-
-        name: one of `LSTMConfig.presets()`. overrides: any config field.
-        """
-        if name not in _LSTM_PRESETS:
-            raise UnknownNameError(
-                f"unknown LSTM preset {name!r}; {close_matches(name, _LSTM_PRESETS) or 'choose one of ' + ', '.join(_LSTM_PRESETS)}"
-            )
-        _check_fields(cls, overrides)
-        return replace(cls(**_LSTM_PRESETS[name][1]), **overrides)
-
-
-def _check_fields(cls: type, overrides: dict[str, Any]) -> None:
-    """Raise a one-line error when an override names no field of `cls`."""
-    known = [f.name for f in fields(cls)]
-    for key in overrides:
-        if key not in known:
-            raise UnknownNameError(
-                f"{cls.__name__} has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
-            )
-
-
-_LSTM_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+_LSTM_PRESETS: PresetTable = {
     "lstm-char": (
         "character-level, 2x256, trains on a CPU in minutes",
         dict(n_embd=128, hidden_size=256, n_layer=2, dropout=0.2),
@@ -97,6 +64,7 @@ _LSTM_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         dict(vocab_size=10000, n_embd=650, hidden_size=650, n_layer=2, dropout=0.5, tie_weights=True, block_size=35),
     ),
 }
+LSTMConfig.preset_table = _LSTM_PRESETS
 
 
 class LSTMLM(HookedModel):

@@ -9,15 +9,14 @@ reuse the encoder output and the decoder's KV cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.checks import check_float, check_int
-from labkit.errors import InvalidInputError, UnknownNameError, close_matches
+from labkit.errors import InvalidInputError, UnknownNameError
+from labkit.models.config_base import ModelConfig, PresetTable
 from labkit.models.hooks import HookedModel, HookPoint
 from labkit.models.inputs import check_labels, check_token_ids
 from labkit.models.kv_cache import KVCache
@@ -28,7 +27,7 @@ __all__ = ["Seq2SeqConfig", "Seq2Seq", "Seq2SeqCache"]
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(ModelConfig):
     """Shape of an encoder-decoder Transformer; `Seq2SeqConfig.preset(name, **overrides)` gives named starting points."""
 
     arch: str = "seq2seq"  # checkpoints use it to refuse loading weights into the wrong model family
@@ -50,11 +49,8 @@ class Seq2SeqConfig:
     decoder_start_token_id: int = 1  # first decoder input when shifting labels right (usually BOS)
 
     def __post_init__(self) -> None:
-        if self.arch != "seq2seq":
-            raise InvalidInputError(
-                f"Seq2SeqConfig.arch must be 'seq2seq', got {self.arch!r}; use the config class of that architecture"
-            )
-        for name in (
+        self._check_arch("seq2seq")
+        self._check_sizes(
             "src_vocab_size",
             "tgt_vocab_size",
             "block_size",
@@ -63,12 +59,8 @@ class Seq2SeqConfig:
             "n_head",
             "n_embd",
             "n_inner",
-        ):
-            check_int(f"Seq2SeqConfig.{name}", getattr(self, name))
-        if self.n_embd % self.n_head:
-            raise InvalidInputError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; pick n_head among its divisors"
-            )
+        )
+        self._check_heads()
         if self.norm not in ("post", "pre"):
             raise UnknownNameError(f"unknown norm placement {self.norm!r}; choose 'post' (paper) or 'pre'")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
@@ -81,33 +73,10 @@ class Seq2SeqConfig:
                 raise InvalidInputError(
                     f"{name}={getattr(self, name)} is outside the target vocabulary [0, {self.tgt_vocab_size})"
                 )
-        for name in ("dropout", "label_smoothing"):
-            check_float(f"Seq2SeqConfig.{name}", getattr(self, name), low=0, high=1, high_open=True)
-
-    @classmethod
-    def presets(cls) -> dict[str, str]:
-        """Return {preset name: one-line description} for every named configuration."""
-        return {name: desc for name, (desc, _) in _SEQ2SEQ_PRESETS.items()}
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> Seq2SeqConfig:
-        """Return the named configuration with `overrides` applied (e.g. src_vocab_size=..., tgt_vocab_size=...).
-
-        name: one of `Seq2SeqConfig.presets()`. overrides: any config field.
-        """
-        if name not in _SEQ2SEQ_PRESETS:
-            hint = close_matches(name, _SEQ2SEQ_PRESETS) or "choose one of " + ", ".join(_SEQ2SEQ_PRESETS)
-            raise UnknownNameError(f"unknown Seq2Seq preset {name!r}; {hint}")
-        known = [f.name for f in fields(cls)]
-        for key in overrides:
-            if key not in known:
-                raise UnknownNameError(
-                    f"Seq2SeqConfig has no field {key!r}; {close_matches(key, known) or 'fields: ' + ', '.join(known)}"
-                )
-        return cls(**{**_SEQ2SEQ_PRESETS[name][1], **overrides})
+        self._check_fractions("dropout", "label_smoothing")
 
 
-_SEQ2SEQ_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+_SEQ2SEQ_PRESETS: PresetTable = {
     "transformer-tiny": ("2+2 layers, 64 wide, 4 heads: trains on a CPU in minutes", dict()),
     "transformer-small": (
         "3+3 layers, 256 wide, 4 heads, 1024 FFN",
@@ -129,6 +98,7 @@ _SEQ2SEQ_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
 }
+Seq2SeqConfig.preset_table = _SEQ2SEQ_PRESETS
 
 
 class Seq2SeqCache:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import math
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,17 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit.checks import check_choice, check_int
+from labkit.checks import check_choice, check_int, check_tensor
 from labkit.errors import InvalidInputError
 from labkit.frontend import (
     HtmlView,
-    asset_text,
     auto_top_k,
-    json_for_script,
-    mount_script,
+    live_view_html,
     pack_arrays,
     plain_token,
     png_bytes,
+    svg_open,
     to_base64,
     weight_colors,
 )
@@ -126,13 +124,7 @@ def attention_tensor(
             )
         t = torch.stack(layers)
     else:
-        try:
-            t = torch.as_tensor(np.asarray(attention) if not isinstance(attention, torch.Tensor) else attention)
-        except (TypeError, ValueError, RuntimeError):
-            raise InvalidInputError(
-                f"cannot read attention from a {type(attention).__name__}; pass a cache, output, tuple or tensor"
-            ) from None
-        t = t.detach().float().cpu()
+        t = check_tensor("attention", attention, fix="pass a cache, output, tuple or tensor")
         if t.dim() == 5:
             t = _select_batch(t, batch_index, "the [batch, layer, head, q, k] tensor")
         elif t.dim() in (2, 3):
@@ -326,10 +318,8 @@ class AttentionView(HtmlView):
         w, h = pad_l + K * cell + 8, pad_t + Q * cell + pad_b
         esc = lambda s: html.escape(s if len(s) <= 16 else s[:15] + "\u2026", quote=True)  # noqa: E731
         hidden = "" if labels else f"; {Q} x {K} tokens: labels hidden at this size (to_figure() shows them)"
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
-            f'<svg{ns} width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" '
-            'font-family="sans-serif" font-size="11">',
+            svg_open(w, h, standalone=standalone),
             f'<text x="4" y="14">{html.escape(self.kind + " view: " + caption + hidden)}</text>',
         ]
         if Q * K <= 4096:  # small: one rect per cell, so the SVG diffs cell by cell
@@ -360,14 +350,12 @@ class AttentionView(HtmlView):
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the base64 payload and the inlined script."""
-        vid = "labkit-attn-" + uuid.uuid4().hex
-        data = json_for_script({**self.spec(), "b64": to_base64(self.payload.data)})
-        return (
-            f'<div class="labkit-attn" id="{vid}"><style>{asset_text("attention.css")}</style>'
-            f'<div class="labkit-attn-static">{self.to_svg(standalone=False)}</div><div class="labkit-attn-live"></div>'
-            f'<script type="application/json" class="labkit-attn-data">{data}</script>'
-            + mount_script("attention.js", vid)
-            + "</div>"
+        return live_view_html(
+            "labkit-attn",
+            "attention.css",
+            "attention.js",
+            self.to_svg(standalone=False),
+            {**self.spec(), "b64": to_base64(self.payload.data)},
         )
 
     def _page_title(self) -> str:
@@ -410,16 +398,19 @@ def _view(
     attention: Any,
     tokens,
     query_tokens,
-    *,
     layer: int,
     head: int | None,
-    top_k,
-    max_bytes: int,
     stack: str | None,
     cross: bool,
+    top_k,
+    max_bytes: int,
     batch_index: int,
     title: str,
 ) -> AttentionView:
+    """What every public view function does: read the attention, check the selection, build the payload and view.
+
+    The arguments are those of the public functions (`head_view` and its siblings), in that order.
+    """
     t = attention_tensor(attention, stack=stack, cross=cross, batch_index=batch_index)
     _check_selection(tuple(t.shape), layer, head)
     p = payload_from_tensor(t, tokens, query_tokens, top_k, max_bytes)
@@ -444,20 +435,7 @@ def head_view(
     head; layer selector, head chips, hover a token to see only its lines. layer/head: initial selection
     (head None = all heads). top_k/max_bytes: payload pruning (see `attention_payload`). stack: Seq2Seq side.
     """
-    return _view(
-        "head",
-        attention,
-        tokens,
-        None,
-        layer=layer,
-        head=head,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack=stack,
-        cross=False,
-        batch_index=batch_index,
-        title=title,
-    )
+    return _view("head", attention, tokens, None, layer, head, stack, False, top_k, max_bytes, batch_index, title)
 
 
 def model_view(
@@ -474,20 +452,7 @@ def model_view(
 
     Parameters as in `head_view`; the static fallback shows layer 0, mean over heads.
     """
-    return _view(
-        "model",
-        attention,
-        tokens,
-        None,
-        layer=0,
-        head=None,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack=stack,
-        cross=False,
-        batch_index=batch_index,
-        title=title,
-    )
+    return _view("model", attention, tokens, None, 0, None, stack, False, top_k, max_bytes, batch_index, title)
 
 
 def attention_heatmap(
@@ -509,18 +474,7 @@ def attention_heatmap(
     query_tokens: row labels when queries differ from keys (cross-attention, with cross=True).
     """
     return _view(
-        "heatmap",
-        attention,
-        tokens,
-        query_tokens,
-        layer=layer,
-        head=head,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack=stack,
-        cross=cross,
-        batch_index=batch_index,
-        title=title,
+        "heatmap", attention, tokens, query_tokens, layer, head, stack, cross, top_k, max_bytes, batch_index, title
     )
 
 
@@ -540,19 +494,10 @@ def cross_attention_view(
 
     Target (decoder) tokens on the left attend to source (encoder) tokens on the right; controls as in `head_view`.
     """
+    # a cache or a Seq2Seq output holds both stacks; the cross-attention sits in the decoder's
+    stack = "decoder" if isinstance(attention, Mapping) else None
     return _view(
-        "cross",
-        attention,
-        source_tokens,
-        target_tokens,
-        layer=layer,
-        head=head,
-        top_k=top_k,
-        max_bytes=max_bytes,
-        stack="decoder" if isinstance(attention, Mapping) else None,
-        cross=True,
-        batch_index=batch_index,
-        title=title,
+        "cross", attention, source_tokens, target_tokens, layer, head, stack, True, top_k, max_bytes, batch_index, title
     )
 
 

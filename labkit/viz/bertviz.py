@@ -211,7 +211,6 @@ def _render(
     attention: Any,
     tokens: Sequence[str] | None,
     options: dict,
-    *,
     stack: str | None,
     batch_index: int,
     decimals: int | None,
@@ -285,16 +284,7 @@ def bertviz_head_view(
     full precision, about 2.8x larger). stack / batch_index: see `to_bertviz`. warn_bytes: warn above this page size.
     """
     options = dict(layer=layer, heads=heads, include_layers=include_layers, sentence_b_start=sentence_b_start)
-    return _render(
-        "head",
-        attention,
-        tokens,
-        options,
-        stack=stack,
-        batch_index=batch_index,
-        decimals=decimals,
-        warn_bytes=warn_bytes,
-    )
+    return _render("head", attention, tokens, options, stack, batch_index, decimals, warn_bytes)
 
 
 def bertviz_model_view(
@@ -323,13 +313,4 @@ def bertviz_model_view(
         sentence_b_start=sentence_b_start,
         display_mode=display_mode,
     )
-    return _render(
-        "model",
-        attention,
-        tokens,
-        options,
-        stack=stack,
-        batch_index=batch_index,
-        decimals=decimals,
-        warn_bytes=warn_bytes,
-    )
+    return _render("model", attention, tokens, options, stack, batch_index, decimals, warn_bytes)

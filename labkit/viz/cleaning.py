@@ -18,7 +18,7 @@ from typing import Any
 from labkit.checks import check_int
 from labkit.data.clean import Cleaner, CleaningTrace
 from labkit.errors import InvalidInputError
-from labkit.frontend import HtmlView, plain_token
+from labkit.frontend import HtmlView, plain_token, svg_open
 
 __all__ = ["CleaningView", "cleaning_view", "diff_spans"]
 
@@ -132,11 +132,7 @@ class CleaningView(HtmlView):
                 )
                 y += 15
             y += 6
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        return (
-            f'<svg{ns} width="{width}" height="{y:.0f}" viewBox="0 0 {width} {y:.0f}" font-family="sans-serif" '
-            f'font-size="11">{"".join(out)}</svg>'
-        )
+        return svg_open(width, y, standalone=standalone) + "".join(out) + "</svg>"
 
     def _page_title(self) -> str:
         return self.title or "labkit cleaning steps"

@@ -19,7 +19,7 @@ import numpy as np
 
 from labkit.errors import InvalidInputError
 from labkit.evaluation import accuracy, confusion_matrix, precision_recall_f1
-from labkit.frontend import HtmlView, plain_token
+from labkit.frontend import HtmlView, plain_token, svg_open
 
 __all__ = ["ConfusionView", "confusion_view"]
 
@@ -150,11 +150,7 @@ class ConfusionView(HtmlView):
             out.append(
                 f'<text x="{left + k * cell + 6}" y="{y + cell / 2 + 4:.0f}" fill="#555">R {self.recall[i]:.2f}</text>'
             )
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        return (
-            f'<svg{ns} width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-            f'font-size="11">{"".join(out)}</svg>'
-        )
+        return svg_open(width, height, standalone=standalone) + "".join(out) + "</svg>"
 
     def _page_title(self) -> str:
         return self.title or "labkit confusion matrix"

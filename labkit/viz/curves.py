@@ -16,6 +16,7 @@ from typing import Any
 
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
+from labkit.frontend import svg_open
 
 __all__ = ["CurveData", "curve_data", "training_curves", "curves_svg", "curves_summary", "ema"]
 
@@ -253,8 +254,7 @@ def curves_svg(source: Any, *, width: int = 640, height: int = 240, title: str =
     check_int("width", width, low=100, fix="pixels; the axes and labels need at least 100")
     check_int("height", height, low=80, fix="pixels; the axes and labels need at least 80")
     d = curve_data(source)
-    ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
-    head = f'<svg{ns} width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">'
+    head = svg_open(width, height, standalone=standalone)
     caption = html.escape(title or "training loss", quote=True)
     ys = _finite(d.loss) + _finite(d.eval_loss)
     xs = d.step + d.eval_step

@@ -43,12 +43,62 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _add_runs(
+    fig: Any,
+    col: int,
+    x: str,
+    values: list[float],
+    seeds: list[Any],
+    mean_std: tuple[float, float],
+    hover: tuple[str, str],
+    legend: bool | None,
+) -> None:
+    """Adds to panel `col` of `fig`, at x: a dot per run (seed) and the mean with a ± 1 std error bar.
+
+    hover: the dots' and the mean's hovertemplates. legend: whether this x shows the legend entries; None leaves
+    the traces unnamed (the difference panel repeats what the first panel's legend says).
+    """
+    import plotly.graph_objects as go
+
+    mean, std = mean_std
+    run_hover, mean_hover = hover
+    fig.add_trace(
+        go.Scatter(
+            x=[x] * len(values),
+            y=values,
+            mode="markers",
+            marker={"size": 9, "opacity": 0.6, "color": "#1f77b4"},
+            customdata=seeds[: len(values)],
+            hovertemplate=run_hover,
+            showlegend=bool(legend),
+            name=None if legend is None else "one run (seed)",
+            legendgroup="runs",
+        ),
+        row=1,
+        col=col,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[x],
+            y=[mean],
+            mode="markers",
+            marker={"size": 14, "symbol": "line-ew-open", "line": {"width": 3}, "color": "#d62728"},
+            error_y={"type": "data", "array": [std], "visible": True, "color": "#d62728"},
+            hovertemplate=mean_hover,
+            showlegend=bool(legend),
+            name=None if legend is None else "mean ± 1 std",
+            legendgroup="mean",
+        ),
+        row=1,
+        col=col,
+    )
+
+
 def seed_spread_figure(source: Any, *, title: str = "", height: int = 380) -> Any:
     """Scores per condition and seed in (see `seed_scores`), a plotly figure out: dots per run, mean ± 1 std.
 
     title: heading (default: the metric's name over seeds). height: pixels.
     """
-    import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     scores, seeds, metric, baseline = seed_scores(source)
@@ -63,70 +113,18 @@ def seed_spread_figure(source: Any, *, title: str = "", height: int = 380) -> An
     for i, name in enumerate(names):
         values = scores[name]
         mean, std = _mean_std(values)
-        fig.add_trace(
-            go.Scatter(
-                x=[name] * len(values),
-                y=values,
-                mode="markers",
-                marker={"size": 9, "opacity": 0.6, "color": "#1f77b4"},
-                customdata=seeds[: len(values)],
-                hovertemplate=f"{name}<br>seed %{{customdata}}<br>{metric} %{{y:.4f}}<extra></extra>",
-                showlegend=i == 0,
-                name="one run (seed)",
-                legendgroup="runs",
-            ),
-            row=1,
-            col=1,
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=[name],
-                y=[mean],
-                mode="markers",
-                marker={"size": 14, "symbol": "line-ew-open", "line": {"width": 3}, "color": "#d62728"},
-                error_y={"type": "data", "array": [std], "visible": True, "color": "#d62728"},
-                hovertemplate=f"{name}<br>mean {mean:.4f} ± {std:.4f} (1 std, {len(values)} seeds)<extra></extra>",
-                showlegend=i == 0,
-                name="mean ± 1 std",
-                legendgroup="mean",
-            ),
-            row=1,
-            col=1,
-        )
+        run_hover = f"{name}<br>seed %{{customdata}}<br>{metric} %{{y:.4f}}<extra></extra>"
+        mean_hover = f"{name}<br>mean {mean:.4f} ± {std:.4f} (1 std, {len(values)} seeds)<extra></extra>"
+        _add_runs(fig, 1, name, values, seeds, (mean, std), (run_hover, mean_hover), legend=i == 0)
     if paired:
         base = scores[baseline]
         others = [n for n in names if n != baseline]
         for name in others:
             diffs = [s - b for s, b in zip(scores[name], base)]
             mean, std = _mean_std(diffs)
-            fig.add_trace(
-                go.Scatter(
-                    x=[name] * len(diffs),
-                    y=diffs,
-                    mode="markers",
-                    marker={"size": 9, "opacity": 0.6, "color": "#1f77b4"},
-                    customdata=seeds[: len(diffs)],
-                    hovertemplate=f"{name} − {baseline}<br>seed %{{customdata}}<br>%{{y:+.4f}}<extra></extra>",
-                    showlegend=False,
-                    legendgroup="runs",
-                ),
-                row=1,
-                col=2,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=[name],
-                    y=[mean],
-                    mode="markers",
-                    marker={"size": 14, "symbol": "line-ew-open", "line": {"width": 3}, "color": "#d62728"},
-                    error_y={"type": "data", "array": [std], "visible": True, "color": "#d62728"},
-                    hovertemplate=f"{name} − {baseline}<br>mean {mean:+.4f} ± {std:.4f}<extra></extra>",
-                    showlegend=False,
-                    legendgroup="mean",
-                ),
-                row=1,
-                col=2,
-            )
+            run_hover = f"{name} − {baseline}<br>seed %{{customdata}}<br>%{{y:+.4f}}<extra></extra>"
+            mean_hover = f"{name} − {baseline}<br>mean {mean:+.4f} ± {std:.4f}<extra></extra>"
+            _add_runs(fig, 2, name, diffs, seeds, (mean, std), (run_hover, mean_hover), legend=None)
         fig.add_hline(y=0, line_dash="dot", line_color="#7f7f7f", row=1, col=2)
     fig.update_yaxes(title_text=metric, row=1, col=1)
     fig.update_layout(

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import html
 import math
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from labkit.frontend import HtmlView, asset_text, json_for_script, mount_script, png_bytes, to_base64
+from labkit.frontend import HtmlView, live_view_html, png_bytes, svg_open, to_base64
 
 __all__ = [
     "LookView",
@@ -88,9 +87,8 @@ def heatmap_svg(
     top = 24
     bottom = 10 + 6.5 * max((len(s) for s in col_labels), default=1)
     w, h = left + cols * cw + 8, top + rows * ch + bottom
-    ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
     out = [
-        f'<svg{ns} width="{w:.0f}" height="{h:.0f}" viewBox="0 0 {w:.0f} {h:.0f}" font-family="sans-serif" font-size="11">',
+        svg_open(w, h, standalone=standalone),
         f'<text x="4" y="15" font-weight="bold">{html.escape(title)}</text>',
     ]
     if rows * cols <= 4096:
@@ -147,11 +145,7 @@ def token_rows_svg(
             )
             x += w + 1
         y += 22
-    ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-    return (
-        f'<svg{ns} width="{width}" height="{y + 4:.0f}" viewBox="0 0 {width} {y + 4:.0f}" font-family="sans-serif" '
-        f'font-size="11">{"".join(out)}</svg>'
-    )
+    return svg_open(width, y + 4, standalone=standalone) + "".join(out) + "</svg>"
 
 
 class LookView(HtmlView):
@@ -174,13 +168,8 @@ class LookView(HtmlView):
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the spec as escaped JSON and the inlined script."""
-        vid = "labkit-look-" + uuid.uuid4().hex
-        return (
-            f'<div class="labkit-look" id="{vid}"><style>{asset_text("interpret.css")}</style>'
-            f'<div class="labkit-look-static">{self.to_svg(standalone=False)}</div><div class="labkit-look-live"></div>'
-            f'<script type="application/json" class="labkit-look-data">{json_for_script(self.spec())}</script>'
-            + mount_script("interpret.js", vid)
-            + "</div>"
+        return live_view_html(
+            "labkit-look", "interpret.css", "interpret.js", self.to_svg(standalone=False), self.spec()
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 import math
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 
 from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import HtmlView, asset_text, json_for_script, mount_script, pack_arrays, png_bytes, to_base64
+from labkit.frontend import HtmlView, live_view_html, pack_arrays, png_bytes, svg_open, to_base64
 from labkit.viz.curves import ema
 
 __all__ = ["optimizer_curves", "moment_view", "MomentView", "MOMENT_PANELS", "COLORS"]
@@ -235,10 +234,8 @@ class MomentView(HtmlView):
         width = int(8 + n * (pw + gap))
         height = int(top + ph + 24)
         info = self.frames[f]
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""
         out = [
-            f'<svg{ns} width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" '
-            'font-size="11">',
+            svg_open(width, height, standalone=standalone),
             f'<text x="4" y="14">{html.escape(self.title or self.name)}: step {info["step"]} '
             f"({html.escape(self.kind)}, lr {info['lr']:.3g})</text>",
         ]
@@ -261,14 +258,7 @@ class MomentView(HtmlView):
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the payload and the inlined script (no URL)."""
-        vid = "labkit-mom-" + uuid.uuid4().hex
-        return (
-            f'<div class="labkit-mom" id="{vid}"><style>{asset_text("moments.css")}</style>'
-            f'<div class="labkit-mom-static">{self.to_svg(standalone=False)}</div><div class="labkit-mom-live"></div>'
-            f'<script type="application/json" class="labkit-mom-data">{json_for_script(self.spec())}</script>'
-            + mount_script("moments.js", vid)
-            + "</div>"
-        )
+        return live_view_html("labkit-mom", "moments.css", "moments.js", self.to_svg(standalone=False), self.spec())
 
     def _page_title(self) -> str:
         return self.title or f"labkit optimizer state of {self.name}"

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from labkit.checks import check_float, check_int
+from labkit.checks import check_float, check_int, check_tensor
 from labkit.errors import InvalidInputError, MissingSourceError, UnknownNameError, close_matches
+from labkit.frontend import svg_open
 
 __all__ = [
     "METHODS",
@@ -85,13 +86,7 @@ def embedding_matrix(source: Any, *, key: str | None = None) -> torch.Tensor:
 
 
 def _as_matrix(x: Any, what: str, min_rows: int = 2) -> torch.Tensor:
-    try:
-        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    except (TypeError, ValueError, RuntimeError):
-        raise InvalidInputError(
-            f"cannot read {what} from a {type(x).__name__}; pass a [n, d] tensor, a model or a checkpoint"
-        ) from None
-    t = t.detach().to("cpu", torch.float32)
+    t = check_tensor(what, x, fix="pass a [n, d] tensor, a model or a checkpoint")
     if t.dim() != 2 or t.shape[0] < min_rows or t.shape[1] < 1:
         raise InvalidInputError(f"{what} must be a matrix [n >= {min_rows}, d], got shape {tuple(t.shape)}")
     if not torch.isfinite(t).all():
@@ -157,9 +152,8 @@ class ProjectionResult:
             if step > 1
             else ""
         )
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
         out = [
-            f'<svg{ns} width="{size}" height="{size + 20}" viewBox="0 0 {size} {size + 20}" font-family="sans-serif" font-size="11">',
+            svg_open(size, size + 20, standalone=standalone),
             f'<text x="4" y="{size + 14}">{html.escape(caption)}</text>',
         ]
         r = 3 if len(xy) <= 2000 else 1.5

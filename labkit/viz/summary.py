@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from labkit.checks import check_int
 from labkit.data.summarize import ExtractiveSummary, summary_words
 from labkit.errors import InvalidInputError
-from labkit.frontend import HtmlView, plain_token
+from labkit.frontend import HtmlView, plain_token, svg_open
 
 __all__ = ["SummaryView", "summary_view"]
 
@@ -119,11 +119,7 @@ class SummaryView(HtmlView):
             text = html.escape(f"{mark}[{i}] {r.scores[i]:.3f} {r.sentences[i][:100]}")
             out.append(f'<text x="4" y="{y:.0f}" fill="{fill}">{text}</text>')
             y += 15
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        return (
-            f'<svg{ns} width="{width}" height="{y:.0f}" viewBox="0 0 {width} {y:.0f}" font-family="sans-serif" '
-            f'font-size="11">{"".join(out)}</svg>'
-        )
+        return svg_open(width, y, standalone=standalone) + "".join(out) + "</svg>"
 
     def _page_title(self) -> str:
         return self.title or "labkit extractive summary"

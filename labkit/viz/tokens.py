@@ -10,14 +10,13 @@ click), `image/svg+xml` (the same rows drawn server-side, for print and hosts wi
 from __future__ import annotations
 
 import html
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from labkit.checks import check_int
 from labkit.errors import InvalidInputError
-from labkit.frontend import HtmlView, asset_text, json_for_script, mount_script, plain_token
+from labkit.frontend import HtmlView, live_view_html, plain_token, svg_open
 
 __all__ = [
     "TokenRun",
@@ -207,23 +206,11 @@ class TokenView(HtmlView):
                     "show more)</text>"
                 )
             y += box_h + id_h + 10
-        ns = ' xmlns="http://www.w3.org/2000/svg"' if standalone else ""  # a name, never fetched
-        return (
-            f'<svg{ns} width="{width}" height="{y:.0f}" viewBox="0 0 {width} {y:.0f}" font-family="sans-serif" '
-            f'font-size="11">{"".join(out)}</svg>'
-        )
+        return svg_open(width, y, standalone=standalone) + "".join(out) + "</svg>"
 
     def to_html(self) -> str:
         """A self-contained HTML fragment: CSS, the SVG fallback, the token data and the inlined script."""
-        vid = "labkit-tok-" + uuid.uuid4().hex
-        data = json_for_script(self.spec())
-        return (
-            f'<div class="labkit-tok" id="{vid}"><style>{asset_text("tokens.css")}</style>'
-            f'<div class="labkit-tok-static">{self.to_svg(standalone=False)}</div><div class="labkit-tok-live"></div>'
-            f'<script type="application/json" class="labkit-tok-data">{data}</script>'
-            + mount_script("tokens.js", vid)
-            + "</div>"
-        )
+        return live_view_html("labkit-tok", "tokens.css", "tokens.js", self.to_svg(standalone=False), self.spec())
 
     def _page_title(self) -> str:
         return self.title or "labkit tokenizer explorer"

@@ -16,13 +16,14 @@ from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import asset_text, module_text
 from labkit.viz.attention import DEFAULT_MAX_BYTES, AttentionView, attention_tensor, payload_from_tensor, qk_view
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["AttentionWidget"]
 
 VIEWS = ("head", "model", "qk", "cross", "heatmap")
 
 
-class AttentionWidget(anywidget.AnyWidget):
+class AttentionWidget(StaticFallback, anywidget.AnyWidget):
     """Interactive attention view: head, model (layer x head grid), qk (one head's vectors), cross, heatmap.
 
     Build it with `AttentionWidget(attention, tokens, view=...)` or `AttentionWidget.from_cache(cache, tokens)`;
@@ -208,12 +209,5 @@ class AttentionWidget(anywidget.AnyWidget):
             )
         return self._current_view()
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if self._tensor is None or bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        static = self.to_view()
-        # hosts without a widget manager (GitHub, plain nbconvert, print) show the SVG and the summary
-        data = {**data, "text/plain": static.summary(), "image/svg+xml": static.to_svg()}
-        return data, meta
+    def _static_view(self) -> AttentionView | None:
+        return None if self._tensor is None else self.to_view()

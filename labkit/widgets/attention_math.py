@@ -26,13 +26,14 @@ from labkit.viz.attention_math import (
     attention_walkthrough,
     check_walkthrough_input,
 )
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["AttentionMathWidget"]
 
 _NAMES = ("X", "W_Q", "W_K", "W_V")
 
 
-class AttentionMathWidget(anywidget.AnyWidget):
+class AttentionMathWidget(StaticFallback, anywidget.AnyWidget):
     """Step through one head's attention on your model and prompt: `AttentionMathWidget(model, ids, tokens=...)`.
 
     Traits `step`, `layer` and `head` are validated against the model; changing layer or head recomputes the
@@ -187,10 +188,5 @@ class AttentionMathWidget(anywidget.AnyWidget):
         """The current state as a static view (HTML page with the slider, SVG, text)."""
         return self.walkthrough
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        # hosts without a widget manager show the pattern's SVG and the text summary
-        return {**data, "text/plain": self.walkthrough.summary(), "image/svg+xml": self.walkthrough.to_svg()}, meta
+    def _static_view(self) -> AttentionWalkthrough:
+        return self.walkthrough

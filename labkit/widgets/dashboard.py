@@ -30,6 +30,7 @@ from labkit.errors import InvalidInputError, UnknownNameError, close_matches
 from labkit.frontend import asset_text, module_text, plain_token
 from labkit.training.callbacks import Callback
 from labkit.viz.curves import curves_summary, curves_svg
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["DashboardCallback", "TrainingDashboard"]
 
@@ -344,7 +345,7 @@ class DashboardCallback(Callback):
         self._set(sample=str(text), sample_step=int(step))
 
 
-class TrainingDashboard(anywidget.AnyWidget):
+class TrainingDashboard(StaticFallback, anywidget.AnyWidget):
     """Live training view: loss / val loss / lr / gradient norm / tokens-per-second curves, progress, sample, Stop, Save.
 
     `dash = TrainingDashboard(tokenizer=tok)`, display it, then `train(model, batches, callbacks=[dash.callback])`.
@@ -473,10 +474,5 @@ class TrainingDashboard(anywidget.AnyWidget):
             {"points": self.points, "val_points": self.val_points}, title=self.title, standalone=standalone
         )
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        # hosts without a widget manager show the curve and the summary
-        return {**data, "text/plain": self.summary(), "image/svg+xml": self.to_svg()}, meta
+    def _static_view(self) -> TrainingDashboard:
+        return self  # the curve and the summary

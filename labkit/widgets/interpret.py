@@ -31,6 +31,7 @@ from labkit.viz.interpret_base import LookView
 from labkit.viz.lens import LogitLensView
 from labkit.viz.neurons import NeuronView
 from labkit.viz.patching import PatchingView
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["LogitLensWidget", "AttributionWidget", "NeuronWidget", "PatchingWidget"]
 
@@ -44,7 +45,7 @@ def _encode(tokenizer: Any, text: str, add_special_tokens: bool) -> list[int]:
     return list(ids)
 
 
-class _LookWidget(anywidget.AnyWidget):
+class _LookWidget(StaticFallback, anywidget.AnyWidget):
     """Shared traits and display of the four widgets; subclasses give `_compute()` -> view and `_controls()`."""
 
     _esm = module_text("interpret.js")
@@ -90,13 +91,8 @@ class _LookWidget(anywidget.AnyWidget):
             raise InvalidInputError(f"the widget shows an error: {self.spec.get('error')}; fix the input first")
         return self._view
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None or self._view is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        # hosts without a widget manager show the SVG and the text summary
-        return {**data, "text/plain": self._view.summary(), "image/svg+xml": self._view.to_svg()}, meta
+    def _static_view(self) -> LookView | None:
+        return self._view
 
 
 class LogitLensWidget(_LookWidget):

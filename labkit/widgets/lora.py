@@ -17,11 +17,12 @@ from torch import nn
 from labkit.checks import check_int
 from labkit.frontend import module_text
 from labkit.viz.lora import LoraTable, lora_parameter_table, lora_singular_values
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["LoraExplorer"]
 
 
-class LoraExplorer(anywidget.AnyWidget):
+class LoraExplorer(StaticFallback, anywidget.AnyWidget):
     """Rank slider -> trainable LoRA parameters and their share of the model: `LoraExplorer(model, targets="attn")`.
 
     model: a labkit or Hugging Face model without adapters. targets: as in `labkit.training.lora.lora`.
@@ -87,13 +88,8 @@ class LoraExplorer(anywidget.AnyWidget):
         with self.hold_trait_notifications():
             self.trainable, self.total, self.share = row.trainable, row.total, row.share
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        table = self.to_table()
-        return {**data, "text/plain": table.summary(), "image/svg+xml": table.to_svg()}, meta
+    def _static_view(self) -> LoraTable:
+        return self.to_table()
 
     def to_table(self) -> LoraTable:
         """A LoraTable for ranks 1, 4, 16, 64 (up to max_rank) and the current rank (the static fallbacks show it)."""

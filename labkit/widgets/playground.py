@@ -23,6 +23,7 @@ from labkit.checks import check_float, check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import asset_text, auto_top_k, module_text, pack_arrays, plain_token
 from labkit.generation.sampling import SamplingOptions
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["GenerationPlayground"]
 
@@ -42,7 +43,7 @@ def _traits_from(options: SamplingOptions) -> dict[str, Any]:
     }
 
 
-class GenerationPlayground(anywidget.AnyWidget):
+class GenerationPlayground(StaticFallback, anywidget.AnyWidget):
     """Interactive generation: `GenerationPlayground(model, tokenizer, prompt="...")`, display it, press Generate.
 
     model: a labkit GPT or LSTMLM (LSTMs have no attention to show). tokenizer: a labkit or Hugging Face
@@ -415,9 +416,5 @@ class GenerationPlayground(anywidget.AnyWidget):
         out.append("</svg>")
         return "".join(out)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        return {**data, "text/plain": self.summary(), "image/svg+xml": self.to_svg()}, meta
+    def _static_view(self) -> GenerationPlayground:
+        return self

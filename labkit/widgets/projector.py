@@ -27,11 +27,12 @@ from labkit.viz.projector import (
     nearest_neighbours,
     project,
 )
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["ProjectorWidget"]
 
 
-class ProjectorWidget(anywidget.AnyWidget):
+class ProjectorWidget(StaticFallback, anywidget.AnyWidget):
     """Interactive embedding projector: points (PCA / t-SNE / UMAP, 2-D or 3-D), search, neighbours, checkpoint slider.
 
     Build it with `ProjectorWidget(embeddings, tokens, method=..., dims=...)` or
@@ -237,18 +238,12 @@ class ProjectorWidget(anywidget.AnyWidget):
             )
         return "\n".join(lines)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if not self._results or bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        # hosts without a widget manager (GitHub, plain nbconvert, print) show the SVG and the summary
-        data = {
-            **data,
-            "text/plain": self.summary(),
-            "image/svg+xml": self.to_result().to_svg(self.tokens, self.labels or None),
-        }
-        return data, meta
+    def to_svg(self) -> str:
+        """The frame shown as an SVG scatter, with the tokens and labels (the static fallback)."""
+        return self.to_result().to_svg(self.tokens, self.labels or None)
+
+    def _static_view(self) -> ProjectorWidget | None:
+        return self if self._results else None
 
 
 def _title(result: ProjectionResult) -> str:

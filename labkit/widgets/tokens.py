@@ -15,13 +15,14 @@ from labkit.checks import check_int
 from labkit.errors import InvalidInputError
 from labkit.frontend import asset_text, module_text
 from labkit.viz.tokens import MAX_TOKENS, TokenRun, TokenView, named_tokenizers, tokenize_runs
+from labkit.widgets.fallback import StaticFallback
 
 __all__ = ["TokenizerExplorer"]
 
 MAX_TEXT = 100_000  # characters: beyond this, typing would re-tokenize a book on every pause
 
 
-class TokenizerExplorer(anywidget.AnyWidget):
+class TokenizerExplorer(StaticFallback, anywidget.AnyWidget):
     """Side-by-side tokenizer explorer: `TokenizerExplorer({"bpe": bpe, "char": char}, text="Hello")`.
 
     tokenizers: a labkit Tokenizer, a list of them or {name: Tokenizer}. Setting `text` (in Python or by typing)
@@ -92,11 +93,5 @@ class TokenizerExplorer(anywidget.AnyWidget):
         """The current state as a static `TokenView` (HTML page, SVG, text table)."""
         return TokenView(self.text, list(self._last), self.title)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return bundle
-        data, meta = bundle if isinstance(bundle, tuple) else (bundle, {})
-        static = self.to_view()
-        # hosts without a widget manager show the SVG and the table
-        return {**data, "text/plain": static.summary(), "image/svg+xml": static.to_svg()}, meta
+    def _static_view(self) -> TokenView:
+        return self.to_view()

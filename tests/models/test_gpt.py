@@ -205,3 +205,13 @@ def test_config_is_json_serialisable():
 
     cfg = GPTConfig.preset("smollm2-135m")
     assert GPTConfig(**json.loads(json.dumps(dataclasses.asdict(cfg)))) == cfg
+
+
+def test_a_folder_without_config_json_is_refused_with_the_fix(tmp_path):
+    from labkit.models.hf_bert import read_hf_checkpoint
+
+    with pytest.raises(MissingSourceError) as info:
+        GPT.from_pretrained(tmp_path)
+    assert str(info.value) == f"no config.json in {str(tmp_path)!r}; pass a folder written by GPT.save_pretrained()"
+    with pytest.raises(MissingSourceError, match="no config.json in .*; pass a folder saved with save_pretrained"):
+        read_hf_checkpoint(tmp_path)

@@ -108,7 +108,9 @@ def test_static_fallback_escapes_token_text(data):
     for mime in ("text/plain", "image/svg+xml"):
         assert "<img" not in bundle[mime] and "</script>" not in bundle[mime], mime
     ET.fromstring(bundle["image/svg+xml"])
+    assert bundle["image/svg+xml"] == w.to_svg()
     assert "nearest to" in bundle["text/plain"]
+    assert set(ProjectorWidget()._repr_mimebundle_()[0]) == {"text/plain", "application/vnd.jupyter.widget-view+json"}
 
 
 def _node(code: str) -> object:
