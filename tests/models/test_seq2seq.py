@@ -129,7 +129,8 @@ def test_copy_task_loss_decreases_and_greedy_decoding_copies():
     )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for step in range(150):
+    # 250 steps: at 150 the copy accuracy sat at 0.77-0.79, on the threshold, and moved with the thread count
+    for step in range(250):
         src = torch.randint(2, 12, (16, 6), generator=torch.Generator().manual_seed(step))
         loss = model(src, labels=src).loss
         opt.zero_grad()
