@@ -3,12 +3,13 @@
     python benchmarks/bench_export.py [--steps 600] [--new-tokens 200] [--repeat 3] [--threads 2] [--smollm2]
                                       [--json PATH]
 
-For each model, the same weights in four forms:
+For each model, the same weights in five forms:
 - PyTorch float32: `save_model` (safetensors) on disk, labkit `generate()` (KV cache) for speed.
 - PyTorch bfloat16: `save_model(..., dtype="bfloat16")` on disk, the model cast to bfloat16 for speed and
   perplexity (what running the smaller file as-is costs).
 - ONNX float32: `to_onnx(..., with_cache=True)`, onnxruntime on the CPU with the exported cache.
-- ONNX int8: that file through `quantize_onnx` (dynamic int8 weights, per channel).
+- ONNX int8: that file through `quantize_onnx` (dynamic: int8 weights per channel and int8 activations).
+- ONNX int8 weights only: `quantize_onnx(..., method="weights")` (int8 weights in blocks of 32, float activations).
 Speed is batch-1 greedy decoding of `--new-tokens` tokens after a 16-token prompt (tokens/s, median of
 `--repeat`, the forms alternating so machine noise hits all alike). Perplexity is exp(mean next-token loss) on
 held-out text: the last 10 % of Shakespeare, cut into rows of the model's context (at most 256 tokens, 16 rows).
@@ -97,11 +98,13 @@ def measure(name: str, model: Any, tokenizer: Any, text: str, args: argparse.Nam
         fp32_onnx = to_onnx(model, tmp / "model.onnx", with_cache=True)
         export_s = time.perf_counter() - t0
         int8_onnx = quantize_onnx(fp32_onnx, tmp / "model.int8.onnx")
+        weights_onnx = quantize_onnx(fp32_onnx, tmp / "model.w8.onnx", method="weights")
         forms = {
             "PyTorch float32": dict(size=_size(save_model(model, tmp / "fp32")), run=None),
             "PyTorch bfloat16": dict(size=_size(save_model(model, tmp / "bf16", dtype="bfloat16")), run=None),
             "ONNX float32": dict(size=_size(fp32_onnx), run=OnnxModel(fp32_onnx, threads=args.threads)),
             "ONNX int8": dict(size=_size(int8_onnx), run=OnnxModel(int8_onnx, threads=args.threads)),
+            "ONNX int8 weights only": dict(size=_size(weights_onnx), run=OnnxModel(weights_onnx, threads=args.threads)),
         }
 
         def decode(form: str) -> float:
@@ -127,6 +130,7 @@ def measure(name: str, model: Any, tokenizer: Any, text: str, args: argparse.Nam
             "PyTorch bfloat16": _torch_perplexity(bf16, rows, torch.bfloat16),
             "ONNX float32": forms["ONNX float32"]["run"].perplexity(rows),
             "ONNX int8": forms["ONNX int8"]["run"].perplexity(rows),
+            "ONNX int8 weights only": forms["ONNX int8 weights only"]["run"].perplexity(rows),
         }
     base = forms["PyTorch float32"]["size"], statistics.median(speeds["PyTorch float32"])
     out = []

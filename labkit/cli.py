@@ -230,7 +230,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.quantize and args.format != "onnx":
         raise InvalidInputError(
-            f"--quantize int8 applies to --format onnx; for {args.format} use --dtype bfloat16 or float16 to halve the size"
+            f"--quantize {args.quantize} applies to --format onnx; for {args.format} use --dtype bfloat16 or float16 to halve the size"
         )
     if args.dtype != "float32" and args.format == "onnx":
         raise InvalidInputError("--dtype applies to hf and safetensors; for a smaller ONNX file use --quantize int8")
@@ -264,7 +264,7 @@ def _export_onnx(model, tokenizer, out, args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = to_onnx(model, Path(tmp) / "model.onnx" if args.quantize else target, with_cache=args.with_cache)
         if args.quantize:
-            quantize_onnx(fp32, target)
+            quantize_onnx(fp32, target, method="weights" if args.quantize == "int8-weights" else "dynamic")
             reference = OnnxModel(fp32)
             if args.eval_text and tokenizer is not None:
                 text = Path(args.eval_text).read_text(encoding="utf-8")
@@ -416,7 +416,13 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("checkpoint", help="a folder from save_model, a training run or one of its step-* checkpoints")
     exp.add_argument("--format", required=True, choices=FORMATS, help="onnx, hf (transformers) or safetensors")
     exp.add_argument("-o", "--output", default=None, help="output folder (default: <checkpoint>-<format>)")
-    exp.add_argument("--quantize", choices=["int8"], default=None, help="dynamic int8 weights (onnx only)")
+    exp.add_argument(
+        "--quantize",
+        choices=["int8", "int8-weights"],
+        default=None,
+        help="int8: weights and activations (integer products); int8-weights: weights only, activations float "
+        "(better for large language models); onnx only",
+    )
     exp.add_argument(
         "--dtype",
         choices=["float32", "float16", "bfloat16"],

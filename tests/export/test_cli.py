@@ -45,6 +45,19 @@ def test_onnx_with_int8_check(saved, trained_gpt, bpe_tokenizer, tmp_path):
     assert (tmp_path / "out" / "tokenizer.json").is_file()
 
 
+def test_onnx_with_weight_only_int8(saved, trained_gpt, bpe_tokenizer, tmp_path):
+    result = labkit("export", str(saved), "--format", "onnx", "--quantize", "int8-weights", "-o", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "int8 check: perplexity" in result.stdout
+    runner = OnnxModel(tmp_path / "out" / "model.onnx")
+    ops = {n.op_type for n in _ops(runner)}
+    assert "MatMulNBits" in ops and "MatMulInteger" not in ops
+    ids = torch.tensor([bpe_tokenizer.encode("To be, or not to be")])
+    with torch.no_grad():
+        ref = trained_gpt(ids).logits.numpy()
+    assert (runner.logits(ids).argmax(-1) == ref.argmax(-1)).all()
+
+
 def _ops(runner: OnnxModel) -> list:
     import onnx
 
