@@ -3,7 +3,7 @@
 Each lesson goes through `labkit.notebooks.run_notebook` exactly as `labkit run notebooks/NN.ipynb -o DIR`
 does (kernel start, papermill execution, the offline HTML report), so a figure here is what a student waits
 for. The lessons run one at a time with the whole machine; `labkit gallery` runs them in parallel instead.
-Target: the ten lessons together in at most 10 minutes on a 2-core CPU.
+Target: all the lessons together in at most 10 minutes on a 2-core CPU, each in at most 90 s.
 
 Usage: python benchmarks/bench_lessons.py [--only 03 05] [--out DIR] [--json PATH]
 """
