@@ -1,10 +1,9 @@
 """Every lesson in notebooks/: committed clean with a typed signature; run at its defaults and at its smallest
 parameters; displays the labkit views its entry in LESSONS lists; typesets its formulas in the report.
 
-Each lesson runs twice a session, in the background while the other tests run (`lesson_runs` in
-tests/conftest.py), and every check shares those two runs:
-- at its defaults, once, read through the session fixture `lesson_gallery` (`build_gallery` through the
-  runner). That run is what nbval checks on a lesson committed without outputs
+Each lesson runs twice a session, and every check shares those two runs:
+- at its defaults, once, by the session fixture `lesson_gallery` (tests/conftest.py: `build_gallery` through
+  the runner, lessons in parallel). That run is what nbval checks on a lesson committed without outputs
   (every cell runs, none raises; `pytest --nbval-lax notebooks/` still runs nbval itself), and its executed
   notebook, report and gallery page are what the view, formula and browser checks read;
 - at its SMALLEST parameters, once, through `run_notebook` (`labkit run`'s parameter path: typed values,
@@ -17,7 +16,9 @@ when the lesson is rewritten: from then on its views and formulas are checked.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,14 +362,27 @@ def test_lesson_is_clean_documented_and_typed(lesson):
 
 
 @pytest.fixture(scope="module")
-def smallest_runs(lesson_runs, lesson_times) -> dict[str, Any]:
-    """The lessons this session tests, each run ONCE at its SMALLEST parameters through `run_notebook`.
+def smallest_runs(wanted_lessons, lesson_times, tmp_path_factory) -> dict[str, Any]:
+    """The lessons this session tests, each run ONCE at its SMALLEST parameters through `run_notebook` (in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    The runs happen in the background beside the other tests (`lesson_runs` in tests/conftest.py, which
-    reads SMALLEST from this module); here we wait for them.
-    """
-    runs = {stem: lesson_runs.result(("smallest", stem)) for stem in lesson_runs.smallest}
-    lesson_times["smallest"] = lesson_runs.times("smallest")
+    from labkit.notebooks import run_notebook
+
+    wanted = wanted_lessons("smallest_runs")
+    lessons = [p for p in LESSONS_FOUND if wanted is None or p.stem in wanted]
+    out = tmp_path_factory.mktemp("smallest")
+    workers = max(1, min(os.cpu_count() or 1, len(lessons)))
+
+    def run(lesson: Path):
+        params = {k: str(v) for k, v in SMALLEST[lesson.stem].items()}  # as typed on the command line
+        return run_notebook(
+            lesson, params, out / lesson.stem, timeout=1200, threads=max(1, (os.cpu_count() or 1) // workers)
+        )
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = dict(zip((p.stem for p in lessons), pool.map(run, lessons)))
+    lesson_times["smallest"] = {name: r.duration_s for name, r in runs.items()} | {"wall": time.perf_counter() - start}
     return runs
 
 
