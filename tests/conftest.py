@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
-import time
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -34,10 +37,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[LESSON_TIMES] = {}
 
 
+LESSON_FIXTURES = ("lesson_gallery", "smallest_runs")  # the order their readers run in, after every other test
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the lesson tests with their long timeout and move them to the end, the gallery's readers first.
+
+    The lessons execute in a child process from the first test on (`lesson_jobs`); everything else runs meanwhile.
+    """
+
+    def rank(item: pytest.Item) -> int:
+        used = [i for i, name in enumerate(LESSON_FIXTURES) if name in getattr(item, "fixturenames", ())]
+        return used[0] + 1 if used else 0
+
     for item in items:
-        if {"lesson_gallery", "smallest_runs"} & set(getattr(item, "fixturenames", ())):
+        if rank(item):
             item.add_marker(LESSON_SUITE_TIMEOUT)
+    items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -69,40 +86,133 @@ def _lessons_wanted(session: pytest.Session, fixture: str) -> list[str] | None:
 
 
 @pytest.fixture(scope="session")
-def wanted_lessons(request):
-    """`wanted_lessons("fixture")`: the lessons this session's selected tests using that fixture need (None: all)."""
-    return lambda fixture: _lessons_wanted(request.session, fixture)
-
-
-@pytest.fixture(scope="session")
 def lesson_times(pytestconfig) -> dict:
     """Where the lesson fixtures record their runs' seconds (printed in the terminal summary)."""
     return pytestconfig.stash[LESSON_TIMES]
 
 
-@pytest.fixture(scope="session")
-def lesson_gallery(wanted_lessons, lesson_times, tmp_path_factory):
-    """The lessons this session tests, each executed ONCE at its defaults into the gallery; a `GalleryResult`.
+@dataclass
+class LessonJobs:
+    """The child process (tests/lesson_jobs.py) that runs this session's lessons, and where it reports."""
 
-    `build_gallery` runs them through `labkit run`'s runner (papermill on this interpreter), as many at once as
-    there are cores with the cores split between them, and writes per lesson the executed notebook
-    (`<lesson>.ipynb`), the offline page (`<lesson>.html`), a screenshot thumbnail, and the index. Every check
-    at the defaults (the run raised nothing, the views are displayed, the formulas typeset, the page renders
-    offline in Chromium) reads these files instead of running the lesson again.
+    process: subprocess.Popen
+    folder: Path  # spec.json, report.json, stderr.log; smallest/<lesson>/ (the SMALLEST runs)
+    gallery_out: Path | None
+    report: dict | None = None
 
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self) -> dict:
+        if self.report is None:
+            self.process.wait()
+            if self.process.returncode != 0:
+                log = (self.folder / "stderr.log").read_text(encoding="utf-8", errors="replace")
+                raise RuntimeError(f"the lesson runs' process exited with {self.process.returncode}:\n{log[-4000:]}")
+            self.report = json.loads((self.folder / "report.json").read_text(encoding="utf-8"))
+        return self.report
+
+
+def _smallest_params(session: pytest.Session) -> dict[str, dict[str, str]]:
+    """lesson -> its SMALLEST parameters (as typed on the command line), for the selected tests that need them."""
+    wanted = _lessons_wanted(session, "smallest_runs")
+    users = [item for item in session.items if "smallest_runs" in getattr(item, "fixturenames", ())]
+    if not users:
+        return {}
+    table = users[0].module.SMALLEST  # tests/notebooks/test_lessons.py keeps the table beside its tests
+    return {stem: {k: str(v) for k, v in table[stem].items()} for stem in (wanted or sorted(table))}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def lesson_jobs(request, private_model_cache, tmp_path_factory):
+    """Start this session's lesson runs (tests/lesson_jobs.py) in a child process with the first test.
+
+    It builds the gallery (each lesson the session tests at its defaults), then runs each at its SMALLEST
+    parameters; the tests that read them run last (`pytest_collection_modifyitems`), by when most are done.
     LABKIT_LESSON_GALLERY=DIR keeps the gallery in DIR between sessions, so a lesson whose notebook did not
     change is not run again (the gallery's cache key: notebook bytes, defaults, labkit version; library code is
     NOT in it, so leave this unset in CI and after changing labkit itself).
     """
-    from labkit.notebooks import build_gallery
+    gallery = _lessons_wanted(request.session, "lesson_gallery")
+    smallest = _smallest_params(request.session)
+    if gallery == [] and not smallest:
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("lesson-jobs")
+    gallery_out = None
+    if gallery != []:
+        kept = os.environ.get("LABKIT_LESSON_GALLERY")
+        gallery_out = Path(kept) if kept else folder / "gallery"
+    spec = {
+        "notebooks": str(LESSONS_DIR),
+        "timeout": LESSON_TIMEOUT_S,
+        "gallery": {"out": str(gallery_out), "only": gallery} if gallery_out else None,
+        "smallest": {"out": str(folder / "smallest"), "params": smallest} if smallest else None,
+    }
+    (folder / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
+    script = Path(__file__).with_name("lesson_jobs.py")
+    cmd = [sys.executable, str(script), str(folder / "spec.json"), str(folder / "report.json")]
+    with open(folder / "stderr.log", "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    jobs = LessonJobs(process=process, folder=folder, gallery_out=gallery_out)
+    yield jobs
+    if jobs.running():  # the session ended early (-x, Ctrl-C): do not leave lessons running
+        process.kill()
+        process.wait()
 
-    kept = os.environ.get("LABKIT_LESSON_GALLERY")
-    out = Path(kept) if kept else tmp_path_factory.mktemp("lesson-gallery")
-    start = time.perf_counter()
-    result = build_gallery(LESSONS_DIR, out, only=wanted_lessons("lesson_gallery"), timeout=LESSON_TIMEOUT_S)
-    lesson_times["defaults"] = {e.name: e.duration_s for e in result.entries if not e.cached}
-    lesson_times["defaults"]["wall"] = time.perf_counter() - start
-    return result
+
+@pytest.fixture(autouse=True)
+def share_the_cores_with_the_lessons(lesson_jobs):
+    """While the lessons run beside the tests, a test computes on one thread (its kernels and subprocesses too).
+
+    Two-thread math next to busy processes spins instead of working: a test that takes 4 s alone took 44 s so.
+    """
+    if lesson_jobs is None or not lesson_jobs.running():
+        yield
+        return
+    threads, saved = torch.get_num_threads(), {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    torch.set_num_threads(1)
+    os.environ.update(dict.fromkeys(saved, "1"))
+    yield
+    torch.set_num_threads(threads)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def lesson_gallery(lesson_jobs, lesson_times):
+    """The lessons this session tests, each executed ONCE at its defaults into the gallery; a `GalleryResult`.
+
+    `build_gallery` runs them (in the `lesson_jobs` child process) through `labkit run`'s runner, as many at
+    once as there are cores with the cores split between them, and writes per lesson the executed notebook
+    (`<lesson>.ipynb`), the offline page (`<lesson>.html`), a screenshot thumbnail, and the index. Every check
+    at the defaults (the run raised nothing, the views are displayed, the formulas typeset, the page renders
+    offline in Chromium) reads these files instead of running the lesson again.
+    """
+    from labkit.notebooks import read_gallery
+
+    report = lesson_jobs.wait()["gallery"]
+    lesson_times["defaults"] = dict(report["fresh"]) | {"wall": report["wall"]}
+    return read_gallery(LESSONS_DIR, lesson_jobs.gallery_out, fresh=set(report["fresh"]))
+
+
+@pytest.fixture(scope="session")
+def smallest_runs(lesson_jobs, lesson_times) -> dict:
+    """The lessons this session tests, each run ONCE at its SMALLEST parameters through `run_notebook` (`labkit
+    run`'s parameter path: typed values, papermill's injected cell); lesson -> `RunResult`."""
+    from labkit.notebooks import RunResult
+
+    report = lesson_jobs.wait()["smallest"]
+    runs = {}
+    for stem, fields in report["runs"].items():
+        for key in ("notebook_path", "html_path"):
+            fields[key] = Path(fields[key]) if fields[key] else None
+        runs[stem] = RunResult(**fields)
+    lesson_times["smallest"] = {name: r.duration_s for name, r in runs.items()} | {"wall": report["wall"]}
+    return runs
 
 
 @pytest.fixture(scope="session", autouse=True)

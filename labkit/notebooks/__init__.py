@@ -15,6 +15,7 @@ _EXPORTS = {
     "SweepResult": "sweep",
     "build_gallery": "gallery",
     "GalleryResult": "gallery",
+    "read_gallery": "gallery",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

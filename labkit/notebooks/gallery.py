@@ -247,14 +247,13 @@ def build_gallery(
         raise InvalidInputError(f"no lesson notebooks (NN_name.ipynb) in {str(notebooks_dir)!r}")
     out = check_output_dir("output_dir", output_dir)
     (out / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-    todo, entries = [], {}
+    todo = []
     for nb in lessons:
         key = cache_key(nb)
         stamp = out / CACHE_DIR / f"{nb.stem}.json"
         page = out / f"{nb.stem}.html"
         meta = json.loads(stamp.read_text()) if stamp.is_file() else {}
         if not force and meta.get("key") == key and meta.get("ok") and page.is_file():
-            entries[nb.stem] = meta
             continue
         todo.append(
             {
@@ -289,14 +288,27 @@ def build_gallery(
             "thumbnail": thumb,
         }
         _write_atomic(out / CACHE_DIR / f"{stem}.json", json.dumps(meta))
-        entries[stem] = meta
 
+    return read_gallery(notebooks_dir, out, fresh={Path(spec["notebook"]).stem for spec in todo})
+
+
+def read_gallery(
+    notebooks_dir: str | os.PathLike = "notebooks",
+    output_dir: str | os.PathLike = "gallery",
+    *,
+    fresh: set[str] | frozenset[str] = frozenset(),
+) -> GalleryResult:
+    """A gallery that `build_gallery` (or `labkit gallery`, in another process) built, read back without running.
+
+    One entry per lesson in notebooks_dir that has a record in output_dir (its run's outcome, time and
+    thumbnail); the index page is rewritten from them. fresh: the lessons just executed (their entries say
+    `cached=False`). Nothing is executed, so a lesson that failed stays failed here.
+    """
+    out = Path(output_dir)
     gallery_entries = []
     for nb in lesson_paths(notebooks_dir):
-        meta = entries.get(nb.stem)
-        if meta is None:
-            stamp = out / CACHE_DIR / f"{nb.stem}.json"
-            meta = json.loads(stamp.read_text()) if stamp.is_file() else None
+        stamp = out / CACHE_DIR / f"{nb.stem}.json"
+        meta = json.loads(stamp.read_text()) if stamp.is_file() else None
         if meta is None:
             continue  # never built
         title, summary = describe(nb)
@@ -308,7 +320,7 @@ def build_gallery(
                 summary=summary,
                 page=page if page.is_file() else None,
                 ok=bool(meta.get("ok")),
-                cached=nb.stem not in {Path(s["notebook"]).stem for s in todo},
+                cached=nb.stem not in fresh,
                 error=meta.get("error"),
                 page_bytes=page.stat().st_size if page.is_file() else 0,
                 duration_s=meta.get("duration_s") or 0.0,

