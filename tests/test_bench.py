@@ -105,6 +105,19 @@ def test_weight_layout_script_reports_both_layouts(monkeypatch):
     assert row["ratio"] == pytest.approx(row["row_major_us"] / row["column_major_us"])
 
 
+def test_machine_script_times_both_thread_counts_and_leaves_the_threads_alone(tmp_path, capsys):
+    script = load_script("bench_machine")
+    threads = torch.get_num_threads()
+    assert script.main(["--steps", "2", "--json", str(tmp_path / "m.json")]) == 0
+    assert torch.get_num_threads() == threads
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert set(report["step_ms"]) == {"1", "2"} and all(ms > 0 for ms in report["step_ms"].values())
+    assert report["machine"]["cpu_count"] and "1 thread:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        script.main(["--steps", "0"])
+    assert stop.value.code == 2 and "--steps must be at least 1" in capsys.readouterr().err
+
+
 def test_lesson_script_names_an_unknown_lesson_before_running_any():
     run = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_lessons.py"), "--only", "99_nothing"],
