@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,21 +98,34 @@ class LessonJobs:
     """The child process (tests/lesson_jobs.py) that runs this session's lessons, and where it reports."""
 
     process: subprocess.Popen
-    folder: Path  # spec.json, report.json, stderr.log; smallest/<lesson>/ (the SMALLEST runs)
+    folder: Path  # spec.json, stderr.log, a report per phase (gallery.json, smallest.json); smallest/<lesson>/
     gallery_out: Path | None
-    report: dict | None = None
 
     def running(self) -> bool:
         return self.process.poll() is None
 
-    def wait(self) -> dict:
-        if self.report is None:
-            self.process.wait()
-            if self.process.returncode != 0:
+    def wait(self, phase: str) -> dict:
+        """The report of one phase ("gallery", "smallest"), once the child has written it."""
+        report = self.folder / f"{phase}.json"
+        while not report.is_file():
+            if self.process.poll() is not None and not report.is_file():
                 log = (self.folder / "stderr.log").read_text(encoding="utf-8", errors="replace")
-                raise RuntimeError(f"the lesson runs' process exited with {self.process.returncode}:\n{log[-4000:]}")
-            self.report = json.loads((self.folder / "report.json").read_text(encoding="utf-8"))
-        return self.report
+                raise RuntimeError(
+                    f"the lesson runs' process exited ({self.process.returncode}) without its {phase} report:\n"
+                    + log[-4000:]
+                )
+            time.sleep(0.5)
+        return json.loads(report.read_text(encoding="utf-8"))
+
+    def stop(self) -> None:
+        """Stop the child and the kernels it started (SIGTERM: it stops its runs; SIGKILL if it has not in 30 s)."""
+        if self.running():
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
 
 
 def _smallest_params(session: pytest.Session) -> dict[str, dict[str, str]]:
@@ -151,14 +166,14 @@ def lesson_jobs(request, private_model_cache, tmp_path_factory):
     }
     (folder / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
     script = Path(__file__).with_name("lesson_jobs.py")
-    cmd = [sys.executable, str(script), str(folder / "spec.json"), str(folder / "report.json")]
+    cmd = [sys.executable, str(script), str(folder / "spec.json"), str(folder)]
     with open(folder / "stderr.log", "wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True
+        )
     jobs = LessonJobs(process=process, folder=folder, gallery_out=gallery_out)
     yield jobs
-    if jobs.running():  # the session ended early (-x, Ctrl-C): do not leave lessons running
-        process.kill()
-        process.wait()
+    jobs.stop()  # the session ended early (-x, Ctrl-C): leave no lesson running
 
 
 @pytest.fixture(autouse=True)
@@ -194,7 +209,7 @@ def lesson_gallery(lesson_jobs, lesson_times):
     """
     from labkit.notebooks import read_gallery
 
-    report = lesson_jobs.wait()["gallery"]
+    report = lesson_jobs.wait("gallery")
     lesson_times["defaults"] = dict(report["fresh"]) | {"wall": report["wall"]}
     return read_gallery(LESSONS_DIR, lesson_jobs.gallery_out, fresh=set(report["fresh"]))
 
@@ -205,7 +220,7 @@ def smallest_runs(lesson_jobs, lesson_times) -> dict:
     run`'s parameter path: typed values, papermill's injected cell); lesson -> `RunResult`."""
     from labkit.notebooks import RunResult
 
-    report = lesson_jobs.wait()["smallest"]
+    report = lesson_jobs.wait("smallest")
     runs = {}
     for stem, fields in report["runs"].items():
         for key in ("notebook_path", "html_path"):

@@ -6,6 +6,7 @@ from labkit.lazy import lazy_exports
 _EXPORTS = {
     "run_notebook": "runner",
     "RunResult": "runner",
+    "stop_running_notebooks": "runner",
     "read_parameters": "parameters",
     "Parameter": "parameters",
     "export_html": "report",

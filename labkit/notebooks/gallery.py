@@ -238,7 +238,7 @@ def build_gallery(
     Calls on the same output_dir may run at once (for different lessons): every file is written atomically.
     cell_timeout / timeout: as for `run_notebook`, per lesson.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from labkit.notebooks.runner import run_in_threads
 
     workers = check_int("workers", workers, allow_none=True)
     threads = check_int("threads", threads, allow_none=True)
@@ -267,8 +267,7 @@ def build_gallery(
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
     for spec in todo:  # split the cores: oversubscribed kernels run many times slower
         spec["threads"] = threads or max(1, (os.cpu_count() or 1) // workers)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(_build_one, todo))
+    results = run_in_threads(_build_one, todo, workers)
     built: dict[str, Path] = {}  # lesson -> its new page
     for spec, res in zip(todo, results):
         if res["html"]:

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from labkit.notebooks.parameters import read_parameters, validate_parameters
 # mimetype keeps the interactive figure for Jupyter; notebook adds HTML + plotly.js for the static report
 PLOTLY_RENDERER = "plotly_mimetype+notebook"
 CURRENT_KERNEL = "labkit-current"
+# papermill processes this process is running (each leads its own process group, kernel included)
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
 
 
 @dataclass
@@ -42,6 +46,50 @@ class RunResult:
     error: str | None
     duration_s: float
     parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Stop a papermill process and its kernel (a grandchild in the same group): SIGTERM, SIGKILL after grace_s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace_s)
+    except ProcessLookupError:  # already gone
+        return
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def stop_running_notebooks() -> int:
+    """Stop every notebook run of this process that is in progress (papermill and kernel); how many were running.
+
+    For a caller that runs notebooks in worker threads (`build_gallery`, `sweep`) and is interrupted in its
+    main thread: each stopped run returns from `run_notebook` as a failed run, and nothing keeps computing.
+    """
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        _stop_group(proc)
+    return len(running)
+
+
+def run_in_threads(fn: Any, items: list[Any], workers: int) -> list[Any]:
+    """`[fn(item) for item in items]` on `workers` threads, where fn runs notebooks: on Ctrl-C (or any error in
+    the caller's thread) the runs not started are cancelled and those in progress stopped, then it re-raises."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            stop_running_notebooks()
+            raise
 
 
 def _write_current_kernelspec(root: Path) -> None:
@@ -168,18 +216,21 @@ def run_notebook(
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
         )
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         try:
             _, stderr = proc.communicate(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            # the kernel is a grandchild in the same session: stop the whole group
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                _, stderr = proc.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                _, stderr = proc.communicate()
+            _stop_group(proc)
+            _, stderr = proc.communicate()
             timed_out = True
+        except BaseException:  # Ctrl-C (its own session does not get the terminal's SIGINT): leave no kernel running
+            _stop_group(proc)
+            raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
     duration = time.perf_counter() - start
 
     # the executed notebook is read once here; its records, the failure tag and the report all come from it

@@ -86,10 +86,9 @@ def _run_one(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _execute(specs: list[dict[str, Any]], executor: str, scheduler: str | None, workers: int) -> list[dict[str, Any]]:
     if executor == "local":
-        from concurrent.futures import ThreadPoolExecutor
+        from labkit.notebooks.runner import run_in_threads
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return list(pool.map(_run_one, specs))
+        return run_in_threads(_run_one, specs, workers)
     from dask.distributed import Client, LocalCluster
 
     if scheduler:

@@ -160,3 +160,75 @@ def test_a_kernel_that_cannot_start_is_one_line_not_a_crash(tmp_path):
     result = run_notebook(path, {}, tmp_path / "out", kernel_name="no-such-kernel-here")
     assert not result.ok
     assert "no-such-kernel-here" in result.error and "\n" not in result.error
+
+
+def _alive(pid: int) -> bool:
+    """True while process pid runs (a zombie waiting for its parent counts as stopped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in {"Z", "X"}
+
+
+def _interrupt_when_kernels_start(cmd: list[str], pid_dir: Path, kernels: int, cwd: Path) -> tuple[int, str]:
+    """Start cmd as a terminal would (Ctrl-C not ignored), press Ctrl-C once `kernels` kernels wrote their pid."""
+    import signal
+
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while len(list(pid_dir.glob("*.pid"))) < kernels and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert len(list(pid_dir.glob("*.pid"))) == kernels, "the kernels did not start"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    return proc.returncode, stderr
+
+
+@pytest.mark.notebook
+def test_ctrl_c_on_labkit_run_stops_its_kernel(tmp_path):
+    """papermill and its kernel run in a session of their own (so a timeout can stop the group); the terminal's
+    Ctrl-C reaches only `labkit run`, which must stop them rather than leave a kernel computing."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    path = _write(
+        tmp_path, f"import os, time\nopen(r'{pids}/' + str(os.getpid()) + '.pid', 'w').close()\ntime.sleep(120)"
+    )
+    code, stderr = _interrupt_when_kernels_start([*LABKIT, "run", str(path), "-o", "out"], pids, 1, tmp_path)
+    assert code == 130 and "labkit: interrupted" in stderr
+    kernel = int(next(pids.glob("*.pid")).stem)
+    deadline = time.monotonic() + 15
+    while _alive(kernel) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(kernel), "the kernel kept running after Ctrl-C"
+
+
+@pytest.mark.notebook
+def test_ctrl_c_on_labkit_gallery_stops_every_run_and_starts_no_more(tmp_path, write_lesson):
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    lessons = tmp_path / "notebooks"
+    for name in ("01_a", "02_b", "03_c"):
+        write_lesson(
+            lessons,
+            name,
+            params="n: int = 1",
+            cells=[f"import os, time\nopen(r'{pids}/' + str(os.getpid()) + '.pid', 'w').close()\ntime.sleep(120)"],
+        )
+    cmd = [*LABKIT, "gallery", "--notebooks", str(lessons), "-o", "g", "--workers", "2"]
+    code, stderr = _interrupt_when_kernels_start(cmd, pids, 2, tmp_path)
+    assert code == 130 and "labkit: interrupted" in stderr
+    time.sleep(3)  # the third lesson, queued behind the two, must not start now
+    started = [int(p.stem) for p in pids.glob("*.pid")]
+    assert len(started) == 2, "a queued lesson started after Ctrl-C"
+    deadline = time.monotonic() + 15
+    while any(map(_alive, started)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(map(_alive, started)), "a lesson's kernel kept running after Ctrl-C"
