@@ -48,31 +48,44 @@ class RunResult:
     parameters: dict[str, Any] = field(default_factory=dict)
 
 
-def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """Stop a papermill process and its kernel (a grandchild in the same group): SIGTERM, SIGKILL after grace_s."""
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Send sig to a papermill process and its kernel (a grandchild in the same process group), if still there."""
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace_s)
+        os.killpg(proc.pid, sig)
     except ProcessLookupError:  # already gone
-        return
+        pass
+
+
+def _stop_group(proc: subprocess.Popen, grace_s: float = 10.0) -> str:
+    """Stop a run this thread owns: SIGTERM, SIGKILL after grace_s; returns its stderr, read meanwhile (a full
+    pipe would otherwise keep papermill from exiting)."""
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+        _signal_group(proc, signal.SIGKILL)
+        _, stderr = proc.communicate()
+    return stderr or ""
 
 
-def stop_running_notebooks() -> int:
+def stop_running_notebooks(grace_s: float = 10.0) -> int:
     """Stop every notebook run of this process that is in progress (papermill and kernel); how many were running.
 
     For a caller that runs notebooks in worker threads (`build_gallery`, `sweep`) and is interrupted in its
     main thread: each stopped run returns from `run_notebook` as a failed run, and nothing keeps computing.
+    Runs still there grace_s seconds after SIGTERM get SIGKILL. (The threads that own the runs read their
+    output; this function only signals and waits.)
     """
     with _RUNNING_LOCK:
         running = list(_RUNNING)
     for proc in running:
-        _stop_group(proc)
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(proc.poll() is None for proc in running) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for proc in running:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGKILL)
     return len(running)
 
 
@@ -222,8 +235,7 @@ def run_notebook(
             _, stderr = proc.communicate(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            _stop_group(proc)
-            _, stderr = proc.communicate()
+            stderr = _stop_group(proc)
             timed_out = True
         except BaseException:  # Ctrl-C (its own session does not get the terminal's SIGINT): leave no kernel running
             _stop_group(proc)
